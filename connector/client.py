@@ -1,0 +1,266 @@
+"""One HTTP session, one page at a time. Every aiohttp failure is translated here.
+
+No aiohttp exception leaves this module: each becomes a ``ConnectorError`` subclass that
+names the project, the offset, the HTTP status, the API's ``error_code`` and
+``error_msg`` and the request id, and says whether a retry can help.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from .auth import Authenticator
+from .errors import (
+    ApiError,
+    AuthError,
+    InvalidRequestError,
+    MalformedResponseError,
+    ServerError,
+    ThrottledError,
+    TransportError,
+    preview,
+)
+from .signing import QueryValue, canonical_query_string
+
+__all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource"]
+
+USER_AGENT = "hss-image-connector/0.1 (+aiohttp)"
+PATH = "/v5/{project_id}/image/local-repositories"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    project_id: str
+    offset: int
+    limit: int
+    params: tuple[tuple[str, QueryValue], ...] = ()
+
+    def query(self) -> list[tuple[str, QueryValue]]:
+        return [*self.params, ("offset", self.offset), ("limit", self.limit)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    request: PageRequest
+    total_num: int
+    records: list[Any]
+    request_id: str | None
+    fetched_at_ms: int
+    body_bytes: int
+
+
+class PageSource(Protocol):
+    """The seam between paging logic and the network: get this page."""
+
+    async def get_page(self, request: PageRequest) -> Page: ...
+
+
+class HssClient:
+    """Reads pages of the local image list over one pooled aiohttp session."""
+
+    def __init__(self, session: aiohttp.ClientSession, endpoint: str, auth: Authenticator) -> None:
+        self._session = session
+        self._endpoint = endpoint.rstrip("/")
+        self._auth = auth
+
+    def url_for(self, request: PageRequest) -> URL:
+        path = PATH.format(project_id=quote(request.project_id, safe=""))
+        query = canonical_query_string(request.query())
+        return URL(f"{self._endpoint}{path}?{query}", encoded=True)
+
+    async def get_page(self, request: PageRequest) -> Page:
+        renewed = False
+        while True:
+            try:
+                return await self._get_once(request)
+            except AuthError as error:
+                if renewed or error.error_code not in ("APIG.0307", "APIGW.0307"):
+                    raise
+                renewed = True
+                if not await self._auth.renew():
+                    raise
+
+    async def _get_once(self, request: PageRequest) -> Page:
+        url = self.url_for(request)
+        headers = await self._auth.headers(
+            method="GET", url=url, query=request.query(), project_id=request.project_id
+        )
+        headers.setdefault("Accept", "application/json")
+        headers["User-Agent"] = USER_AGENT
+        try:
+            async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+                body = await response.read()
+                status = response.status
+                request_id = response.headers.get("X-Request-Id")
+                retry_after = response.headers.get("Retry-After")
+                content_type = response.headers.get("Content-Type", "")
+        except TimeoutError as exc:
+            raise TransportError(
+                "the request timed out", project_id=request.project_id, offset=request.offset
+            ) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise TransportError(
+                f"the response body was cut short ({exc})",
+                project_id=request.project_id,
+                offset=request.offset,
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(
+                f"could not connect to {url.host}:{url.port} ({exc.os_error})",
+                project_id=request.project_id,
+                offset=request.offset,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"the connection failed: {type(exc).__name__}: {exc}",
+                project_id=request.project_id,
+                offset=request.offset,
+            ) from exc
+        if status == 200:
+            return _parse_page(request, body, request_id, content_type)
+        raise _api_error(
+            status, body, request_id, retry_after, _Where(request.project_id, request.offset)
+        )
+
+
+def _parse_page(
+    request: PageRequest, body: bytes, request_id: str | None, content_type: str
+) -> Page:
+    where = _Where(request.project_id, request.offset)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        kind = "an HTML page" if "html" in content_type.lower() else "not valid JSON"
+        raise MalformedResponseError(
+            f"the body is {kind} ({exc}); starts with {preview(body[:200].decode('utf-8', 'replace'), 120)!r}",
+            request_id=request_id,
+            project_id=where.project_id,
+            offset=where.offset,
+            status=200,
+        ) from None
+    if not isinstance(data, dict):
+        raise MalformedResponseError(
+            f"the body is JSON but not an object: {type(data).__name__}",
+            request_id=request_id,
+            project_id=where.project_id,
+            offset=where.offset,
+            status=200,
+        )
+    total = data.get("total_num")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise MalformedResponseError(
+            f"'total_num' is missing or not a count: {total!r}",
+            request_id=request_id,
+            project_id=where.project_id,
+            offset=where.offset,
+            status=200,
+        )
+    records = data.get("data_list")
+    if records is None:
+        records = []
+    if not isinstance(records, list):
+        raise MalformedResponseError(
+            f"'data_list' is not a list but {type(records).__name__}",
+            request_id=request_id,
+            project_id=where.project_id,
+            offset=where.offset,
+            status=200,
+        )
+    if len(records) > request.limit:
+        raise MalformedResponseError(
+            f"the page holds {len(records)} records, more than limit={request.limit}",
+            request_id=request_id,
+            project_id=where.project_id,
+            offset=where.offset,
+            status=200,
+        )
+    return Page(
+        request=request,
+        total_num=total,
+        records=records,
+        request_id=request_id,
+        fetched_at_ms=time.time_ns() // 1_000_000,
+        body_bytes=len(body),
+    )
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _api_error(
+    status: int,
+    body: bytes,
+    request_id: str | None,
+    retry_after: str | None,
+    where: _Where,
+) -> ApiError:
+    error_code: str | None = None
+    error_msg: str | None = None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        error_code = _text(data.get("error_code"))
+        error_msg = _text(data.get("error_msg"))
+        request_id = request_id or _text(data.get("request_id"))
+    elif body:
+        error_msg = body[:500].decode("utf-8", "replace")
+    context: dict[str, Any] = {
+        "project_id": where.project_id,
+        "offset": where.offset,
+        "status": status,
+        "error_code": error_code,
+        "error_msg": error_msg,
+        "request_id": request_id,
+    }
+    error: ApiError
+    if status == 429:
+        error = ThrottledError("the gateway throttled the request; lower --rate", **context)
+        error.retry_after = _retry_after_seconds(retry_after)
+    elif status == 401:
+        error = AuthError(
+            "the credentials were rejected; check the token or access key (they are not "
+            "retried: repeated bad signatures lock an access key)",
+            **context,
+        )
+    elif status == 403:
+        error = AuthError("permission denied for this project", **context)
+    elif status >= 500:
+        error = ServerError("the server failed", **context)
+        error.retry_after = _retry_after_seconds(retry_after)
+    elif status == 400 and error_code in ("HSS.0010", "HSS.0013"):
+        error = AuthError("access denied for this project", **context)
+    elif 400 <= status < 500:
+        error = InvalidRequestError("the server rejected the request", **context)
+    else:
+        error = ApiError(f"unexpected HTTP status {status}", **context)
+    return error
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    project_id: str
+    offset: int
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,382 @@
+"""Run configuration: frozen dataclasses that validate themselves.
+
+Every query parameter of the API is a field of ``Filters``; the CLI derives its flags from
+those fields, so a parameter cannot be documented in one place and missing in another.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import secrets
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .signing import AkSkCredentials
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "MIN_PAGE_SIZE",
+    "REGIONS",
+    "Auth",
+    "Config",
+    "FetchSettings",
+    "Filters",
+    "QuarantineLimit",
+    "RetryPolicy",
+    "Secret",
+    "endpoint_for_region",
+    "new_run_id",
+]
+
+MIN_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 200
+MAX_OFFSET = 2_000_000
+
+SCAN_STATUS = ("unscan", "success", "scanning", "failed", "waiting_for_scan")
+LOCAL_IMAGE_TYPE = ("other_image", "swr_image")
+
+REGIONS = (
+    "cn-north-9", "cn-north-1", "cn-north-4", "cn-southwest-2", "cn-east-2", "cn-east-3",
+    "cn-east-4", "cn-south-1", "cn-south-2", "ap-southeast-1", "ap-southeast-2",
+    "ap-southeast-3", "na-mexico-1", "af-south-1", "sa-brazil-1", "la-south-2", "cn-south-4",
+    "la-north-2", "tr-west-1", "cn-north-2", "ap-southeast-4", "ae-ad-1", "me-east-1",
+    "cn-east-5", "my-kualalumpur-1", "eu-west-101", "ru-moscow-1", "cn-north-12",
+    "cn-southwest-3", "cn-north-11", "af-north-1", "ap-southeast-5",
+)  # fmt: skip
+
+
+def endpoint_for_region(region: str) -> str:
+    """The public-cloud HSS endpoint of ``region`` (from the provider's region table)."""
+    if region not in REGIONS:
+        raise ConfigError(
+            f"unknown region {region!r}; known regions: {', '.join(sorted(REGIONS))} "
+            "(use --endpoint for dedicated or partner clouds)",
+            where="--region",
+        )
+    if region == "eu-west-101":
+        return "https://hss.eu-west-101.myhuaweicloud.eu"
+    return f"https://hss.{region}.myhuaweicloud.com"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: ``20261128T043329Z-3f9a1c``."""
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{moment}-{secrets.token_hex(3)}"
+
+
+class Secret:
+    """A credential that never shows itself in a repr, a log line or an error."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value:
+            raise ConfigError("a credential is empty")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Secret, (self._value,))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _filter(help_text: str, kind: str = "str", choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=None, metadata={"help": help_text, "kind": kind, "choices": choices})
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The API's query parameters (all optional), with the reference's semantics."""
+
+    enterprise_project_id: str | None = _filter(
+        "Enterprise project ID; 'all_granted_eps' queries every enterprise project you may "
+        "see. The API's default is '0' (the default enterprise project)."
+    )
+    image_name: str | None = _filter("Image name (partial, case-sensitive match).")
+    image_version: str | None = _filter("Image version; only used together with --image-name.")
+    scan_status: str | None = _filter("Scan status.", choices=SCAN_STATUS)
+    local_image_type: str | None = _filter("Local image type.", choices=LOCAL_IMAGE_TYPE)
+    image_size: int | None = _filter("Image size in bytes (exact match).", "int")
+    start_latest_update_time: int | None = _filter(
+        "Start of the latest-update-time range, epoch ms (with --end-latest-update-time).", "time"
+    )
+    end_latest_update_time: int | None = _filter(
+        "End of the latest-update-time range, epoch ms.", "time"
+    )
+    start_latest_scan_time: int | None = _filter(
+        "Start of the latest-scan-time range, epoch ms (with --end-latest-scan-time).", "time"
+    )
+    end_latest_scan_time: int | None = _filter(
+        "End of the latest-scan-time range, epoch ms.", "time"
+    )
+    has_vul: bool | None = _filter(
+        "Only images with (true) or without (false) vulnerabilities.", "bool"
+    )
+    host_name: str | None = _filter("Server name (partial match).")
+    host_id: str | None = _filter("Server ID (exact match).")
+    host_ip: str | None = _filter("Server IP address, public or private (exact match).")
+    container_id: str | None = _filter("Container ID (exact match).")
+    container_name: str | None = _filter("Container name (partial match).")
+    pod_id: str | None = _filter("Pod ID (exact match).")
+    pod_name: str | None = _filter("Pod name (partial match).")
+    app_name: str | None = _filter("Software name (partial match).")
+    has_container: bool | None = _filter(
+        "Only images with (true) or without (false) containers (public-cloud edition).", "bool"
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            kind, choices = f.metadata["kind"], f.metadata["choices"]
+            where = _flag(f.name)
+            if kind in ("int", "time"):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"expected an integer, got {value!r}", where=where)
+                if value < 0 or value > 2**63 - 1:
+                    raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
+            elif kind == "bool":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"expected true or false, got {value!r}", where=where)
+            else:
+                if not isinstance(value, str) or not value:
+                    raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
+                if choices and value not in choices:
+                    raise ConfigError(
+                        f"{value!r} is not one of {', '.join(choices)} (the API would silently "
+                        "return nothing for it)",
+                        where=where,
+                    )
+        if self.image_version is not None and self.image_name is None:
+            raise ConfigError(
+                "the API ignores --image-version without --image-name; give both",
+                where="--image-version",
+            )
+        for what in ("latest_update_time", "latest_scan_time"):
+            start, end = getattr(self, f"start_{what}"), getattr(self, f"end_{what}")
+            if (start is None) != (end is None):
+                raise ConfigError(
+                    f"{_flag('start_' + what)} and {_flag('end_' + what)} go together; give both"
+                )
+            if start is not None and end is not None and start > end:
+                raise ConfigError(
+                    f"the range is empty: start {start} is after end {end}",
+                    where=_flag("start_" + what),
+                )
+
+    def params(self) -> list[tuple[str, str | int | bool]]:
+        return [(f.name, v) for f in fields(self) if (v := getattr(self, f.name)) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried: bounded by attempts and by total time."""
+
+    max_attempts: int = 8
+    max_elapsed_s: float = 300.0
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    throttle_delay_s: float = 2.0
+    """The provider advises retrying throttled calls after 2 to 5 seconds."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError("must be at least 1", where="--max-attempts")
+        if self.max_elapsed_s <= 0 or self.base_delay_s < 0 or self.max_delay_s < 0:
+            raise ConfigError("retry times must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    page_size: int = MAX_PAGE_SIZE
+    rate: float = 10.0
+    """Requests per second for one credential on one endpoint; 0 means no limit."""
+    burst: int = 1
+    concurrency: int = 8
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    max_offset: int = MAX_OFFSET
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not MIN_PAGE_SIZE <= self.page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(
+                f"must be between {MIN_PAGE_SIZE} and {MAX_PAGE_SIZE} (the API's limit range), "
+                f"got {self.page_size}",
+                where="--page-size",
+            )
+        if not (self.rate >= 0 and math.isfinite(self.rate)):
+            raise ConfigError(
+                f"must be a number >= 0 (0 = no limit), got {self.rate}", where="--rate"
+            )
+        if self.burst < 1:
+            raise ConfigError(f"must be at least 1, got {self.burst}", where="--burst")
+        if not 1 <= self.concurrency <= 256:
+            raise ConfigError(
+                f"must be between 1 and 256, got {self.concurrency}", where="--concurrency"
+            )
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
+            raise ConfigError("timeouts must be positive", where="--timeout")
+        if not 0 <= self.max_offset <= MAX_OFFSET:
+            raise ConfigError(
+                f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """Credentials: an IAM token or an AK/SK pair (exactly one)."""
+
+    token: Secret | None = None
+    aksk: AkSkCredentials | None = None
+
+    def __post_init__(self) -> None:
+        if (self.token is None) == (self.aksk is None):
+            raise ConfigError(
+                "give exactly one credential: a token (HSS_AUTH_TOKEN or --token-file) "
+                "or an access key pair (HSS_ACCESS_KEY and HSS_SECRET_KEY)"
+            )
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for scrubbing output in tests and logs."""
+        found = [self.token.reveal()] if self.token else []
+        if self.aksk:
+            found.append(self.aksk.secret_key)
+            if self.aksk.security_token:
+                found.append(self.aksk.security_token)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineLimit:
+    """``--max-quarantined``: a count (``50``) or a share of fetched records (``1%``)."""
+
+    count: int | None = None
+    percent: float | None = 10.0
+
+    @classmethod
+    def parse(cls, text: str) -> QuarantineLimit:
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                pct = float(raw[:-1])
+                if not 0 <= pct <= 100:
+                    raise ValueError
+                return cls(count=None, percent=pct)
+            count = int(raw)
+            if count < 0:
+                raise ValueError
+            return cls(count=count, percent=None)
+        except ValueError:
+            raise ConfigError(
+                f"expected a count like 50 or a percentage like 1%, got {text!r}",
+                where="--max-quarantined",
+            ) from None
+
+    def allows(self, quarantined: int, fetched: int) -> bool:
+        if self.count is not None:
+            return quarantined <= self.count
+        assert self.percent is not None
+        return quarantined <= fetched * self.percent / 100
+
+    def __str__(self) -> str:
+        return f"{self.count}" if self.count is not None else f"{self.percent:g}%"
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str, *, allow_http: bool = False) -> str:
+    """A validated base URL without a trailing slash."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"expected an http(s) URL like https://hss.cn-north-4.myhuaweicloud.com, got {url!r}",
+            where="--endpoint",
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"must not carry a query or fragment: {url!r}", where="--endpoint")
+    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
+        raise ConfigError(
+            f"plain http:// sends the token unencrypted; it is allowed only for loopback "
+            f"addresses unless you pass --allow-insecure-http (got host {parts.hostname!r})",
+            where="--endpoint",
+        )
+    return url.rstrip("/")
+
+
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_project_id(project_id: str) -> str:
+    if not _PROJECT_ID.fullmatch(project_id) or project_id in (".", ".."):
+        raise ConfigError(
+            f"{project_id!r} is not a project ID (letters, digits, '.', '_' or '-', up to 128 "
+            "characters, e.g. 0a1b2c3d4e5f60718293a4b5c6d7e8f9)",
+            where="--project-id",
+        )
+    return project_id
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
+
+    projects: tuple[str, ...]
+    endpoint: str
+    out: str
+    auth: Auth
+    filters: Filters = field(default_factory=Filters)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    snapshot_date: date = field(default_factory=lambda: datetime.now(UTC).date())
+    max_quarantined: QuarantineLimit = field(default_factory=QuarantineLimit)
+    allow_insecure_http: bool = False
+    report_path: str | None = None
+    run_id: str = field(default_factory=new_run_id)
+    progress: Literal["auto", "bar", "log", "off"] = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.projects:
+            raise ConfigError("give at least one --project-id")
+        if len(set(self.projects)) != len(self.projects):
+            raise ConfigError("a project is listed twice", where="--project-id")
+        for project in self.projects:
+            check_project_id(project)
+        object.__setattr__(
+            self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
+        )
+        if not self.out:
+            raise ConfigError("give an output folder", where="--out")
+        if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
+            raise ConfigError(f"run id {self.run_id!r} must be 1-64 letters, digits, '_' or '-'")

@@ -1,0 +1,197 @@
+"""Every error the connector raises, with the context a person needs at 3 a.m.
+
+    ConnectorError                  base: catch this one
+    ├── ConfigError                 bad flag, environment variable or config value
+    ├── ApiError                    the API answered with an error (project, offset, status,
+    │   │                           error_code, error_msg, request_id)
+    │   ├── AuthError               401/403: bad or expired credentials, missing permission
+    │   ├── InvalidRequestError     400: the server rejected a parameter (HSS.0001 ...)
+    │   ├── ThrottledError          429 still after every retry
+    │   ├── ServerError             5xx still after every retry
+    │   └── MalformedResponseError  a body that is not the documented JSON, after retries
+    ├── TransportError              timeouts, resets, refused connections, after retries
+    ├── DataLossError               a completeness check failed: the run would lose records
+    ├── QuarantineLimitError        more bad records than --max-quarantined allows
+    └── OutputError                 writing or publishing Parquet failed
+
+Messages never contain a secret: credentials are held in `Secret` and never formatted.
+Every subclass keeps its constructor arguments in ``args`` so it pickles (Airflow moves
+exceptions between processes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "ConfigError",
+    "ConnectorError",
+    "DataLossError",
+    "InvalidRequestError",
+    "MalformedResponseError",
+    "OutputError",
+    "QuarantineLimitError",
+    "ServerError",
+    "ThrottledError",
+    "TransportError",
+]
+
+_BODY_PREVIEW = 300
+
+
+def preview(text: str, limit: int = _BODY_PREVIEW) -> str:
+    """A single-line, bounded excerpt of a response body for an error message."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + f"... ({len(flat)} chars)"
+
+
+class ConnectorError(Exception):
+    """Base class of every error the connector raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ConnectorError):
+    """A flag, environment variable or config value is wrong; nothing was requested."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.args = (message,)
+        self.where = where
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.args[0],), {"where": self.where}))
+
+
+class _Located(ConnectorError):
+    """An error tied to one page request: project and offset, maybe a request id."""
+
+    exit_code = 3
+    retryable = False
+    retry_after: float | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        project_id: str | None = None,
+        offset: int | None = None,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        request_id: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        self.project_id = project_id
+        self.offset = offset
+        self.status = status
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.request_id = request_id
+        self.attempts = attempts
+        super().__init__(self._format(message))
+        self.args = (message,)
+
+    def _format(self, message: str) -> str:
+        parts: list[str] = []
+        if self.project_id is not None:
+            parts.append(f"project {self.project_id}")
+        if self.offset is not None:
+            parts.append(f"offset {self.offset}")
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.error_code:
+            parts.append(f"error_code {self.error_code}")
+        if self.error_msg:
+            parts.append(f"error_msg {preview(self.error_msg)!r}")
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        if self.attempts and self.attempts > 1:
+            parts.append(f"after {self.attempts} attempts")
+        where = f" ({', '.join(parts)})" if parts else ""
+        return f"{message}{where}"
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "project_id": self.project_id,
+            "offset": self.offset,
+            "status": self.status,
+            "error_code": self.error_code,
+            "error_msg": self.error_msg,
+            "request_id": self.request_id,
+            "attempts": self.attempts,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (self.args[0],), self.context()))
+
+
+class ApiError(_Located):
+    """The API answered with an error status."""
+
+
+class AuthError(ApiError):
+    """Credentials were rejected (401) or lack permission (403, HSS.0010/HSS.0013)."""
+
+
+class InvalidRequestError(ApiError):
+    """The server rejected the request as invalid (400)."""
+
+
+class ThrottledError(ApiError):
+    """Still throttled (429) after every retry: lower --rate."""
+
+    retryable = True
+
+
+class ServerError(ApiError):
+    """The server kept failing (5xx) after every retry."""
+
+    retryable = True
+
+
+class MalformedResponseError(ApiError):
+    """The body was not the documented JSON, after every retry."""
+
+    retryable = True
+
+
+class TransportError(_Located):
+    """The request never got an answer: timeout, reset or refused connection."""
+
+    retryable = True
+
+
+class DataLossError(_Located):
+    """A completeness check failed; publishing would lose or duplicate records."""
+
+    exit_code = 5
+
+
+class QuarantineLimitError(ConnectorError):
+    """Too many records failed validation; the project was not published."""
+
+    exit_code = 5
+
+
+class OutputError(ConnectorError):
+    """Writing or publishing the output failed."""
+
+    exit_code = 1
+
+
+def _rebuild(
+    cls: type[ConnectorError], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ConnectorError:
+    return cls(*args, **kwargs)

@@ -1,0 +1,309 @@
+"""``run(config) -> RunReport``: the one way through.
+
+    config -> client/fetcher -> records -> Arrow batches -> Parquet writer -> report
+
+Projects run concurrently and share one rate limiter and one cap on requests in flight
+per endpoint and credential (the gateway throttles per user). Each project is staged and
+published on its own: one failing project does not lose the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from .auth import authenticator_for
+from .batches import BatchBuilder
+from .client import HssClient, Page, PageSource
+from .config import Config
+from .errors import ConnectorError, DataLossError, QuarantineLimitError
+from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
+from .progress import Progress
+from .ratelimit import RateLimiter
+from .records import RecordChecker
+from .report import ProjectReport, RunReport
+from .schema import file_schema, load_spec
+from .sink import ProjectSink
+from .writer import Output
+
+__all__ = ["run", "run_async"]
+
+log = logging.getLogger("connector")
+
+CHUNK_RECORDS = 5_000
+"""Records converted to Arrow in one go: large enough to amortise, small enough for memory."""
+
+
+def run(config: Config) -> RunReport:
+    """Sync every project of ``config``; return the report (also on partial failure)."""
+    return asyncio.run(run_async(config))
+
+
+@contextlib.asynccontextmanager
+async def _session(config: Config) -> AsyncIterator[aiohttp.ClientSession]:
+    fetch = config.fetch
+    connector = aiohttp.TCPConnector(limit=fetch.concurrency, ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=fetch.connect_timeout_s, sock_read=fetch.read_timeout_s
+    )
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, trust_env=True
+    ) as session:
+        yield session
+
+
+async def run_async(
+    config: Config,
+    *,
+    source: PageSource | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RunReport:
+    """The pipeline. ``source`` replaces the HTTP client (tests of the paging logic)."""
+    started = time.monotonic()
+    report = RunReport(
+        run_id=config.run_id,
+        snapshot_date=config.snapshot_date.isoformat(),
+        endpoint=config.endpoint,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        rate_configured=config.fetch.rate,
+    )
+    limiter = RateLimiter(config.fetch.rate, config.fetch.burst, sleep=sleep)
+    output = Output(config.out, config.run_id)
+    stats = {p: CrawlStats() for p in config.projects}
+    progress = Progress(
+        lambda: (
+            sum(s.pages for s in stats.values()),
+            sum(s.records_received for s in stats.values()),
+            sum(s.requests for s in stats.values()),
+            sum(s.throttled for s in stats.values()),
+        ),
+        config.progress,
+    )
+    log.info(
+        "run %s: %d project(s) from %s into %s (snapshot %s, rate %g/s, concurrency %d)",
+        config.run_id,
+        len(config.projects),
+        config.endpoint,
+        config.out,
+        config.snapshot_date,
+        config.fetch.rate,
+        config.fetch.concurrency,
+    )
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if source is None:
+                session = await stack.enter_async_context(_session(config))
+                source = HssClient(session, config.endpoint, authenticator_for(config.auth))
+            fetcher = PageFetcher(
+                source,
+                limiter,
+                config.fetch.retry,
+                sleep=sleep,
+                concurrency=config.fetch.concurrency,
+            )
+            ticker = asyncio.create_task(progress.run())
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for project in config.projects:
+                        report.projects[project] = ProjectReport(project)
+                        group.create_task(
+                            _sync_project(config, project, fetcher, output, stats[project], report)
+                        )
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+    finally:
+        await asyncio.to_thread(output.close)
+    report.duration_s = round(time.monotonic() - started, 3)
+    report.rate_settled = limiter.rate
+    failed = [p for p in report.projects.values() if p.status == "failed"]
+    if not failed:
+        report.status, report.exit_code = "success", 0
+    elif len(failed) < len(report.projects):
+        report.status, report.exit_code = "partial", 4
+    else:
+        codes = {p.exit_code for p in failed}
+        report.status, report.exit_code = "failed", codes.pop() if len(codes) == 1 else 1
+    return report
+
+
+async def _sync_project(
+    config: Config,
+    project_id: str,
+    fetcher: PageFetcher,
+    output: Output,
+    stats: CrawlStats,
+    report: RunReport,
+) -> None:
+    """Fetch, stage and publish one project; record a failure instead of raising it."""
+    started = time.monotonic()
+    result = report.projects[project_id]
+    spec = load_spec()
+    schema = file_schema()
+    writer = output.project(project_id, config.snapshot_date, schema)
+    sink = ProjectSink(
+        writer,
+        BatchBuilder(spec, schema),
+        RecordChecker(spec),
+        project_id=project_id,
+        run_id=config.run_id,
+    )
+    queue: asyncio.Queue[tuple[Page, int, list[Any]] | None] = asyncio.Queue(
+        maxsize=2 * config.fetch.concurrency
+    )
+
+    async def emit(page: Page, start: int, records: list[Any]) -> None:
+        await queue.put((page, start, records))
+
+    crawler = ProjectCrawler(
+        fetcher,
+        config.fetch,
+        spec.natural_key,
+        project_id=project_id,
+        params=config.filters.params(),
+        emit=emit,
+        stats=stats,
+    )
+    try:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_drain(queue, sink))
+                await crawler.run()
+                await queue.put(None)
+        except BaseExceptionGroup as group_error:
+            raise _leaf(group_error) from None
+        fetched = sink.counts.records_in
+        if not config.max_quarantined.allows(sink.counts.quarantined, fetched):
+            raise QuarantineLimitError(
+                f"project {project_id}: {sink.counts.quarantined} of {fetched} records failed "
+                f"validation, more than --max-quarantined {config.max_quarantined}; nothing was "
+                f"published (see the reasons in the run report)"
+            )
+        dedupe_by = spec.natural_key if stats.drift_detected else None
+        staged = await asyncio.to_thread(writer.finish, dedupe_by)
+        _check_accounting(
+            project_id,
+            crawler.total_num,
+            fetched,
+            sink,
+            staged.rows,
+            staged.duplicates_removed,
+            stats,
+        )
+        result.files = await _uninterruptible(asyncio.to_thread(writer.publish))
+        result.status = "published"
+        result.records_written = staged.rows
+        result.duplicates_removed = staged.duplicates_removed
+    except ConnectorError as error:
+        await asyncio.to_thread(writer.abort)
+        result.error = str(error)
+        result.error_type = type(error).__name__
+        result.exit_code = error.exit_code
+        log.error("project %s failed: %s: %s", project_id, type(error).__name__, error)
+    except BaseException:
+        await asyncio.to_thread(writer.abort)
+        raise
+    finally:
+        counts = sink.counts
+        result.total_num = crawler.total_num
+        result.records_fetched = counts.records_in
+        result.records_quarantined = counts.quarantined
+        result.requests = stats.requests
+        result.retries = stats.retries
+        result.throttled = stats.throttled
+        result.pages = stats.pages
+        result.pages_reread = stats.pages_reread
+        result.slices = stats.slices
+        result.drift_detected = stats.drift_detected
+        result.drift = list(stats.drift_reasons)
+        result.retry_reasons = dict(stats.retry_reasons)
+        result.quarantine_fields = dict(counts.quarantine_reasons)
+        result.extra_fields = dict(counts.extra_fields)
+        enum_values: dict[str, dict[str, int]] = {}
+        for (name, value), count in counts.unknown_enum_values.items():
+            enum_values.setdefault(name, {})[value] = count
+        result.unknown_enum_values = enum_values
+        result.duration_s = round(time.monotonic() - started, 3)
+    log.info(
+        "project %s: %d records published to %s",
+        project_id,
+        result.records_written,
+        ", ".join(result.files),
+    )
+
+
+def _check_accounting(
+    project_id: str,
+    total_num: int | None,
+    fetched: int,
+    sink: ProjectSink,
+    written: int,
+    duplicates: int,
+    stats: CrawlStats,
+) -> None:
+    """fetched == written + quarantined + duplicates removed, and nothing silently missing."""
+    counts = sink.counts
+    if fetched != written + counts.quarantined + duplicates:
+        raise DataLossError(
+            f"accounting does not add up: fetched {fetched} != written {written} + "
+            f"quarantined {counts.quarantined} + duplicates removed {duplicates}",
+            project_id=project_id,
+        )
+    if (
+        not stats.drift_detected
+        and stats.slices == 1
+        and total_num is not None
+        and fetched != total_num
+    ):
+        raise DataLossError(
+            f"the API announced total_num {total_num} but {fetched} records were read, and "
+            "no change of the list was seen during the crawl",
+            project_id=project_id,
+        )
+
+
+async def _drain(
+    queue: asyncio.Queue[tuple[Page, int, list[Any]] | None], sink: ProjectSink
+) -> None:
+    """Convert and stage pages in a worker thread, a few thousand records at a time."""
+    pending: list[tuple[Page, int, list[Any]]] = []
+    size = 0
+    while True:
+        item = await queue.get()
+        if item is None:
+            break
+        pending.append(item)
+        size += len(item[2])
+        if size >= CHUNK_RECORDS:
+            await asyncio.to_thread(sink.write, pending)
+            pending, size = [], 0
+    if pending:
+        await asyncio.to_thread(sink.write, pending)
+
+
+async def _uninterruptible(work: Awaitable[list[str]]) -> list[str]:
+    """Let a publish that has started finish even when the run is cancelled meanwhile."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The error worth reporting from a (possibly nested) exception group."""
+    while isinstance(error, BaseExceptionGroup):
+        inner = error.exceptions
+        preferred = [e for e in inner if isinstance(e, ConnectorError)]
+        others = [e for e in inner if not isinstance(e, asyncio.CancelledError)]
+        error = (preferred or others or list(inner))[0]
+    return error

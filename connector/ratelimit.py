@@ -1,0 +1,90 @@
+"""A token bucket that adapts when the gateway throttles anyway.
+
+Rate and concurrency are separate knobs: this limits how often requests start; the worker
+count limits how many are in flight. The bucket reads ``loop.time()`` (or an injected clock)
+so tests control time.
+
+Adaptation (AIMD): a 429 means the configured rate is above the gateway's policy, so the
+rate is cut by ``decrease`` (at most once per second, since the 429s of one burst arrive
+together) and then recovers additively on every success, never above the configured rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+__all__ = ["RateLimiter"]
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        decrease: float = 0.5,
+        min_rate: float = 0.2,
+        recover_per_success: float = 0.02,
+    ) -> None:
+        self.ceiling = rate
+        self.rate = rate
+        self.burst = burst
+        self.min_rate = min(min_rate, rate) if rate > 0 else 0.0
+        self.decrease = decrease
+        self.recover = recover_per_success
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(burst)
+        self._updated: float | None = None
+        self._last_cut: float | None = None
+        self.throttle_cuts = 0
+
+    @property
+    def unlimited(self) -> bool:
+        return self.ceiling <= 0
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    def _refill(self, now: float) -> None:
+        if self._updated is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        """Wait for a slot. Callers reserve in arrival order, so waiting is fair."""
+        if self.unlimited:
+            return
+        now = self._now()
+        self._refill(now)
+        self._tokens -= 1.0
+        if self._tokens >= 0:
+            return
+        wait = -self._tokens / self.rate
+        try:
+            await self._sleep(wait)
+        except asyncio.CancelledError:
+            self._tokens += 1.0
+            raise
+
+    def throttled(self) -> None:
+        """The gateway said 429: slow down (once per second at most)."""
+        if self.unlimited:
+            return
+        now = self._now()
+        if self._last_cut is not None and now - self._last_cut < 1.0:
+            return
+        self._refill(now)
+        self._last_cut = now
+        self.rate = max(self.min_rate, self.rate * self.decrease)
+        self._tokens = min(self._tokens, 0.0)
+        self.throttle_cuts += 1
+
+    def succeeded(self) -> None:
+        if self.unlimited or self.rate >= self.ceiling:
+            return
+        self._refill(self._now())
+        self.rate = min(self.ceiling, self.rate + self.ceiling * self.recover)

@@ -1,0 +1,125 @@
+"""Raw API records -> rows of the fixed schema, or rejections with a reason.
+
+Values are coerced only when the coercion loses nothing: ``"123"`` -> ``123`` for an
+integer field, ``5.0`` -> ``5``, ``123`` -> ``"123"`` for a string field. Anything else
+(``1.5`` for a count, an ISO date for an epoch-millisecond time, a list for a name)
+rejects the whole record, naming the field and the reason; the caller quarantines it.
+Unknown fields are not errors: they are returned separately and kept as JSON text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .schema import RecordSpec
+
+__all__ = ["RecordChecker", "Rejected", "key_of"]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that cannot be stored as the schema says, and why."""
+
+    raw: Any
+    field: str | None
+    reason: str
+
+
+def key_of(record: Mapping[str, Any], key_fields: tuple[str, ...]) -> int:
+    """A hash of the record's natural key, stable within one process."""
+    values = tuple(record.get(name) for name in key_fields)
+    try:
+        return hash(values)
+    except TypeError:  # a bad record with a list or object in a key field
+        return hash(orjson.dumps(values, option=orjson.OPT_SORT_KEYS))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class RecordChecker:
+    """Checks and coerces one record at a time (the slow path for bad pages)."""
+
+    def __init__(self, spec: RecordSpec) -> None:
+        self.known = spec.api_names
+        self.integer_fields = frozenset(f.name for f in spec.api_fields if f.type == "int64")
+        self.time_fields = frozenset(
+            f.name for f in spec.api_fields if f.type.startswith("timestamp")
+        )
+        self.string_fields = frozenset(f.name for f in spec.api_fields if f.type == "string")
+
+    def extras(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self.known.issuperset(record):
+            return None
+        return {k: v for k, v in record.items() if k not in self.known}
+
+    def check(self, raw: Any) -> dict[str, Any] | Rejected:
+        """The record as a row of the schema, or why it cannot be one."""
+        if not isinstance(raw, dict):
+            return Rejected(raw, None, f"record is not a JSON object but {type(raw).__name__}")
+        row: dict[str, Any] | None = None
+        for name, value in raw.items():
+            if value is None or name not in self.known:
+                continue
+            if name in self.string_fields:
+                fixed = self._string(value)
+            elif name in self.time_fields:
+                fixed = self._integer(value, time=True)
+            else:
+                fixed = self._integer(value, time=False)
+            if isinstance(fixed, _Bad):
+                return Rejected(raw, name, fixed.reason)
+            if fixed is not value:
+                row = dict(raw) if row is None else row
+                row[name] = fixed
+        return raw if row is None else row
+
+    @staticmethod
+    def _string(value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return _Bad(f"expected a string, got {type(value).__name__} {_describe(value)}")
+
+    @staticmethod
+    def _integer(value: Any, *, time: bool) -> Any:
+        what = "epoch milliseconds" if time else "an integer"
+        if isinstance(value, bool):
+            return _Bad(f"expected {what}, got boolean {_describe(value)}")
+        if isinstance(value, int):
+            if INT64_MIN <= value <= INT64_MAX:
+                return value
+            return _Bad(f"integer {value} is outside the 64-bit range")
+        if isinstance(value, float):
+            if value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+                return int(value)
+            return _Bad(f"expected {what}, got the fraction {_describe(value)}")
+        if isinstance(value, str):
+            text = value.strip()
+            if _INTEGER_TEXT.fullmatch(text):
+                number = int(text)
+                if INT64_MIN <= number <= INT64_MAX:
+                    return number
+                return _Bad(f"integer text {_describe(value)} is outside the 64-bit range")
+            if time and _ISO_DATE.match(text):
+                return _Bad(f"expected epoch milliseconds, got the date text {_describe(value)}")
+            return _Bad(f"expected {what}, got the text {_describe(value)}")
+        return _Bad(f"expected {what}, got {type(value).__name__} {_describe(value)}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Bad:
+    reason: str
