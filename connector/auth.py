@@ -1,21 +1,31 @@
 """Credentials -> request headers. The client calls one method; how is up to the scheme.
 
-TokenAuth   X-Auth-Token (a token from HSS_AUTH_TOKEN or --token-file)
-AkSkAuth    SDK-HMAC-SHA256 request signing, as the provider's SDKs do it
+- ``TokenAuth``: X-Auth-Token (a token from HSS_AUTH_TOKEN or --token-file).
+- ``AkSkAuth``: SDK-HMAC-SHA256 request signing, as the provider's SDKs do it.
+- ``IamAuth``: project-scoped IAM tokens from a password identity, cached until shortly
+  before they expire and renewed once when the gateway says APIG.0307.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
+import aiohttp
+import orjson
 from yarl import URL
 
-from .config import Auth, Secret
+from .config import Auth, IamPassword, Secret, iam_endpoint_for
+from .errors import AuthError, ConfigError, TransportError, preview
 from .signing import AkSkCredentials, QueryValue, sign_request
 
-__all__ = ["AkSkAuth", "Authenticator", "TokenAuth", "authenticator_for"]
+__all__ = ["AkSkAuth", "Authenticator", "IamAuth", "TokenAuth", "authenticator_for"]
+
+log = logging.getLogger("connector")
 
 
 class Authenticator(Protocol):
@@ -28,7 +38,7 @@ class Authenticator(Protocol):
         self, *, method: str, url: URL, query: Sequence[tuple[str, QueryValue]], project_id: str
     ) -> dict[str, str]: ...
 
-    async def renew(self) -> bool:
+    async def renew(self, project_id: str) -> bool:
         """Get fresh credentials after the gateway said they expired; False if it cannot."""
         ...
 
@@ -43,7 +53,7 @@ class TokenAuth:
     ) -> dict[str, str]:
         return {"X-Auth-Token": self._token.reveal()}
 
-    async def renew(self) -> bool:
+    async def renew(self, project_id: str) -> bool:
         return False
 
     def __repr__(self) -> str:
@@ -75,15 +85,125 @@ class AkSkAuth:
         )
         return signed.headers
 
-    async def renew(self) -> bool:
+    async def renew(self, project_id: str) -> bool:
         return False
 
     def __repr__(self) -> str:
         return f"AkSkAuth({self._credentials!r})"
 
 
-def authenticator_for(auth: Auth) -> Authenticator:
+class IamAuth:
+    """Project-scoped tokens from ``POST /v3/auth/tokens`` with a password identity."""
+
+    RENEW_BEFORE_S = 600.0
+
+    def __init__(
+        self,
+        identity: IamPassword,
+        session: aiohttp.ClientSession,
+        hss_endpoint: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        endpoint = identity.iam_endpoint or iam_endpoint_for(hss_endpoint)
+        if endpoint is None:
+            raise ConfigError(f"no IAM endpoint for {hss_endpoint}; give --iam-endpoint")
+        self._identity = identity
+        self._session = session
+        self._url = f"{endpoint}/v3/auth/tokens"
+        self._clock = clock
+        self._tokens: dict[str, tuple[Secret, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.identity = f"iam:{identity.domain}/{identity.user}"
+        self.issued = 0
+
+    async def headers(
+        self, *, method: str, url: URL, query: Sequence[tuple[str, QueryValue]], project_id: str
+    ) -> dict[str, str]:
+        return {"X-Auth-Token": (await self._token(project_id)).reveal()}
+
+    async def renew(self, project_id: str) -> bool:
+        self._tokens.pop(project_id, None)
+        await self._token(project_id)
+        return True
+
+    async def _token(self, project_id: str) -> Secret:
+        lock = self._locks.setdefault(project_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(project_id)
+            if cached is not None and self._clock() < cached[1] - self.RENEW_BEFORE_S:
+                return cached[0]
+            token, expires = await self._issue(project_id)
+            self._tokens[project_id] = (token, expires)
+            return token
+
+    async def _issue(self, project_id: str) -> tuple[Secret, float]:
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": self._identity.user,
+                            "password": self._identity.password.reveal(),
+                            "domain": {"name": self._identity.domain},
+                        }
+                    },
+                },
+                "scope": {"project": {"id": project_id}},
+            }
+        }
+        try:
+            async with self._session.post(
+                self._url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            ) as response:
+                text = await response.text()
+                token = response.headers.get("X-Subject-Token")
+                request_id = response.headers.get("X-Request-Id")
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(
+                f"could not reach IAM at {self._url}: {type(exc).__name__}", project_id=project_id
+            ) from exc
+        if status not in (200, 201) or not token:
+            code = msg = None
+            try:
+                data = orjson.loads(text)
+                error = data.get("error", data) if isinstance(data, dict) else {}
+                code = str(error.get("code") or error.get("error_code") or "") or None
+                msg = str(error.get("message") or error.get("error_msg") or "") or None
+            except (orjson.JSONDecodeError, AttributeError):
+                msg = preview(text, 200) or None
+            raise AuthError(
+                f"IAM refused a token for user {self._identity.user!r} in domain "
+                f"{self._identity.domain!r}",
+                project_id=project_id,
+                status=status,
+                error_code=code,
+                error_msg=msg,
+                request_id=request_id,
+            )
+        self.issued += 1
+        log.info("project %s: obtained an IAM token", project_id)
+        return Secret(token), self._expiry(text)
+
+    def _expiry(self, text: str) -> float:
+        """``token.expires_at`` of the IAM answer; tokens last 24 hours when it is missing."""
+        try:
+            expires = orjson.loads(text)["token"]["expires_at"]
+            return datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp()
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return self._clock() + 24 * 3600
+
+    def __repr__(self) -> str:
+        return f"IamAuth(user={self._identity.user!r}, password='***')"
+
+
+def authenticator_for(
+    auth: Auth, session: aiohttp.ClientSession | None = None, endpoint: str = ""
+) -> Authenticator:
     if auth.token is not None:
         return TokenAuth(auth.token)
-    assert auth.aksk is not None
-    return AkSkAuth(auth.aksk)
+    if auth.aksk is not None:
+        return AkSkAuth(auth.aksk)
+    assert auth.iam is not None and session is not None
+    return IamAuth(auth.iam, session, endpoint)

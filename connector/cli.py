@@ -18,26 +18,26 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from .config import (
-    Auth,
     Config,
     FetchSettings,
     Filters,
     QuarantineLimit,
     RetryPolicy,
-    Secret,
+    Target,
     endpoint_for_region,
 )
+from .config_file import FileSettings, load_config_file
+from .credentials import auth_from_environment
 from .errors import ConfigError, ConnectorError
 from .pipeline import run_async
 from .report import RunReport
-from .signing import AkSkCredentials
 
 __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
 
@@ -59,8 +59,14 @@ ENVIRONMENT = {
     "HSS_ACCESS_KEY": "Access key for AK/SK request signing (with HSS_SECRET_KEY).",
     "HSS_SECRET_KEY": "Secret key for AK/SK request signing.",
     "HSS_SECURITY_TOKEN": "Security token of temporary AK/SK credentials.",
+    "HSS_IAM_USER": "IAM user name: obtain project-scoped tokens from IAM (with the two below).",
+    "HSS_IAM_PASSWORD": "IAM user's password.",
+    "HSS_IAM_DOMAIN": "IAM user's account (domain) name.",
+    "HSS_IAM_ENDPOINT": "IAM endpoint (default: derived from the HSS endpoint's region).",
     "HSS_ENDPOINT": "Default for --endpoint.",
     "HSS_REGION": "Default for --region.",
+    "AWS_ENDPOINT_URL": "Endpoint of an S3-compatible store for s3:// output (or --s3-endpoint).",
+    "AWS_ACCESS_KEY_ID": "S3 credentials (with AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION).",
 }
 
 
@@ -78,25 +84,70 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-28, got {text!r}") from None
+_FETCH = FetchSettings()
+_RETRY = RetryPolicy()
+
+# key (dest and config-file key), flag type, metavar, default, help
+TUNING: list[tuple[str, Any, str, Any, str]] = [
+    ("page_size", _int, "N", _FETCH.page_size, "Records per request, 10..200."),
+    (
+        "rate",
+        float,
+        "R",
+        _FETCH.rate,
+        "Requests per second per endpoint and credential, shared by its projects; 0 = no limit. Lowered automatically when throttled, then recovered.",
+    ),
+    ("burst", _int, "N", _FETCH.burst, "Requests allowed back to back above the rate."),
+    (
+        "concurrency",
+        _int,
+        "N",
+        _FETCH.concurrency,
+        "Requests in flight at once, over all projects.",
+    ),
+    ("parallel_projects", _int, "N", 4, "Projects read at the same time."),
+    (
+        "max_attempts",
+        _int,
+        "N",
+        _RETRY.max_attempts,
+        "Attempts per page for throttling and transient faults.",
+    ),
+    ("max_retry_time", float, "S", _RETRY.max_elapsed_s, "Stop retrying one page after S seconds."),
+    ("connect_timeout", float, "S", _FETCH.connect_timeout_s, "Connect timeout, seconds."),
+    ("read_timeout", float, "S", _FETCH.read_timeout_s, "Read timeout, seconds."),
+    (
+        "max_offset",
+        _int,
+        "N",
+        _FETCH.max_offset,
+        "Largest offset the API accepts; a larger result is read in latest_update_time ranges.",
+    ),
+    (
+        "max_quarantined",
+        str,
+        "N|P%",
+        str(QuarantineLimit()),
+        "Fail a project, without publishing it, when more records than this fail validation: a count (50) or a share of the records read (1%).",
+    ),
+]
 
 
 def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("what to read and where to write")
     where.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with any of the settings below and [[projects]] across regions; flags override it.",
+    )
+    where.add_argument(
         "--project-id",
         action="append",
         dest="project_ids",
         metavar="ID",
-        help="Project to read; repeat for several projects. Required.",
+        help="Project to read; repeat for several projects.",
     )
-    where.add_argument(
-        "--out", metavar="DIR", help="Output folder (or s3://bucket/prefix). Required."
-    )
+    where.add_argument("--out", metavar="DIR", help="Output folder, or s3://bucket/prefix.")
     where.add_argument(
         "--endpoint",
         metavar="URL",
@@ -105,117 +156,69 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--region",
         metavar="R",
-        help="Public-cloud region; sets the endpoint from the provider's table (env HSS_REGION).",
+        help="Public-cloud region; sets the endpoint from the provider's region table (env HSS_REGION).",
     )
     where.add_argument(
-        "--snapshot-date",
-        type=_date,
-        metavar="YYYY-MM-DD",
-        help="Partition date (default: today, UTC).",
+        "--snapshot-date", metavar="YYYY-MM-DD", help="Partition date (default: today, UTC)."
     )
     where.add_argument("--report", metavar="FILE", help="Write the run report as JSON to FILE.")
     where.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint for s3:// output, e.g. OBS or MinIO (default: env AWS_ENDPOINT_URL).",
+    )
+
+    secrets = parser.add_argument_group(
+        "credentials (from the environment or files, never flag values)"
+    )
+    secrets.add_argument(
         "--token-file",
         metavar="PATH",
         help="Read the IAM token from PATH instead of HSS_AUTH_TOKEN.",
     )
-    where.add_argument(
+    secrets.add_argument(
+        "--credentials-file",
+        metavar="PATH",
+        help="AK/SK from the console's credentials.csv or a TOML file.",
+    )
+    secrets.add_argument(
+        "--iam-endpoint",
+        metavar="URL",
+        help="IAM endpoint for HSS_IAM_USER tokens (default: derived from the region).",
+    )
+    secrets.add_argument(
         "--allow-insecure-http",
         action="store_true",
+        default=None,
         help="Allow http:// to a non-loopback endpoint (sends credentials unencrypted).",
     )
 
-    api = parser.add_argument_group("API query parameters (sent as documented; validated first)")
+    api = parser.add_argument_group("API query parameters (validated before any request)")
     for f in fields(Filters):
         kind = f.metadata["kind"]
         kwargs: dict[str, Any] = {"help": f.metadata["help"], "dest": f.name}
         if f.metadata["choices"]:
             kwargs["choices"] = f.metadata["choices"]
-        if kind in ("int", "time"):
+        elif kind in ("int", "time"):
             kwargs["type"], kwargs["metavar"] = _int, "MS" if kind == "time" else "N"
         elif kind == "bool":
             kwargs["type"], kwargs["metavar"] = _bool, "true|false"
         else:
-            kwargs["metavar"] = kwargs.get("metavar", "TEXT") if not f.metadata["choices"] else None
+            kwargs["metavar"] = "TEXT"
         api.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
     tuning = parser.add_argument_group("speed and limits")
-    defaults = FetchSettings()
-    policy = RetryPolicy()
-    tuning.add_argument(
-        "--page-size",
-        type=_int,
-        default=defaults.page_size,
-        metavar="N",
-        help=f"Records per request, 10..200 (default {defaults.page_size}).",
-    )
-    tuning.add_argument(
-        "--rate",
-        type=float,
-        default=defaults.rate,
-        metavar="R",
-        help=f"Requests per second, shared by all projects on one endpoint; 0 = no limit (default {defaults.rate:g}). Lowered automatically when throttled.",
-    )
-    tuning.add_argument(
-        "--burst",
-        type=_int,
-        default=defaults.burst,
-        metavar="N",
-        help=f"Requests allowed back to back above the rate (default {defaults.burst}).",
-    )
-    tuning.add_argument(
-        "--concurrency",
-        type=_int,
-        default=defaults.concurrency,
-        metavar="N",
-        help=f"Requests in flight at once (default {defaults.concurrency}).",
-    )
-    tuning.add_argument(
-        "--max-attempts",
-        type=_int,
-        default=policy.max_attempts,
-        metavar="N",
-        help=f"Attempts per page for throttling and transient faults (default {policy.max_attempts}).",
-    )
-    tuning.add_argument(
-        "--max-retry-time",
-        type=float,
-        default=policy.max_elapsed_s,
-        metavar="S",
-        help=f"Give up retrying one page after S seconds (default {policy.max_elapsed_s:g}).",
-    )
-    tuning.add_argument(
-        "--connect-timeout",
-        type=float,
-        default=defaults.connect_timeout_s,
-        metavar="S",
-        help=f"Connect timeout in seconds (default {defaults.connect_timeout_s:g}).",
-    )
-    tuning.add_argument(
-        "--read-timeout",
-        type=float,
-        default=defaults.read_timeout_s,
-        metavar="S",
-        help=f"Read timeout in seconds (default {defaults.read_timeout_s:g}).",
-    )
-    tuning.add_argument(
-        "--max-offset",
-        type=_int,
-        default=defaults.max_offset,
-        metavar="N",
-        help=f"Largest offset the API accepts; larger queries are split by latest_update_time (default {defaults.max_offset}).",
-    )
-    tuning.add_argument(
-        "--max-quarantined",
-        default=str(QuarantineLimit()),
-        metavar="N|P%",
-        help="Fail a project (without publishing it) when more records than this fail validation: a count (50) or a share of the records (1%%). Default 10%%.",
-    )
+    for key, type_, metavar, default, help_text in TUNING:
+        tuning.add_argument(
+            "--" + key.replace("_", "-"),
+            type=type_,
+            metavar=metavar,
+            help=f"{help_text} Default {default}.".replace("%", "%%"),
+        )
     tuning.add_argument(
         "--progress",
         choices=("auto", "bar", "log", "off"),
-        default="auto",
-        help="Live line on a terminal, log lines otherwise (default auto).",
+        help="A live line on a terminal, log lines otherwise (default auto).",
     )
     tuning.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
@@ -259,77 +262,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_secret_file(path: str, what: str) -> str:
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the {what}: {exc.strerror}", where=path) from None
-    if not text:
-        raise ConfigError(f"the {what} file is empty", where=path)
-    return text
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
+    """Flags over the config file over the defaults; credentials from env or files only."""
+    env = os.environ if environ is None else environ
+    file = load_config_file(args.config) if args.config else FileSettings()
 
+    def pick(key: str, default: Any = None) -> Any:
+        flag = getattr(args, key, None)
+        return flag if flag is not None else file.get(key, default)
 
-def auth_from(args: argparse.Namespace, environ: dict[str, str]) -> Auth:
-    token_file = getattr(args, "token_file", None)
-    token = _read_secret_file(token_file, "token") if token_file else environ.get("HSS_AUTH_TOKEN")
-    access_key, secret_key = environ.get("HSS_ACCESS_KEY"), environ.get("HSS_SECRET_KEY")
-    if token and (access_key or secret_key):
-        raise ConfigError("both a token and an access key are set; unset one of them")
-    if token:
-        return Auth(token=Secret(token))
-    if access_key or secret_key:
-        if not (access_key and secret_key):
-            raise ConfigError("HSS_ACCESS_KEY and HSS_SECRET_KEY go together; set both")
-        return Auth(
-            aksk=AkSkCredentials(access_key, secret_key, environ.get("HSS_SECURITY_TOKEN") or None)
-        )
-    raise ConfigError(
-        "no credentials: set HSS_AUTH_TOKEN (or pass --token-file PATH), "
-        "or HSS_ACCESS_KEY and HSS_SECRET_KEY"
-    )
-
-
-def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
-    env = dict(os.environ if environ is None else environ)
-    if not args.project_ids:
-        raise ConfigError("give at least one --project-id")
-    if not args.out:
-        raise ConfigError("give an output folder with --out")
-    endpoint = args.endpoint or env.get("HSS_ENDPOINT")
-    region = args.region or env.get("HSS_REGION")
-    if args.endpoint and args.region:
+    endpoint = args.endpoint or (None if args.region else file.get("endpoint")) or None
+    region = args.region or (None if args.endpoint else file.get("region")) or None
+    if endpoint and region:
         raise ConfigError("give --endpoint or --region, not both")
-    if not endpoint:
-        if not region:
-            raise ConfigError(
-                "give --endpoint URL or --region R (or set HSS_ENDPOINT / HSS_REGION)"
-            )
+    endpoint = endpoint or env.get("HSS_ENDPOINT") or None
+    if endpoint is None and (region := region or env.get("HSS_REGION")):
         endpoint = endpoint_for_region(region)
-    filters = Filters(**{f.name: getattr(args, f.name) for f in fields(Filters)})
-    fetch = FetchSettings(
-        page_size=args.page_size,
-        rate=args.rate,
-        burst=args.burst,
-        concurrency=args.concurrency,
-        connect_timeout_s=args.connect_timeout,
-        read_timeout_s=args.read_timeout,
-        max_offset=args.max_offset,
-        retry=RetryPolicy(max_attempts=args.max_attempts, max_elapsed_s=args.max_retry_time),
+    projects: list[str | Target] = list(args.project_ids or []) or list(file.get("projects", []))
+    if not projects:
+        raise ConfigError("give at least one --project-id (or [[projects]] in --config)")
+    out = pick("out")
+    if not out:
+        raise ConfigError("give an output folder with --out (or out = ... in --config)")
+    given_filters = {f.name: getattr(args, f.name) for f in fields(Filters)}
+    filters = Filters(
+        **{**file.get("filters", {}), **{k: v for k, v in given_filters.items() if v is not None}}
     )
+    tuning = {key: pick(key, default) for key, _, _, default, _ in TUNING}
+    snapshot = pick("snapshot_date")
     extra: dict[str, Any] = {}
-    if args.snapshot_date is not None:
-        extra["snapshot_date"] = args.snapshot_date
+    if snapshot is not None:
+        try:
+            extra["snapshot_date"] = date.fromisoformat(snapshot)
+        except ValueError:
+            raise ConfigError(
+                f"expected a date like 2026-11-28, got {snapshot!r}", where="--snapshot-date"
+            ) from None
+    fetch = FetchSettings(
+        page_size=tuning["page_size"],
+        rate=float(tuning["rate"]),
+        burst=tuning["burst"],
+        concurrency=tuning["concurrency"],
+        connect_timeout_s=float(tuning["connect_timeout"]),
+        read_timeout_s=float(tuning["read_timeout"]),
+        max_offset=tuning["max_offset"],
+        retry=RetryPolicy(
+            max_attempts=tuning["max_attempts"], max_elapsed_s=float(tuning["max_retry_time"])
+        ),
+    )
+    auth = auth_from_environment(
+        env,
+        token_file=pick("token_file"),
+        credentials_file=pick("credentials_file"),
+        iam_endpoint=pick("iam_endpoint"),
+    )
     return Config(
-        projects=tuple(args.project_ids),
+        projects=tuple(projects),
         endpoint=endpoint,
-        out=args.out,
-        auth=auth_from(args, env),
+        out=out,
+        auth=auth,
         filters=filters,
         fetch=fetch,
-        max_quarantined=QuarantineLimit.parse(args.max_quarantined),
-        allow_insecure_http=args.allow_insecure_http,
-        report_path=args.report,
-        progress=args.progress,
+        max_quarantined=QuarantineLimit.parse(str(tuning["max_quarantined"])),
+        allow_insecure_http=bool(pick("allow_insecure_http", False)),
+        report_path=pick("report"),
+        progress=pick("progress", "auto"),
+        parallel_projects=tuning["parallel_projects"],
+        s3_endpoint=pick("s3_endpoint"),
         **extra,
     )
 

@@ -85,7 +85,7 @@ class HssClient:
                 if renewed or error.error_code not in ("APIG.0307", "APIGW.0307"):
                     raise
                 renewed = True
-                if not await self._auth.renew():
+                if not await self._auth.renew(request.project_id):
                     raise
 
     async def _get_once(self, request: PageRequest) -> Page:

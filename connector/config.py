@@ -26,10 +26,13 @@ __all__ = [
     "Config",
     "FetchSettings",
     "Filters",
+    "IamPassword",
     "QuarantineLimit",
     "RetryPolicy",
     "Secret",
+    "Target",
     "endpoint_for_region",
+    "iam_endpoint_for",
     "new_run_id",
 ]
 
@@ -246,18 +249,44 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IamPassword:
+    """An IAM user's password identity: project-scoped tokens are obtained and renewed."""
+
+    user: str
+    password: Secret
+    domain: str
+    iam_endpoint: str | None = None
+    """``https://iam.<region>.myhuaweicloud.com``; derived from a public-cloud HSS endpoint."""
+
+    def __post_init__(self) -> None:
+        if not self.user or not self.domain:
+            raise ConfigError("HSS_IAM_USER and HSS_IAM_DOMAIN must not be empty")
+        if self.iam_endpoint is not None:
+            object.__setattr__(
+                self, "iam_endpoint", check_endpoint(self.iam_endpoint, where="--iam-endpoint")
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Auth:
-    """Credentials: an IAM token or an AK/SK pair (exactly one)."""
+    """Credentials: exactly one of an IAM token, an AK/SK pair or an IAM password identity."""
 
     token: Secret | None = None
     aksk: AkSkCredentials | None = None
+    iam: IamPassword | None = None
 
     def __post_init__(self) -> None:
-        if (self.token is None) == (self.aksk is None):
+        given = sum(x is not None for x in (self.token, self.aksk, self.iam))
+        if given != 1:
             raise ConfigError(
-                "give exactly one credential: a token (HSS_AUTH_TOKEN or --token-file) "
-                "or an access key pair (HSS_ACCESS_KEY and HSS_SECRET_KEY)"
+                "give exactly one credential: a token (HSS_AUTH_TOKEN or --token-file), "
+                "an access key pair (HSS_ACCESS_KEY and HSS_SECRET_KEY, or --credentials-file), "
+                "or an IAM password identity (HSS_IAM_USER, HSS_IAM_PASSWORD, HSS_IAM_DOMAIN)"
             )
+
+    @property
+    def kind(self) -> str:
+        return "token" if self.token else "aksk" if self.aksk else "iam"
 
     def secrets(self) -> list[str]:
         """Every secret value, for scrubbing output in tests and logs."""
@@ -266,6 +295,8 @@ class Auth:
             found.append(self.aksk.secret_key)
             if self.aksk.security_token:
                 found.append(self.aksk.security_token)
+        if self.iam:
+            found.append(self.iam.password.reveal())
         return found
 
 
@@ -317,23 +348,43 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_endpoint(url: str, *, allow_http: bool = False) -> str:
+def check_endpoint(url: str, *, allow_http: bool = False, where: str = "--endpoint") -> str:
     """A validated base URL without a trailing slash."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"expected an http(s) URL like https://hss.cn-north-4.myhuaweicloud.com, got {url!r}",
-            where="--endpoint",
+            where=where,
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"must not carry a query or fragment: {url!r}", where="--endpoint")
+        raise ConfigError(f"must not carry a query or fragment: {url!r}", where=where)
     if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
         raise ConfigError(
-            f"plain http:// sends the token unencrypted; it is allowed only for loopback "
+            f"plain http:// sends credentials unencrypted; it is allowed only for loopback "
             f"addresses unless you pass --allow-insecure-http (got host {parts.hostname!r})",
-            where="--endpoint",
+            where=where,
         )
     return url.rstrip("/")
+
+
+def iam_endpoint_for(hss_endpoint: str) -> str | None:
+    """The IAM endpoint of a public-cloud HSS endpoint (hss.<region>.... -> iam.<region>....)."""
+    host = urlsplit(hss_endpoint).hostname or ""
+    for suffix in (".myhuaweicloud.com", ".myhuaweicloud.eu"):
+        if host.startswith("hss.") and host.endswith(suffix):
+            return f"https://iam.{host[4:]}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One project, and the endpoint that serves it."""
+
+    project_id: str
+    endpoint: str
+
+    def __post_init__(self) -> None:
+        check_project_id(self.project_id)
 
 
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -353,8 +404,9 @@ def check_project_id(project_id: str) -> str:
 class Config:
     """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
 
-    projects: tuple[str, ...]
-    endpoint: str
+    projects: tuple[str | Target, ...]
+    """Project ids (read from ``endpoint``) or ``Target``s with their own endpoints."""
+    endpoint: str | None
     out: str
     auth: Auth
     filters: Filters = field(default_factory=Filters)
@@ -365,18 +417,56 @@ class Config:
     report_path: str | None = None
     run_id: str = field(default_factory=new_run_id)
     progress: Literal["auto", "bar", "log", "off"] = "auto"
+    parallel_projects: int = 4
+    """Projects read at the same time (each holds a writer and a few thousand records)."""
+    s3_endpoint: str | None = None
+    """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
 
     def __post_init__(self) -> None:
         if not self.projects:
             raise ConfigError("give at least one --project-id")
-        if len(set(self.projects)) != len(self.projects):
-            raise ConfigError("a project is listed twice", where="--project-id")
-        for project in self.projects:
-            check_project_id(project)
-        object.__setattr__(
-            self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
-        )
+        targets: list[Target] = []
+        for item in self.projects:
+            if isinstance(item, Target):
+                endpoint = item.endpoint
+            else:
+                if self.endpoint is None:
+                    raise ConfigError(
+                        f"project {item!r} has no endpoint: give --endpoint or --region"
+                    )
+                endpoint = self.endpoint
+            checked = check_endpoint(endpoint, allow_http=self.allow_insecure_http)
+            targets.append(Target(item.project_id if isinstance(item, Target) else item, checked))
+        ids = [t.project_id for t in targets]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
+        object.__setattr__(self, "projects", tuple(targets))
+        if self.endpoint is not None:
+            object.__setattr__(
+                self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
+            )
+        if not 1 <= self.parallel_projects <= 64:
+            raise ConfigError(
+                f"must be between 1 and 64, got {self.parallel_projects}",
+                where="--parallel-projects",
+            )
         if not self.out:
             raise ConfigError("give an output folder", where="--out")
+        if self.auth.iam is not None and self.auth.iam.iam_endpoint is None:
+            for target in self.targets:
+                if iam_endpoint_for(target.endpoint) is None:
+                    raise ConfigError(
+                        f"cannot tell the IAM endpoint for {target.endpoint}: give --iam-endpoint "
+                        "(or HSS_IAM_ENDPOINT)"
+                    )
         if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
             raise ConfigError(f"run id {self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(t for t in self.projects if isinstance(t, Target))
+
+    @property
+    def project_ids(self) -> tuple[str, ...]:
+        return tuple(t.project_id for t in self.targets)

@@ -74,9 +74,9 @@ class PageFetcher:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
-        concurrency: int = 8,
+        in_flight: asyncio.Semaphore | None = None,
     ) -> None:
-        self.in_flight = asyncio.Semaphore(concurrency)
+        self.in_flight = in_flight or asyncio.Semaphore(8)
         self.source = source
         self.limiter = limiter
         self.policy = policy

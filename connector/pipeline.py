@@ -22,7 +22,7 @@ import aiohttp
 from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
-from .config import Config
+from .config import Config, Target
 from .errors import ConnectorError, DataLossError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .progress import Progress
@@ -70,52 +70,65 @@ async def run_async(
     report = RunReport(
         run_id=config.run_id,
         snapshot_date=config.snapshot_date.isoformat(),
-        endpoint=config.endpoint,
+        endpoint=config.endpoint or ", ".join(sorted({t.endpoint for t in config.targets})),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         rate_configured=config.fetch.rate,
     )
-    limiter = RateLimiter(config.fetch.rate, config.fetch.burst, sleep=sleep)
-    output = Output(config.out, config.run_id)
-    stats = {p: CrawlStats() for p in config.projects}
-    progress = Progress(
-        lambda: (
-            sum(s.pages for s in stats.values()),
-            sum(s.records_received for s in stats.values()),
-            sum(s.requests for s in stats.values()),
-            sum(s.throttled for s in stats.values()),
-        ),
-        config.progress,
-    )
+    output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
+    stats = {t.project_id: CrawlStats() for t in config.targets}
+    progress = Progress(lambda: _progress_counters(stats), config.progress)
     log.info(
-        "run %s: %d project(s) from %s into %s (snapshot %s, rate %g/s, concurrency %d)",
+        "run %s: %d project(s) into %s (snapshot %s, rate %g/s, concurrency %d)",
         config.run_id,
-        len(config.projects),
-        config.endpoint,
+        len(config.targets),
         config.out,
         config.snapshot_date,
         config.fetch.rate,
         config.fetch.concurrency,
     )
+    limiters: dict[tuple[str, str], RateLimiter] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:
+            session = None
             if source is None:
                 session = await stack.enter_async_context(_session(config))
-                source = HssClient(session, config.endpoint, authenticator_for(config.auth))
-            fetcher = PageFetcher(
-                source,
-                limiter,
-                config.fetch.retry,
-                sleep=sleep,
-                concurrency=config.fetch.concurrency,
-            )
+            in_flight = asyncio.Semaphore(config.fetch.concurrency)
+            projects_at_once = asyncio.Semaphore(config.parallel_projects)
+            fetchers: dict[str, PageFetcher] = {}
+            for endpoint in sorted({t.endpoint for t in config.targets}):
+                if source is None:
+                    assert session is not None
+                    auth = authenticator_for(config.auth, session, endpoint)
+                    endpoint_source: PageSource = HssClient(session, endpoint, auth)
+                    identity = auth.identity
+                else:
+                    endpoint_source, identity = source, "test"
+                # the gateway throttles per user: one bucket per endpoint and credential
+                limiter = limiters.setdefault(
+                    (endpoint, identity),
+                    RateLimiter(config.fetch.rate, config.fetch.burst, sleep=sleep),
+                )
+                fetchers[endpoint] = PageFetcher(
+                    endpoint_source, limiter, config.fetch.retry, sleep=sleep, in_flight=in_flight
+                )
             ticker = asyncio.create_task(progress.run())
             try:
                 async with asyncio.TaskGroup() as group:
-                    for project in config.projects:
-                        report.projects[project] = ProjectReport(project)
-                        group.create_task(
-                            _sync_project(config, project, fetcher, output, stats[project], report)
-                        )
+                    for target in config.targets:
+                        report.projects[target.project_id] = ProjectReport(target.project_id)
+
+                        async def one(target: Target = target) -> None:
+                            async with projects_at_once:
+                                await _sync_project(
+                                    config,
+                                    target.project_id,
+                                    fetchers[target.endpoint],
+                                    output,
+                                    stats[target.project_id],
+                                    report,
+                                )
+
+                        group.create_task(one())
             finally:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -123,7 +136,7 @@ async def run_async(
     finally:
         await asyncio.to_thread(output.close)
     report.duration_s = round(time.monotonic() - started, 3)
-    report.rate_settled = limiter.rate
+    report.rate_settled = min((lim.rate for lim in limiters.values()), default=config.fetch.rate)
     failed = [p for p in report.projects.values() if p.status == "failed"]
     if not failed:
         report.status, report.exit_code = "success", 0
@@ -133,6 +146,16 @@ async def run_async(
         codes = {p.exit_code for p in failed}
         report.status, report.exit_code = "failed", codes.pop() if len(codes) == 1 else 1
     return report
+
+
+def _progress_counters(stats: dict[str, CrawlStats]) -> tuple[int, int, int, int]:
+    values = stats.values()
+    return (
+        sum(s.pages for s in values),
+        sum(s.records_received for s in values),
+        sum(s.requests for s in values),
+        sum(s.throttled for s in values),
+    )
 
 
 async def _sync_project(

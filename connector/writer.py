@@ -18,13 +18,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import orjson
 import polars as pl
@@ -64,13 +66,32 @@ class Staged:
     duplicates_removed: int
 
 
+def _s3(uri: str, endpoint: str | None) -> tuple[pafs.FileSystem, str]:
+    """An S3 filesystem; credentials from the standard AWS_* environment variables."""
+    bucket_and_prefix = uri.removeprefix("s3://").strip("/")
+    if not bucket_and_prefix:
+        raise OutputError(f"{uri!r} names no bucket: use s3://bucket/prefix")
+    options: dict[str, Any] = {}
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise OutputError(f"the S3 endpoint {endpoint!r} is not an http(s) URL")
+        options.update(endpoint_override=parts.netloc, scheme=parts.scheme)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return pafs.S3FileSystem(**options), bucket_and_prefix
+
+
 class Output:
     """The output root (local folder or object store) and this run's staging area."""
 
-    def __init__(self, out: str, run_id: str) -> None:
+    def __init__(self, out: str, run_id: str, s3_endpoint: str | None = None) -> None:
         self.run_id = run_id
         try:
-            if "://" in out:
+            if out.startswith("s3://"):
+                self.fs, root = _s3(out, s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"))
+            elif "://" in out:
                 self.fs, root = pafs.FileSystem.from_uri(out)
             else:
                 self.fs, root = pafs.LocalFileSystem(), str(Path(out).resolve())
