@@ -339,7 +339,7 @@ class QuarantineLimit:
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host in LOOPBACK_NAMES:
         return True
     try:
@@ -358,7 +358,7 @@ def check_endpoint(url: str, *, allow_http: bool = False, where: str = "--endpoi
         )
     if parts.query or parts.fragment:
         raise ConfigError(f"must not carry a query or fragment: {url!r}", where=where)
-    if parts.scheme == "http" and not (allow_http or _is_loopback(parts.hostname)):
+    if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         raise ConfigError(
             f"plain http:// sends credentials unencrypted; it is allowed only for loopback "
             f"addresses unless you pass --allow-insecure-http (got host {parts.hostname!r})",
@@ -421,6 +421,7 @@ class Config:
     """Projects read at the same time (each holds a writer and a few thousand records)."""
     s3_endpoint: str | None = None
     """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
+    _targets: tuple[Target, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
         if not self.projects:
@@ -441,7 +442,7 @@ class Config:
         if len(set(ids)) != len(ids):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
-        object.__setattr__(self, "projects", tuple(targets))
+        object.__setattr__(self, "_targets", tuple(targets))
         if self.endpoint is not None:
             object.__setattr__(
                 self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
@@ -465,7 +466,8 @@ class Config:
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        return tuple(t for t in self.projects if isinstance(t, Target))
+        """Every project with its resolved endpoint."""
+        return self._targets
 
     @property
     def project_ids(self) -> tuple[str, ...]:

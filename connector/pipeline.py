@@ -16,13 +16,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
-from .config import Config, Target
+from .config import Config, Target, is_loopback
 from .errors import ConnectorError, DataLossError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .progress import Progress
@@ -86,6 +87,14 @@ async def run_async(
         config.fetch.rate,
         config.fetch.concurrency,
     )
+    for endpoint in sorted({t.endpoint for t in config.targets}):
+        host = urlsplit(endpoint).hostname or ""
+        if endpoint.startswith("http://") and not is_loopback(host):
+            log.warning(
+                "%s is plain http:// to a non-loopback host: credentials and data travel "
+                "unencrypted (--allow-insecure-http)",
+                endpoint,
+            )
     limiters: dict[tuple[str, str], RateLimiter] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -77,7 +77,7 @@ class ProjectSink:
                 if extra is None:
                     extras.append(None)
                 else:
-                    self.counts.extra_fields.update(extra)
+                    self.counts.extra_fields.update(extra.keys())
                     extras.append(orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode())
         built = self.builder.build(rows, extras=extras, ingested_at_ms=ingested, run_id=self.run_id)
         self.counts.unknown_enum_values.update(built.unknown_enum_values)

@@ -119,3 +119,13 @@ def test_rerun_replaces_the_partition(tmp_path: Path) -> None:
     _sync(config, ListSource(items))
     _sync(replace(config, run_id="second-run"), ListSource(items[:30]))
     assert len(_ids(tmp_path)) == 30
+
+
+def test_insecure_http_opt_in_is_warned_about(tmp_path: Path, caplog: Any) -> None:
+    config = replace(
+        _config(tmp_path), endpoint="http://hss.example.internal", allow_insecure_http=True
+    )
+    with caplog.at_level("WARNING", logger="connector"):
+        report = _sync(config, ListSource([record(n) for n in range(5)]))
+    assert report.status == "success"
+    assert "unencrypted" in caplog.text
