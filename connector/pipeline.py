@@ -234,6 +234,12 @@ async def _sync_project(
         result.status = "published"
         result.records_written = staged.rows
         result.duplicates_removed = staged.duplicates_removed
+        log.info(
+            "project %s: %d records published to %s",
+            project_id,
+            staged.rows,
+            ", ".join(result.files),
+        )
     except ConnectorError as error:
         await asyncio.to_thread(writer.abort)
         result.error = str(error)
@@ -264,12 +270,6 @@ async def _sync_project(
             enum_values.setdefault(name, {})[value] = count
         result.unknown_enum_values = enum_values
         result.duration_s = round(time.monotonic() - started, 3)
-    log.info(
-        "project %s: %d records published to %s",
-        project_id,
-        result.records_written,
-        ", ".join(result.files),
-    )
 
 
 def _check_accounting(

@@ -83,6 +83,27 @@ def _s3(uri: str, endpoint: str | None) -> tuple[pafs.FileSystem, str]:
     return pafs.S3FileSystem(**options), bucket_and_prefix
 
 
+def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's own filesystems (gs://, hdfs://, ...), else any fsspec filesystem."""
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except pa.ArrowInvalid:
+        pass
+    try:
+        import fsspec  # an optional dependency: pip install 'hss-image-connector[fsspec]'
+    except ImportError:
+        raise OutputError(
+            f"pyarrow has no filesystem for {uri!r}; install fsspec and the package for "
+            "that scheme (pip install 'hss-image-connector[fsspec]')"
+        ) from None
+    protocol, _, path = uri.partition("://")
+    try:
+        fs = fsspec.filesystem(protocol)
+    except (ImportError, ValueError) as exc:
+        raise OutputError(f"no filesystem for {protocol}:// ({exc})") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path.rstrip("/")
+
+
 class Output:
     """The output root (local folder or object store) and this run's staging area."""
 
@@ -92,7 +113,7 @@ class Output:
             if out.startswith("s3://"):
                 self.fs, root = _s3(out, s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"))
             elif "://" in out:
-                self.fs, root = pafs.FileSystem.from_uri(out)
+                self.fs, root = _from_uri(out)
             else:
                 self.fs, root = pafs.LocalFileSystem(), str(Path(out).resolve())
         except (pa.ArrowInvalid, OSError) as exc:
@@ -107,9 +128,22 @@ class Output:
             if self.local:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
                 self._sweep_stale()
+            else:
+                self._check_bucket()
             self.staging.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create the output folder {self.root!r}: {exc}") from exc
+            raise OutputError(f"cannot use the output {out!r}: {exc}") from exc
+
+    def _check_bucket(self) -> None:
+        """Fail before any request when the bucket is missing or unreadable."""
+        if not isinstance(self.fs, pafs.S3FileSystem | pafs.GcsFileSystem):
+            return
+        bucket = self.root.split("/", 1)[0]
+        info = self.fs.get_file_info(bucket)
+        if info.type == pafs.FileType.NotFound:
+            raise OutputError(
+                f"the bucket {bucket!r} does not exist (or is not visible with these credentials)"
+            )
 
     def _sweep_stale(self) -> None:
         """Remove staging folders that killed runs left behind (a day old or more)."""

@@ -1,0 +1,77 @@
+"""Spark reads the output: row count, 64-bit integers, timestamps, dates, partitions.
+
+The read below is the one the README shows.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector import Filters
+from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.integration.helpers import TOKEN, config, sync
+
+pytestmark = pytest.mark.spark
+PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    if shutil.which("java") is None:
+        pytest.skip("no Java on this machine (./dev test installs one where it can)")
+    session = (
+        pyspark_sql.SparkSession.builder.master("local[1]")
+        .appName("hss-images-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def test_spark_reads_the_partitioned_output(spark: Any, tmp_path: Path) -> None:
+    from pyspark.sql import types as T
+
+    with simulator_in_thread(
+        SimulatorConfig(seed=61, records=700, tokens=frozenset({TOKEN}))
+    ) as sim:
+        report = sync(
+            config(
+                sim.base_url,
+                tmp_path,
+                PROJECTS,
+                snapshot_date=date(2026, 11, 27),
+                filters=Filters(enterprise_project_id="all_granted_eps"),
+            )
+        )
+        expected = sum(
+            sim.inventory.total(p, enterprise_project_id="all_granted_eps") for p in PROJECTS
+        )
+    assert report.status == "success"
+
+    # README: reading the lake with Spark
+    df = spark.read.parquet(str(tmp_path))
+
+    assert df.count() == expected
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    assert isinstance(fields["image_size"], T.LongType)
+    assert isinstance(fields["vul_num"], T.LongType)
+    assert isinstance(fields["latest_update_time"], T.TimestampType)
+    assert isinstance(fields["ingested_at"], T.TimestampType)
+    assert isinstance(fields["snapshot_date"], T.DateType)
+    assert isinstance(fields["project_id"], T.StringType)
+    assert [f.name for f in df.schema.fields].count("project_id") == 1
+    per_project = {r["project_id"]: r["count"] for r in df.groupBy("project_id").count().collect()}
+    assert set(per_project) == set(PROJECTS)
+    big = df.filter("image_size > 4294967296").count()
+    assert big > 0
+    newest = df.agg({"latest_update_time": "max"}).collect()[0][0]
+    assert 2022 <= newest.year <= 2027
