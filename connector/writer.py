@@ -86,7 +86,8 @@ def _s3(uri: str, endpoint: str | None) -> tuple[pafs.FileSystem, str]:
 def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     """pyarrow's own filesystems (gs://, hdfs://, ...), else any fsspec filesystem."""
     try:
-        return pafs.FileSystem.from_uri(uri)
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, str(path)
     except pa.ArrowInvalid:
         pass
     try:

@@ -1,0 +1,38 @@
+"""An embedded HSS API simulator: ``GET /v5/{project_id}/image/local-repositories``.
+
+Serves a seeded, deterministic inventory for any project id with the reference's paging,
+filters, validation, auth, throttling, plus configurable latency, faults and drift::
+
+    async with running_simulator(SimulatorConfig(records=5000)) as sim:
+        ...  # GET f"{sim.base_url}/v5/<project>/image/local-repositories?limit=200"
+
+    with simulator_in_thread(SimulatorConfig(tokens=frozenset({"t"}))) as sim:
+        sim.inventory.records("p1", scan_status="success")  # what the API serves
+"""
+
+from connector.simulator.app import create_app
+from connector.simulator.config import DriftConfig, FaultConfig, ProjectFailure, SimulatorConfig
+from connector.simulator.drift import DriftEvent
+from connector.simulator.faults import DataFault, DataFaultKind, TransportFault
+from connector.simulator.inventory import Inventory
+from connector.simulator.server import RunningSimulator, running_simulator, simulator_in_thread
+from connector.simulator.stats import ProjectStats, RequestLogEntry, SimulatorStats
+
+__all__ = [
+    "DataFault",
+    "DataFaultKind",
+    "DriftConfig",
+    "DriftEvent",
+    "FaultConfig",
+    "Inventory",
+    "ProjectFailure",
+    "ProjectStats",
+    "RequestLogEntry",
+    "RunningSimulator",
+    "SimulatorConfig",
+    "SimulatorStats",
+    "TransportFault",
+    "create_app",
+    "running_simulator",
+    "simulator_in_thread",
+]

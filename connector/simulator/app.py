@@ -1,0 +1,244 @@
+"""The aiohttp application: ``GET /v5/{project_id}/image/local-repositories``.
+
+A request goes through the stages of the real service, in its order: route (404
+``APIG.0101``), authentication (401 ``APIG.0301`` / ``APIG.0307``), throttling (429
+``APIG.0308``), parameter validation (400 ``HSS.0001``), then the backend, where injected
+faults may strike, and finally the page. Every response carries ``X-Request-Id``; gateway
+errors also put ``request_id`` in the body. Latency is added before anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connector.simulator.auth import Authenticator, AuthError, authenticator_for
+from connector.simulator.config import SimulatorConfig
+from connector.simulator.faults import TransportFault, TransportFaults
+from connector.simulator.filters import InvalidParameter, PageQuery, parse_page_query
+from connector.simulator.inventory import Inventory
+from connector.simulator.ratelimit import RateLimiter
+from connector.simulator.stats import NO_RESPONSE, RequestLogEntry, SimulatorStats
+
+__all__ = ["ROUTE", "STATE", "SimulatorState", "create_app"]
+
+ROUTE = "/v5/{project_id}/image/local-repositories"
+JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
+HTML_CONTENT_TYPE = "text/html;charset=UTF-8"
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_GATEWAY_503_PAGE = (
+    b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+    b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+_HTML_ERROR_PAGE = (
+    b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Service notice</title></head>'
+    b"<body><h1>The system is busy. Please try again later.</h1></body></html>"
+)
+_RST_LINGER = struct.pack("ii", 1, 0)
+# Faults answered without reading the inventory (they do not count as page requests).
+_NO_PAGE_FAULTS = frozenset(
+    {TransportFault.HTTP_500, TransportFault.HTTP_503, TransportFault.HTML, TransportFault.RESET}
+)
+
+
+class SimulatorState:
+    """Everything a request handler needs; one per application."""
+
+    __slots__ = ("authenticator", "config", "faults", "inventory", "limiter", "rng", "stats")
+
+    def __init__(self, config: SimulatorConfig, inventory: Inventory, stats: SimulatorStats):
+        self.config = config
+        self.inventory = inventory
+        self.stats = stats
+        self.authenticator: Authenticator = authenticator_for(config)
+        self.limiter = RateLimiter(config.rate, config.effective_burst, config.rate_per_minute)
+        self.faults = TransportFaults(config.faults, config.seed)
+        self.rng = random.Random(f"{config.seed}\x00server")
+
+    def new_request_id(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"
+
+    def latency(self) -> float:
+        """Seconds to wait before answering: ``latency_ms`` plus uniform ``±jitter_ms``."""
+        config = self.config
+        if not config.jitter_ms:
+            return config.latency_ms / 1000.0
+        jitter = self.rng.uniform(-config.jitter_ms, config.jitter_ms)
+        return max(0.0, config.latency_ms + jitter) / 1000.0
+
+
+STATE = web.AppKey("hss_simulator_state", SimulatorState)
+_REQUEST_ID = web.RequestKey("hss_simulator_request_id", str)
+
+
+def _json(status: int, body: dict[str, Any], request_id: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        headers={"Content-Type": JSON_CONTENT_TYPE, REQUEST_ID_HEADER: request_id},
+    )
+
+
+def _gateway_error(status: int, code: str, message: str, request_id: str) -> web.Response:
+    body = {"error_code": code, "error_msg": message, "request_id": request_id}
+    return _json(status, body, request_id)
+
+
+def _hss_error(status: int, code: str, message: str, request_id: str) -> web.Response:
+    return _json(status, {"error_code": code, "error_msg": message}, request_id)
+
+
+@web.middleware
+async def _gateway(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = request[_REQUEST_ID] = state.new_request_id()
+    delay = state.latency()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    try:
+        response = await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+        return _gateway_error(
+            404,
+            "APIG.0101",
+            "The API does not exist or has not been published in the environment",
+            request_id,
+        )
+    if not response.prepared and REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+async def _list_local_images(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    request_id = request[_REQUEST_ID]
+    project_id = request.match_info["project_id"]
+    response, fault = await _answer(request, state, project_id, request_id)
+    status = NO_RESPONSE if fault == TransportFault.RESET.value else response.status
+    query = request.query
+    state.stats.record(
+        RequestLogEntry(
+            project_id=project_id,
+            offset=_int_or_none(query.get("offset")),
+            limit=_int_or_none(query.get("limit")),
+            status=status,
+            fault=fault,
+            request_id=request_id,
+        )
+    )
+    return response
+
+
+async def _answer(
+    request: web.Request, state: SimulatorState, project_id: str, request_id: str
+) -> tuple[web.StreamResponse, str | None]:
+    """The response to one list request, and the name of the fault injected, if any."""
+    try:
+        identity = state.authenticator.authenticate(request)
+    except AuthError as exc:
+        return _gateway_error(exc.status, exc.error_code, exc.error_msg, request_id), None
+    if state.limiter.enabled:
+        throttled = state.limiter.acquire(identity.key, asyncio.get_running_loop().time())
+        if throttled is not None:
+            response = _gateway_error(429, "APIG.0308", throttled.message, request_id)
+            if state.config.retry_after is not None:
+                response.headers["Retry-After"] = str(state.config.retry_after)
+            return response, None
+    try:
+        query = parse_page_query(request.query, max_offset=state.config.max_offset)
+    except InvalidParameter as exc:
+        return _hss_error(400, "HSS.0001", exc.message, request_id), None
+
+    failure = state.faults.project_failure(project_id)
+    if failure is not None:
+        response = _hss_error(failure.status, failure.error_code, failure.error_msg, request_id)
+        return response, "project_failure"
+    fault = state.faults.draw(project_id)
+    if fault is None:
+        return _ok(_page_body(state, project_id, query), request_id), None
+    if fault in _NO_PAGE_FAULTS:
+        return _transport_fault(request, fault, request_id), fault.value
+    if fault is TransportFault.SLOW:
+        await asyncio.sleep(state.config.faults.slow_seconds)
+    body = _page_body(state, project_id, query)
+    if fault is TransportFault.INVALID_JSON:
+        body = body.replace(b'"data_list":[', b'"data_list":[,', 1)
+    elif fault is TransportFault.TRUNCATE:
+        return await _truncated(request, body, request_id), fault.value
+    return _ok(body, request_id), fault.value
+
+
+def _page_body(state: SimulatorState, project_id: str, query: PageQuery) -> bytes:
+    page = state.inventory.serve_page(project_id, query)
+    return orjson.dumps({"total_num": page.total, "data_list": page.records})
+
+
+def _ok(body: bytes, request_id: str) -> web.Response:
+    headers = {"Content-Type": JSON_CONTENT_TYPE, REQUEST_ID_HEADER: request_id}
+    return web.Response(status=200, body=body, headers=headers)
+
+
+def _transport_fault(
+    request: web.Request, fault: TransportFault, request_id: str
+) -> web.StreamResponse:
+    if fault is TransportFault.HTTP_500:
+        return _hss_error(500, "HSS.0500", "Internal server error.", request_id)
+    headers = {"Content-Type": HTML_CONTENT_TYPE, REQUEST_ID_HEADER: request_id}
+    if fault is TransportFault.HTTP_503:
+        return web.Response(status=503, body=_GATEWAY_503_PAGE, headers=headers)
+    if fault is TransportFault.HTML:
+        return web.Response(status=200, body=_HTML_ERROR_PAGE, headers=headers)
+    assert fault is TransportFault.RESET, fault
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # SO_LINGER 0: close with a TCP RST rather than a FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST_LINGER)
+        transport.abort()
+    return web.Response(status=200)  # never sent: the connection is gone
+
+
+async def _truncated(request: web.Request, body: bytes, request_id: str) -> web.StreamResponse:
+    """Declare the full Content-Length, send half the body, close the connection."""
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": JSON_CONTENT_TYPE, REQUEST_ID_HEADER: request_id}
+    )
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return response
+
+
+def create_app(
+    config: SimulatorConfig | None = None,
+    *,
+    inventory: Inventory | None = None,
+    stats: SimulatorStats | None = None,
+) -> web.Application:
+    """The simulator as an aiohttp application; its state is ``app[STATE]``."""
+    config = config or SimulatorConfig()
+    state = SimulatorState(config, inventory or Inventory(config), stats or SimulatorStats())
+    app = web.Application(middlewares=[_gateway])
+    app[STATE] = state
+    app.router.add_get(ROUTE, _list_local_images, allow_head=False)
+    return app

@@ -1,0 +1,219 @@
+"""Configuration of the HSS API simulator: frozen, validated dataclasses.
+
+Everything is off by default: no auth, no rate limit, no latency, no faults, no drift.
+Use :func:`dataclasses.replace` to derive variants.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["DriftConfig", "FaultConfig", "ProjectFailure", "SimulatorConfig"]
+
+_TRANSPORT_RATES = (
+    "http_500_rate",
+    "http_503_rate",
+    "reset_rate",
+    "truncate_rate",
+    "invalid_json_rate",
+    "html_rate",
+    "slow_rate",
+)
+_DATA_RATES = (
+    "numeric_string_rate",
+    "fraction_rate",
+    "iso_date_rate",
+    "missing_field_rate",
+    "extra_field_rate",
+)
+
+
+def _check_rate(name: str, value: float) -> None:
+    if not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+
+
+def _frozen_set(name: str, value: object) -> frozenset[str]:
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a collection of strings, not a single string")
+    if not isinstance(value, frozenset | set | list | tuple):
+        raise TypeError(f"{name} must be a collection of strings, got {type(value).__name__}")
+    return frozenset(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFailure:
+    """Answer the first ``count`` page requests of one project with an HSS error.
+
+    ``count=None`` fails every request (a project the caller may not read). The real API
+    answers HSS errors with HTTP 400 (``facts.md``); another status can be chosen.
+    """
+
+    count: int | None = None
+    status: int = 400
+    error_code: str = "HSS.0013"
+    error_msg: str = "Insufficient permissions to access the resource."
+
+    def __post_init__(self) -> None:
+        if self.count is not None and self.count < 0:
+            raise ValueError(f"ProjectFailure.count must be >= 0 or None, got {self.count}")
+        if not 400 <= self.status <= 599:
+            raise ValueError(
+                f"ProjectFailure.status must be an HTTP error status, got {self.status}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Injected faults, all off by default and deterministic by the simulator's seed.
+
+    Transport faults are drawn per request (one draw per request, per project stream), so at
+    most one of them hits a request; their rates must sum to at most 1. Once one triggers,
+    the next ``burst`` requests of the same project fail the same way. ``projects`` limits
+    transport faults to some projects (``None``: every project).
+
+    Data faults are a property of a record: a record drawn bad is served the same bad way on
+    every request. The rates are independent fractions of the records.
+    """
+
+    http_500_rate: float = 0.0
+    http_503_rate: float = 0.0
+    reset_rate: float = 0.0
+    truncate_rate: float = 0.0
+    invalid_json_rate: float = 0.0
+    html_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 5.0
+    burst: int = 0
+    projects: frozenset[str] | None = None
+    project_failures: Mapping[str, ProjectFailure] = field(default_factory=dict)
+    numeric_string_rate: float = 0.0
+    fraction_rate: float = 0.0
+    iso_date_rate: float = 0.0
+    missing_field_rate: float = 0.0
+    extra_field_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in (*_TRANSPORT_RATES, *_DATA_RATES):
+            _check_rate(name, getattr(self, name))
+        total = sum(getattr(self, name) for name in _TRANSPORT_RATES)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"transport fault rates must sum to at most 1, got {total:g}")
+        if self.slow_seconds < 0:
+            raise ValueError(f"slow_seconds must be >= 0, got {self.slow_seconds}")
+        if self.burst < 0:
+            raise ValueError(f"burst must be >= 0, got {self.burst}")
+        if self.projects is not None:
+            object.__setattr__(self, "projects", _frozen_set("projects", self.projects))
+        failures = dict(self.project_failures)
+        for project, failure in failures.items():
+            if not isinstance(failure, ProjectFailure):
+                raise TypeError(f"project_failures[{project!r}] must be a ProjectFailure")
+        object.__setattr__(self, "project_failures", MappingProxyType(failures))
+
+    @property
+    def transport_enabled(self) -> bool:
+        return any(getattr(self, name) > 0 for name in _TRANSPORT_RATES)
+
+    @property
+    def data_enabled(self) -> bool:
+        return any(getattr(self, name) > 0 for name in _DATA_RATES)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftConfig:
+    """Data changing during a crawl.
+
+    After every ``every_n_requests`` page requests for a project, ``deletes`` records are
+    removed and ``inserts`` new ones added, at seeded random positions at or before the end
+    of the page just served, so later offsets shift. ``max_events`` bounds the number of
+    changes per project (``None``: unbounded); ``projects`` limits drift to some projects.
+    """
+
+    every_n_requests: int = 0
+    inserts: int = 0
+    deletes: int = 0
+    max_events: int | None = None
+    projects: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("every_n_requests", "inserts", "deletes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DriftConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_events is not None and self.max_events < 0:
+            raise ValueError(f"DriftConfig.max_events must be >= 0, got {self.max_events}")
+        if self.projects is not None:
+            object.__setattr__(self, "projects", _frozen_set("projects", self.projects))
+
+    @property
+    def enabled(self) -> bool:
+        return self.every_n_requests > 0 and (self.inserts > 0 or self.deletes > 0)
+
+    def applies_to(self, project_id: str) -> bool:
+        return self.enabled and (self.projects is None or project_id in self.projects)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """What the simulated API serves and how it behaves.
+
+    Auth is on when ``tokens`` or ``expired_tokens`` is non-empty. ``rate`` is requests per
+    second per credential (0: unlimited) with a bucket of ``burst`` (default: the rate rounded
+    up); ``rate_per_minute`` adds a per-minute limit (0: none). ``retry_after`` (seconds) is
+    sent in ``Retry-After`` on 429 when set.
+    """
+
+    seed: int = 0
+    records: int = 1000
+    project_records: Mapping[str, int] = field(default_factory=dict)
+    tokens: frozenset[str] = field(default=frozenset(), repr=False)
+    expired_tokens: frozenset[str] = field(default=frozenset(), repr=False)
+    rate: float = 0.0
+    burst: int | None = None
+    rate_per_minute: int = 0
+    retry_after: int | None = None
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    max_offset: int = 2_000_000
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+
+    def __post_init__(self) -> None:
+        if self.records < 0:
+            raise ValueError(f"records must be >= 0, got {self.records}")
+        overrides = dict(self.project_records)
+        for project, count in overrides.items():
+            if count < 0:
+                raise ValueError(f"project_records[{project!r}] must be >= 0, got {count}")
+        object.__setattr__(self, "project_records", MappingProxyType(overrides))
+        object.__setattr__(self, "tokens", _frozen_set("tokens", self.tokens))
+        object.__setattr__(
+            self, "expired_tokens", _frozen_set("expired_tokens", self.expired_tokens)
+        )
+        if self.rate < 0 or math.isnan(self.rate):
+            raise ValueError(f"rate must be >= 0 (0 = unlimited), got {self.rate}")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError(f"burst must be >= 1, got {self.burst}")
+        if self.rate_per_minute < 0:
+            raise ValueError(f"rate_per_minute must be >= 0, got {self.rate_per_minute}")
+        if self.retry_after is not None and self.retry_after < 0:
+            raise ValueError(f"retry_after must be >= 0 seconds, got {self.retry_after}")
+        if self.latency_ms < 0 or self.jitter_ms < 0:
+            raise ValueError("latency_ms and jitter_ms must be >= 0")
+        if self.max_offset < 0:
+            raise ValueError(f"max_offset must be >= 0, got {self.max_offset}")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.tokens or self.expired_tokens)
+
+    @property
+    def effective_burst(self) -> int:
+        """The per-second bucket size: ``burst`` or the rate rounded up (at least 1)."""
+        return self.burst if self.burst is not None else max(1, math.ceil(self.rate))
+
+    def records_for(self, project_id: str) -> int:
+        return self.project_records.get(project_id, self.records)

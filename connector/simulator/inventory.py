@@ -1,0 +1,227 @@
+"""The simulated inventory: every project's records, filtered results, drift bookkeeping.
+
+Any project id has an inventory (``config.records`` images, or its override), created on
+first use. Records are generated on demand (see ``generator``); a filter's matching keys
+are computed once per (project, filters) and reused for every page until drift changes
+the project. Records are served in a stable order: their position in the project's list.
+
+For tests, :meth:`Inventory.records` returns exactly what the API serves for a filter,
+all pages concatenated, and drift keeps two sets:
+
+- :meth:`Inventory.stable_records`: present the whole time (a complete crawl must return
+  each exactly once);
+- :meth:`Inventory.ever_records`: present at some time (a crawl's output is a subset).
+
+Not thread-safe: the server's event loop owns it; call it from another thread only while
+no request is in flight.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from connector.simulator.config import SimulatorConfig
+from connector.simulator.drift import DriftEvent, DriftPlanner
+from connector.simulator.faults import DataFault, apply_data_faults
+from connector.simulator.filters import Filters, PageQuery, filters_from_values
+from connector.simulator.generator import Hidden, ProjectGenerator, Record
+from connector.simulator.table import Table
+from connector.simulator.vocabulary import ENTERPRISE_PROJECT_IDS
+
+__all__ = ["Inventory", "Page"]
+
+FilterValue = str | int | bool
+_RESULT_CACHE_SIZE = 256
+_RECORD_CACHE_SIZE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    records: list[Record]
+
+
+class _Project:
+    __slots__ = (
+        "drift",
+        "events",
+        "generator",
+        "initial_count",
+        "next_key",
+        "page_requests",
+        "results",
+        "served",
+        "table",
+    )
+
+    def __init__(self, config: SimulatorConfig, project_id: str) -> None:
+        count = config.records_for(project_id)
+        self.generator = ProjectGenerator(config.seed, project_id, count)
+        self.table = Table(self.generator, range(count))
+        self.initial_count = count
+        self.next_key = count
+        self.results: dict[Filters, Sequence[int]] = {}
+        self.served: dict[int, tuple[Record, tuple[DataFault, ...]]] = {}
+        self.page_requests = 0
+        self.events: list[DriftEvent] = []
+        self.drift = (
+            DriftPlanner(config.drift, config.seed, project_id)
+            if config.drift.applies_to(project_id)
+            else None
+        )
+
+    def result(self, filters: Filters) -> Sequence[int]:
+        keys = self.results.get(filters)
+        if keys is None:
+            if len(self.results) >= _RESULT_CACHE_SIZE:
+                self.results.clear()
+            keys = self.results[filters] = self.table.select(filters.conditions())
+        return keys
+
+
+class Inventory:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self._projects: dict[str, _Project] = {}
+        self._data_faults = config.faults.data_enabled
+
+    enterprise_project_ids = ENTERPRISE_PROJECT_IDS
+    """The enterprise projects records belong to ("0" is the default one)."""
+
+    def _project(self, project_id: str) -> _Project:
+        project = self._projects.get(project_id)
+        if project is None:
+            project = self._projects[project_id] = _Project(self.config, project_id)
+        return project
+
+    def _served(self, project: _Project, key: int) -> tuple[Record, tuple[DataFault, ...]]:
+        cached = project.served.get(key)
+        if cached is None:
+            generator = project.generator
+            record = generator.record(generator.core(key))
+            faults: tuple[DataFault, ...] = ()
+            if self._data_faults:
+                material = generator.fault_material(key)
+                record, faults = apply_data_faults(record, material, self.config.faults)
+            if len(project.served) >= _RECORD_CACHE_SIZE:
+                project.served.clear()
+            cached = project.served[key] = (record, faults)
+        return cached
+
+    # -- serving ---------------------------------------------------------------------
+
+    def serve_page(self, project_id: str, query: PageQuery) -> Page:
+        """One page as the API serves it; counts as a page request for drift."""
+        project = self._project(project_id)
+        result = project.result(query.filters)
+        keys = result[query.offset : query.offset + query.limit]
+        page = Page(len(result), [self._served(project, key)[0] for key in keys])
+        project.page_requests += 1
+        if project.drift is not None and project.drift.due(project.page_requests):
+            self._drift(project, project.drift, query.offset, keys)
+        return page
+
+    def _drift(
+        self, project: _Project, planner: DriftPlanner, offset: int, page_keys: Sequence[int]
+    ) -> None:
+        table = project.table
+        horizon = table.position(page_keys[-1]) + 1 if len(page_keys) else len(table)
+        plan = planner.plan(len(table), horizon)
+        deleted = [table.delete(position) for position in plan.deletes]
+        inserted = []
+        for position in plan.inserts:
+            key = project.next_key
+            project.next_key += 1
+            table.insert(position, key)
+            inserted.append(key)
+        project.results.clear()
+        image_id = project.generator.image_id
+        project.events.append(
+            DriftEvent(
+                request_number=project.page_requests,
+                offset=offset,
+                inserted=tuple(image_id(key) for key in inserted),
+                deleted=tuple(image_id(key) for key in deleted),
+            )
+        )
+
+    # -- inspection (tests) ----------------------------------------------------------
+
+    def _select(
+        self, project: _Project, keys: Sequence[int] | None, filters: dict[str, FilterValue]
+    ) -> Sequence[int]:
+        parsed = filters_from_values(filters)
+        if keys is None:
+            return project.result(parsed)
+        if isinstance(keys, list):
+            keys = array("q", keys)
+        assert isinstance(keys, range | array)
+        return Table(project.generator, keys).select(parsed.conditions())
+
+    def records(self, project_id: str, **filters: FilterValue) -> list[Record]:
+        """Every record the API serves now for these filters, in serving order.
+
+        Filters take Python values (``has_vul=True``) and mean what the query parameters
+        mean (``enterprise_project_id`` defaults to ``"0"``).
+        """
+        project = self._project(project_id)
+        return [dict(self._served(project, k)[0]) for k in self._select(project, None, filters)]
+
+    def total(self, project_id: str, **filters: FilterValue) -> int:
+        """``total_num`` for these filters now."""
+        project = self._project(project_id)
+        return len(self._select(project, None, filters))
+
+    def record_count(self, project_id: str) -> int:
+        """How many records the project holds now, in every enterprise project."""
+        return len(self._project(project_id).table)
+
+    def stable_records(self, project_id: str, **filters: FilterValue) -> list[Record]:
+        """Records present for the whole time since the project was created (serving order)."""
+        project = self._project(project_id)
+        stable = [key for key in project.table.keys if key < project.initial_count]
+        return [dict(self._served(project, k)[0]) for k in self._select(project, stable, filters)]
+
+    def ever_records(self, project_id: str, **filters: FilterValue) -> list[Record]:
+        """Every record present at some time, deleted ones included (in creation order)."""
+        project = self._project(project_id)
+        every = range(project.next_key)
+        return [dict(self._served(project, k)[0]) for k in self._select(project, every, filters)]
+
+    def drift_events(self, project_id: str) -> tuple[DriftEvent, ...]:
+        return tuple(self._project(project_id).events)
+
+    def page_requests(self, project_id: str) -> int:
+        """Page requests served for the project so far (the drift counter)."""
+        return self._project(project_id).page_requests
+
+    def data_faults(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[str, tuple[DataFault, ...]]:
+        """``image_id`` -> data faults, for every record ever present that has any."""
+        project = self._project(project_id)
+        out: dict[str, tuple[DataFault, ...]] = {}
+        for key in self._select(project, range(project.next_key), filters):
+            record, faults = self._served(project, key)
+            if faults:
+                out[record["image_id"]] = faults
+        return out
+
+    def quarantine_ids(self, project_id: str, **filters: FilterValue) -> set[str]:
+        """``image_id`` of every record with a fault that loses data (must be quarantined)."""
+        return {
+            image_id
+            for image_id, faults in self.data_faults(project_id, **filters).items()
+            if not all(fault.lossless for fault in faults)
+        }
+
+    def hidden_attributes(self, project_id: str, **filters: FilterValue) -> dict[str, Hidden]:
+        """``image_id`` -> the attributes filters match but the API does not return."""
+        project = self._project(project_id)
+        generator = project.generator
+        return {
+            generator.image_id(key): generator.hidden(key)
+            for key in self._select(project, None, filters)
+        }

@@ -1,0 +1,224 @@
+"""Running the simulator: async and threaded servers, latency, stats, 404, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from blockbuster import blockbuster_ctx
+from sim_http import aget, get, get_many
+
+import connector
+from connector.simulator import (
+    DriftConfig,
+    FaultConfig,
+    SimulatorConfig,
+    create_app,
+    running_simulator,
+    simulator_in_thread,
+)
+from connector.simulator.cli import add_arguments, config_from_args, run
+
+
+def test_running_simulator_in_the_current_loop() -> None:
+    async def main() -> str:
+        async with running_simulator(SimulatorConfig(records=25)) as sim:
+            assert re.fullmatch(r"http://127\.0\.0\.1:\d+", sim.base_url)
+            assert sim.port > 0 and sim.base_url.endswith(f":{sim.port}")
+            async with aiohttp.ClientSession() as session:
+                tasks = [aget(session, sim.url(f"p{n % 3}"), {"offset": n}) for n in range(20)]
+                replies = await asyncio.gather(*tasks)
+            assert {r.status for r in replies} == {200}
+            assert sim.stats.requests == 20
+            assert sum(sim.stats.project(f"p{n}").requests for n in range(3)) == 20
+            return sim.url("p0")
+
+    url = asyncio.run(main())
+    with pytest.raises(aiohttp.ClientConnectionError):
+        get(url)  # stopped
+
+
+def test_no_blocking_calls_in_the_event_loop() -> None:
+    """Integration tests run the simulator in their own loop under blockbuster."""
+    config = SimulatorConfig(
+        records=300,
+        tokens=frozenset({"t"}),
+        rate=1000,
+        latency_ms=1,
+        jitter_ms=1,
+        faults=FaultConfig(
+            http_500_rate=0.1,
+            reset_rate=0.1,
+            truncate_rate=0.1,
+            invalid_json_rate=0.1,
+            slow_rate=0.1,
+            slow_seconds=0.01,
+            fraction_rate=0.5,
+        ),
+        drift=DriftConfig(every_n_requests=2, inserts=2, deletes=1),
+    )
+
+    async def main() -> int:
+        async with running_simulator(config) as sim, aiohttp.ClientSession() as session:
+            for n in range(30):
+                params = {"offset": n * 10, "container_name": "web", "has_vul": "true"}
+                with contextlib.suppress(aiohttp.ClientError):
+                    await aget(session, sim.url("p"), params, {"X-Auth-Token": "t"})
+            return sim.stats.requests
+
+    with blockbuster_ctx():
+        # aiohttp retries a GET once when a reused connection drops, hence ">=".
+        assert asyncio.run(main()) >= 30
+
+
+def test_threaded_simulator_stops_cleanly() -> None:
+    with simulator_in_thread(SimulatorConfig(records=5)) as sim:
+        assert get(sim.url("p")).status == 200
+        url = sim.url("p")
+    with pytest.raises(aiohttp.ClientConnectionError):
+        get(url)
+
+
+def test_create_app_is_a_plain_aiohttp_application() -> None:
+    app = create_app(SimulatorConfig(records=3))
+    routes = [r.resource.canonical for r in app.router.routes() if r.resource is not None]
+    assert routes == ["/v5/{project_id}/image/local-repositories"]
+
+
+def test_latency_and_jitter_apply_to_every_response() -> None:
+    config = SimulatorConfig(records=5, latency_ms=150, jitter_ms=50, tokens=frozenset({"t"}))
+    with simulator_in_thread(config) as sim:
+        for headers, status in (({"X-Auth-Token": "t"}, 200), ({}, 401)):
+            started = time.monotonic()
+            assert get(sim.url("p"), headers=headers).status == status
+            assert 0.1 <= time.monotonic() - started < 1.0
+
+
+def test_unknown_route_is_a_gateway_404() -> None:
+    with simulator_in_thread(SimulatorConfig(records=5)) as sim:
+        reply = get(f"{sim.base_url}/v5/p/image/local-repository")
+        assert reply.status == 404
+        body = reply.json()
+        assert body["error_code"] == "APIG.0101"
+        assert body["request_id"] == reply.headers["X-Request-Id"]
+        assert sim.stats.requests == 0
+
+
+def test_stats_and_log() -> None:
+    with simulator_in_thread(SimulatorConfig(records=40, rate_per_minute=3)) as sim:
+        params = [
+            {"offset": 0, "limit": 10},
+            {"offset": 10, "limit": 10},
+            {"limit": 5},
+            {"offset": "x"},
+        ]
+        get_many(sim.url("a"), params)
+        # Throttling is per credential (the token, even with auth off), not per project.
+        get(sim.url("b"), {"offset": 30, "limit": 20}, headers={"X-Auth-Token": "other"})
+        log = [(e.project_id, e.offset, e.limit, e.status) for e in sim.stats.log]
+        assert log == [
+            ("a", 0, 10, 200),
+            ("a", 10, 10, 200),
+            ("a", None, 5, 400),
+            ("a", None, None, 429),
+            ("b", 30, 20, 200),
+        ]
+        assert sim.stats.requests == 5 and sim.stats.throttled == 1
+        assert sim.stats.project("a").statuses == {200: 2, 400: 1, 429: 1}
+        assert sim.stats.project("never").requests == 0
+        assert all(len(e.request_id) == 32 for e in sim.stats.log)
+        sim.stats.reset()
+        assert sim.stats.requests == 0 and not sim.stats.log
+
+
+# -- CLI -----------------------------------------------------------------------------------
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_cli_defaults() -> None:
+    args = parse()
+    assert (args.host, args.port) == ("127.0.0.1", 8080)
+    config = config_from_args(args, {})
+    assert config == SimulatorConfig()
+    assert not config.auth_enabled
+
+
+def test_cli_flags_map_to_config() -> None:
+    args = parse(
+        *shlex.split(
+            "--records 50 --project-records big=5000 --token a --token b --expired-token old"
+            " --seed 7 --rate 50 --burst 10 --rate-per-minute 600 --retry-after 3"
+            " --latency-ms 20 --jitter-ms 5 --max-offset 1000 --fault-500-rate 0.1"
+            " --fault-reset-rate 0.05 --fault-slow-seconds 2 --fault-burst 2 --fault-project x"
+            " --fail-project bad:3:403:HSS.0013 --fail-project gone --data-fraction-rate 0.01"
+            " --drift-every 5 --drift-inserts 2 --drift-deletes 1 --drift-max-events 9"
+        )
+    )
+    config = config_from_args(args, {"HSS_SIM_TOKEN": "env-token"})
+    assert config.records == 50 and dict(config.project_records) == {"big": 5000}
+    assert config.tokens == {"a", "b", "env-token"} and config.expired_tokens == {"old"}
+    assert (config.seed, config.rate, config.burst, config.rate_per_minute) == (7, 50, 10, 600)
+    assert (config.retry_after, config.latency_ms, config.jitter_ms) == (3, 20, 5)
+    assert config.max_offset == 1000
+    faults = config.faults
+    assert (faults.http_500_rate, faults.reset_rate, faults.burst) == (0.1, 0.05, 2)
+    assert faults.slow_seconds == 2 and faults.projects == {"x"}
+    assert faults.fraction_rate == 0.01
+    bad, gone = faults.project_failures["bad"], faults.project_failures["gone"]
+    assert (bad.count, bad.status, bad.error_code) == (3, 403, "HSS.0013")
+    assert (gone.count, gone.status) == (None, 400)
+    drift = config.drift
+    assert (drift.every_n_requests, drift.inserts, drift.deletes, drift.max_events) == (5, 2, 1, 9)
+
+
+def test_every_cli_flag_is_documented() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert len(flags) > 30
+    assert all(a.help for a in flags), [a.dest for a in flags if not a.help]
+
+
+def test_cli_serves_until_sigterm() -> None:
+    root = Path(connector.__file__).parent.parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    env["HSS_SIM_TOKEN"] = "env-token"
+    command = [sys.executable, "-m", "connector.simulator", "--port", "0", "--records", "30"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            base_url = proc.stdout.readline().strip()
+            assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base_url), base_url
+            url = f"{base_url}/v5/p/image/local-repositories"
+            assert get(url, headers={"X-Auth-Token": "env-token"}).status == 200
+            assert get(url).status == 401
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_cli_rejects_invalid_values() -> None:
+    assert run(parse("--fault-500-rate", "2")) == 2
