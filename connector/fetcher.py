@@ -242,10 +242,6 @@ class ProjectCrawler:
                 )
             if state.gaps:
                 self.stats.gaps_repaired += len(state.gaps)
-                self.stats.drift(
-                    "records moved between neighbouring pages while they were read "
-                    f"(gap after offset {page_offset(state.gaps[0], self.limit)}); re-read"
-                )
                 rounds += 1
                 if rounds > MAX_REPAIR_ROUNDS:
                     raise DataLossError(
@@ -270,8 +266,11 @@ class ProjectCrawler:
             self.stats.drift("the list shrank while it was read (pages past its new end)")
         if len(totals) > 1:
             self.stats.drift(f"total_num changed during the crawl ({min(totals)}..{max(totals)})")
-        if chain.reread:
-            self.stats.drift(f"{chain.reread} pages were read again")
+        if self.stats.gaps_repaired:
+            self.stats.drift(
+                f"records moved between neighbouring pages while they were read: "
+                f"{self.stats.gaps_repaired} gaps, {chain.reread} pages re-read"
+            )
 
     def _key(self, record: Any) -> int:
         if isinstance(record, dict):

@@ -1,0 +1,285 @@
+"""The core promises, against the simulator over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pytest
+
+from connector import FetchSettings, Filters
+from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
+
+from .helpers import (
+    FAST_RETRY,
+    TOKEN,
+    as_api_record,
+    cli,
+    config,
+    read_rows,
+    served,
+    sync,
+    with_fetch,
+)
+
+PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
+
+
+def test_full_sync_equals_the_inventory_field_by_field(tmp_path: Path) -> None:
+    sim_config = SimulatorConfig(
+        seed=3, project_records={PROJECTS[0]: 2_345, PROJECTS[1]: 611}, tokens=frozenset({TOKEN})
+    )
+    with simulator_in_thread(sim_config) as sim:
+        report = sync(config(sim.base_url, tmp_path, PROJECTS))
+        expected = {p: sim.inventory.records(p) for p in PROJECTS}
+    assert report.status == "success", report.summary()
+    for project in PROJECTS:
+        rows = read_rows(tmp_path, f"project_id = '{project}'")
+        got = sorted((as_api_record(r) for r in rows), key=lambda r: r["image_id"])
+        want = sorted((served(r) for r in expected[project]), key=lambda r: r["image_id"])
+        assert len(got) == len(want) > 0
+        assert got == want
+        assert report.projects[project].records_written == len(want)
+    assert any(r["image_size"] > 2**32 for r in read_rows(tmp_path))
+
+
+def test_output_types_as_documented_for_duckdb_and_polars(tmp_path: Path) -> None:
+    with simulator_in_thread(SimulatorConfig(records=300, tokens=frozenset({TOKEN}))) as sim:
+        sync(config(sim.base_url, tmp_path, PROJECTS, snapshot_date=date(2026, 11, 27)))
+        expected = sum(sim.inventory.total(p) for p in PROJECTS)
+    described = duckdb.sql(
+        f"describe select * from read_parquet('{tmp_path}/**/*.parquet', hive_partitioning=true)"
+    ).fetchall()
+    names = [row[0] for row in described]
+    types = {row[0]: row[1] for row in described}
+    assert types["image_size"] == "BIGINT"
+    assert types["vul_num"] == "BIGINT"
+    assert types["latest_update_time"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["ingested_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["snapshot_date"] == "DATE"
+    assert types["project_id"] == "VARCHAR"
+    assert names.count("project_id") == 1 and names.count("snapshot_date") == 1
+    frame = pl.scan_parquet(f"{tmp_path}/**/*.parquet", hive_partitioning=True).collect()
+    assert frame.schema["latest_scan_time"] == pl.Datetime("ms", "UTC")
+    assert frame.schema["image_size"] == pl.Int64
+    assert frame.schema["snapshot_date"] == pl.Date
+    assert frame.height == expected
+    assert set(frame["snapshot_date"].to_list()) == {date(2026, 11, 27)}
+    assert frame.columns.count("project_id") == 1
+
+
+def test_rerun_of_a_snapshot_replaces_it_without_duplicates(tmp_path: Path) -> None:
+    with simulator_in_thread(SimulatorConfig(records=450, tokens=frozenset({TOKEN}))) as sim:
+        first = sync(config(sim.base_url, tmp_path, PROJECTS))
+        second = sync(config(sim.base_url, tmp_path, PROJECTS))
+        expected = sum(sim.inventory.total(p) for p in PROJECTS)
+    assert first.run_id != second.run_id
+    rows = read_rows(tmp_path)
+    assert len(rows) == expected
+    assert {r["run_id"] for r in rows} == {second.run_id}
+    assert len(list(tmp_path.rglob("*.parquet"))) == 2
+    assert not (tmp_path / "_staging").exists()
+
+
+def _filter_cases(sim: Any, project: str) -> list[dict[str, Any]]:
+    records = sim.inventory.records(project, enterprise_project_id="all_granted_eps")
+    hidden = sim.inventory.hidden_attributes(project, enterprise_project_id="all_granted_eps")
+    sample = next(r for r in records if r.get("severity_level") and r.get("latest_scan_time"))
+    extra = next(h for h in hidden.values() if h.apps)
+    with_container = next(h for h in hidden.values() if h.container_ids and h.pod_ids)
+    times = sorted(r["latest_update_time"] for r in records)
+    scans = sorted(r["latest_scan_time"] for r in records if r.get("latest_scan_time"))
+    return [
+        {"enterprise_project_id": "all_granted_eps"},
+        {"image_name": sample["image_name"][1:4]},
+        {"image_name": sample["image_name"], "image_version": sample["image_version"]},
+        {"scan_status": "waiting_for_scan"},
+        {"scan_status": "success"},
+        {"local_image_type": "swr_image"},
+        {"image_size": sample["image_size"]},
+        {"start_latest_update_time": times[10], "end_latest_update_time": times[60]},
+        {"start_latest_scan_time": scans[5], "end_latest_scan_time": scans[40]},
+        {"has_vul": True},
+        {"has_vul": False},
+        {"host_name": sample["host_name"][:5]},
+        {"host_id": sample["host_id"]},
+        {"host_ip": extra.host_ip},
+        {"container_id": with_container.container_ids[0]},
+        {"container_name": with_container.container_names[0][:4]},
+        {"pod_id": with_container.pod_ids[0]},
+        {"pod_name": with_container.pod_names[0][:3]},
+        {"has_container": False},
+        {"app_name": extra.apps[0][:3]},
+        {"has_container": True},
+    ]
+
+
+def test_every_filter_reaches_the_server_and_filters_as_documented(tmp_path: Path) -> None:
+    project = PROJECTS[0]
+    with simulator_in_thread(
+        SimulatorConfig(seed=11, records=1_500, tokens=frozenset({TOKEN}))
+    ) as sim:
+        cases = _filter_cases(sim, project)
+        unfiltered = sim.inventory.total(project)
+        covered = {k for case in cases for k in case}
+        assert covered >= {f for f in Filters.__dataclass_fields__}, "a filter is not tested"
+        for number, case in enumerate(cases):
+            out = tmp_path / f"case{number}"
+            report = sync(config(sim.base_url, out, (project,), filters=Filters(**case)))
+            assert report.status == "success", (case, report.summary())
+            want = sorted(r["image_id"] for r in sim.inventory.records(project, **case))
+            got = sorted(r["image_id"] for r in read_rows(out))
+            assert got == want, case
+            # the filter changed what the server returned, so it reached the server
+            assert len(want) != unfiltered, case
+
+
+def test_throttling_and_transient_faults_are_retried_and_the_result_is_exact(
+    tmp_path: Path,
+) -> None:
+    faults = FaultConfig(
+        http_500_rate=0.05, http_503_rate=0.05, reset_rate=0.03, truncate_rate=0.03
+    )
+    sim_config = SimulatorConfig(
+        seed=5, records=3_000, tokens=frozenset({TOKEN}), rate=40, burst=4, faults=faults
+    )
+    with simulator_in_thread(sim_config) as sim:
+        cfg = config(sim.base_url, tmp_path, (PROJECTS[0],))
+        report = sync(with_fetch(cfg, rate=200, burst=20, concurrency=8))
+        want = sorted(served(r)["image_id"] for r in sim.inventory.records(PROJECTS[0]))
+        server_throttled = sim.stats.throttled
+        injected = sum(sim.stats.faults.values())
+    assert report.status == "success", report.summary()
+    project = report.projects[PROJECTS[0]]
+    assert project.throttled > 0 and server_throttled >= project.throttled
+    assert project.retries >= project.throttled
+    assert "ServerError" in project.retry_reasons
+    assert injected > 0 and project.retries - project.throttled >= injected
+    assert sorted(r["image_id"] for r in read_rows(tmp_path)) == want
+    assert report.rate_settled < 200
+
+
+def test_bad_token_fails_fast_with_the_full_context(tmp_path: Path) -> None:
+    with simulator_in_thread(SimulatorConfig(records=50, tokens=frozenset({TOKEN}))) as sim:
+        result = cli(
+            "sync",
+            "--project-id",
+            PROJECTS[0],
+            "--out",
+            str(tmp_path),
+            "--endpoint",
+            sim.base_url,
+            env={"HSS_AUTH_TOKEN": "wrong-token-value-123"},
+        )
+        requests = sim.stats.requests
+    assert result.returncode == 3, result.stderr
+    assert requests == 1, "authentication failures must not be retried"
+    for part in (
+        "AuthError",
+        f"project {PROJECTS[0]}",
+        "offset 0",
+        "HTTP 401",
+        "APIG.0301",
+        "request id",
+    ):
+        assert part in result.stderr, part
+    assert "wrong-token-value-123" not in result.stderr + result.stdout
+    assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_a_rejected_parameter_fails_fast_with_the_servers_message(tmp_path: Path) -> None:
+    # the server's offset ceiling is lower than the client was told: HTTP 400, HSS.0001
+    sim_config = SimulatorConfig(records=400, tokens=frozenset({TOKEN}), max_offset=150)
+    with simulator_in_thread(sim_config) as sim:
+        result = cli(
+            "sync",
+            "--project-id",
+            PROJECTS[0],
+            "--out",
+            str(tmp_path),
+            "--endpoint",
+            sim.base_url,
+            "--page-size",
+            "100",
+            env={"HSS_AUTH_TOKEN": TOKEN},
+        )
+        requests = sim.stats.requests
+    assert result.returncode == 3, result.stderr
+    for part in ("InvalidRequestError", "HTTP 400", "HSS.0001", "offset", "request id"):
+        assert part in result.stderr, part
+    assert requests <= 5
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--scan-status", "done"], "invalid choice"),
+        (["--page-size", "500"], "--page-size"),
+        (["--start-latest-update-time", "5"], "go together"),
+        (["--has-vul", "yes"], "true or false"),
+        (["--image-version", "1.0"], "--image-name"),
+        (["--endpoint", "http://10.1.2.3"], "loopback"),
+        (["--region", "mars-1"], "unknown region"),
+        (["--max-quarantined", "lots"], "--max-quarantined"),
+        (["--snapshot-date", "28/11/2026"], "2026-11-28"),
+    ],
+)
+def test_bad_flags_fail_before_any_request(tmp_path: Path, flags: list[str], message: str) -> None:
+    base = ["sync", "--project-id", "p1", "--out", str(tmp_path)]
+    if "--endpoint" not in flags and "--region" not in flags:
+        base += ["--endpoint", "http://127.0.0.1:9"]
+    result = cli(*base, *flags, env={"HSS_AUTH_TOKEN": TOKEN})
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_cli_sync_writes_the_report(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    with simulator_in_thread(SimulatorConfig(records=250, tokens=frozenset({TOKEN}))) as sim:
+        result = cli(
+            "sync",
+            "--project-id",
+            PROJECTS[0],
+            "--project-id",
+            PROJECTS[1],
+            "--out",
+            str(tmp_path / "out"),
+            "--endpoint",
+            sim.base_url,
+            "--rate",
+            "50",
+            "--report",
+            str(report_path),
+            "--snapshot-date",
+            "2026-01-31",
+            env={"HSS_AUTH_TOKEN": TOKEN},
+        )
+    assert result.returncode == 0, result.stderr
+    import orjson
+
+    report = orjson.loads(report_path.read_bytes())
+    for key in (
+        "records_written",
+        "records_quarantined",
+        "requests",
+        "retries",
+        "throttled",
+        "drift_detected",
+        "duration_s",
+        "projects",
+        "files",
+    ):
+        assert key in report, key
+    assert report["records_written"] == sum(
+        p["records_written"] for p in report["projects"].values()
+    )
+    assert all("snapshot_date=2026-01-31" in f for f in report["files"])
+    assert TOKEN not in report_path.read_text() + result.stderr
+
+
+def test_fetch_settings_default_to_the_api_maximum_page() -> None:
+    assert FetchSettings().page_size == 200
+    assert FAST_RETRY.max_attempts > 1
