@@ -155,13 +155,13 @@ def test_throttling_alone(tmp_path: Path, name: str) -> None:
     settings = {"records": 1_500, **THROTTLING[name]}
     sim_config = SimulatorConfig(seed=23, tokens=frozenset({TOKEN}), **settings)
     page_size = 10 if name == "per_minute" else 200  # enough requests to pass the minute's budget
-    report, figures = _run(tmp_path, sim_config, rate=400, burst=20, page_size=page_size)
+    report, _figures = _run(tmp_path, sim_config, rate=400, burst=20, page_size=page_size)
     assert report.projects[PROJECT].throttled > 0
 
 
 def test_drift_alone(tmp_path: Path) -> None:
     sim_config = SimulatorConfig(seed=24, records=3_000, tokens=frozenset({TOKEN}), drift=DRIFT)
-    report, figures = _run(tmp_path, sim_config)
+    report, _figures = _run(tmp_path, sim_config)
     assert report.drift_detected and report.projects[PROJECT].drift
 
 
@@ -201,7 +201,7 @@ def test_too_many_bad_records_fails_without_publishing(tmp_path: Path) -> None:
             config(sim.base_url, tmp_path, (PROJECT,), max_quarantined=QuarantineLimit.parse("5%"))
         )
     assert report.exit_code == 5 and report.status == "failed"
-    assert "QuarantineLimitError" == report.projects[PROJECT].error_type
+    assert report.projects[PROJECT].error_type == "QuarantineLimitError"
     assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.jsonl"))
 
 

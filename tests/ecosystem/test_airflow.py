@@ -1,0 +1,227 @@
+"""The example DAG under a real Airflow 3, against the embedded simulator on a real socket.
+
+Airflow lives in its own virtualenv (``.venv-airflow``, made by ``./dev test``): this test
+runs from the project's virtualenv, serves the simulator itself and runs the DAG with
+``dag.test()`` in a subprocess (``airflow_runner.py``), the connection given as
+``AIRFLOW_CONN_HSS_DEFAULT`` and the lake path as ``AIRFLOW_VAR_HSS_IMAGES_LAKE_PATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_thread
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin"
+EXAMPLE_DAG = ROOT / "examples" / "hss_images_dag.py"
+RUNNER = Path(__file__).with_name("airflow_runner.py")
+TOKEN = secrets.token_hex(24)
+PROJECT_RECORDS = {"proj-alpha": 450, "proj-beta": 120, "proj-gamma": 35}
+SUBPROCESS_TIMEOUT_S = 120
+
+pytestmark = [
+    pytest.mark.airflow,
+    pytest.mark.skipif(
+        not (AIRFLOW_BIN / "python").exists(),
+        reason=f"no Airflow virtualenv at {AIRFLOW_BIN.parent} (./dev test creates it: "
+        "python3 -m venv .venv-airflow && .venv-airflow/bin/pip install "
+        "-r requirements/airflow.txt -e .)",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class DagRun:
+    state: str
+    tasks: list[dict[str, Any]]
+    xcom: list[dict[str, Any]]
+    output: str
+    """Everything Airflow printed (with dag.test() the task logs go to the console)."""
+
+    def task_states(self, task_id: str) -> dict[int, str]:
+        return {t["map_index"]: t["state"] for t in self.tasks if t["task_id"] == task_id}
+
+    def xcoms(self, task_id: str, key: str = "return_value") -> dict[int, Any]:
+        return {
+            x["map_index"]: x["value"]
+            for x in self.xcom
+            if x["task_id"] == task_id and x["key"] == key
+        }
+
+
+@dataclass(frozen=True)
+class AirflowEnv:
+    home: Path
+    dags: Path
+    base_env: dict[str, str]
+
+    def run_dag(self, connection: dict[str, Any], lake: Path, logical_date: date) -> DagRun:
+        env = {
+            **self.base_env,
+            "AIRFLOW_CONN_HSS_DEFAULT": json.dumps(connection),
+            "AIRFLOW_VAR_HSS_IMAGES_LAKE_PATH": str(lake),
+        }
+        result = self.home / f"result-{logical_date}.json"
+        done = subprocess.run(
+            [
+                str(AIRFLOW_BIN / "python"),
+                str(RUNNER),
+                str(self.dags / EXAMPLE_DAG.name),
+                "hss_images_dag",
+                logical_date.isoformat(),
+                str(result),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT_S,
+            check=False,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output[-5000:]
+        data = json.loads(result.read_text())
+        return DagRun(data["state"], data["tasks"], data["xcom"], output)
+
+    def files_mentioning(self, secret: str) -> list[Path]:
+        """Files under AIRFLOW_HOME (logs, metadata database, config) holding ``secret``."""
+        needle = secret.encode()
+        return [p for p in self.home.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+def _clean_environ() -> dict[str, str]:
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "HSS_", "PYTHON", "VIRTUAL_ENV"))
+    }
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
+    """A migrated AIRFLOW_HOME whose DAG folder holds only the example DAG."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(EXAMPLE_DAG, dags / EXAMPLE_DAG.name)
+    env = {
+        **_clean_environ(),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+    }
+    migrated = subprocess.run(
+        [str(AIRFLOW_BIN / "airflow"), "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert migrated.returncode == 0, (migrated.stdout + migrated.stderr)[-5000:]
+    return AirflowEnv(home, dags, env)
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[RunningSimulator]:
+    config = SimulatorConfig(
+        records=10, project_records=PROJECT_RECORDS, tokens=frozenset({TOKEN}), seed=7
+    )
+    with simulator_in_thread(config) as running:
+        yield running
+
+
+def _connection(simulator: RunningSimulator, token: str) -> dict[str, Any]:
+    return {
+        "conn_type": "generic",
+        "password": token,
+        "extra": {"endpoint": simulator.base_url, "project_ids": list(PROJECT_RECORDS)},
+    }
+
+
+def test_example_dag_syncs_every_project_into_the_lake(
+    airflow: AirflowEnv, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    logical_date = date(2026, 11, 20)
+    expected = {p: simulator.inventory.total(p) for p in PROJECT_RECORDS}
+    assert all(expected.values())
+
+    run = airflow.run_dag(_connection(simulator, TOKEN), lake, logical_date)
+
+    assert run.state == "success", run.output[-5000:]
+    assert run.task_states("list_projects") == {-1: "success"}
+    assert run.task_states("sync_project") == dict.fromkeys(range(len(PROJECT_RECORDS)), "success")
+    assert run.task_states("summarise") == {-1: "success"}
+    rendered = {t["rendered_map_index"] for t in run.tasks if t["task_id"] == "sync_project"}
+    assert rendered == set(PROJECT_RECORDS)  # map_index_template names each mapped task
+
+    reports = list(run.xcoms("sync_project").values())
+    assert len(reports) == len(PROJECT_RECORDS)
+    for report in reports:
+        assert report["status"] == "success"
+        assert report["exit_code"] == 0
+        assert report["snapshot_date"] == logical_date.isoformat()
+        [(project, detail)] = report["projects"].items()
+        assert detail["status"] == "published"
+        assert detail["records_written"] == expected[project]
+    summary = run.xcoms("summarise")[-1]
+    assert summary["projects"] == len(PROJECT_RECORDS)
+    assert summary["records_written"] == sum(expected.values())
+
+    rows = duckdb.sql(
+        "SELECT project_id, snapshot_date, count(*) FROM read_parquet("
+        f"'{lake.as_posix()}/**/*.parquet', hive_partitioning = true) GROUP BY ALL"
+    ).fetchall()
+    assert {p: n for p, _, n in rows} == expected
+    assert {d for _, d, _ in rows} == {logical_date}
+
+    assert "HssImageSyncOperator" in run.output and "records written" in run.output
+    assert TOKEN not in run.output
+    assert airflow.files_mentioning(TOKEN) == []
+
+
+def test_a_rejected_token_fails_the_tasks_with_the_connectors_error(
+    airflow: AirflowEnv, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    bad_token = "rejected-" + secrets.token_hex(24)
+
+    run = airflow.run_dag(_connection(simulator, bad_token), lake, date(2026, 11, 21))
+
+    assert run.state == "failed"
+    assert run.task_states("list_projects") == {-1: "success"}
+    # an AuthError is not retried: the tasks fail at once instead of waiting for a retry
+    assert run.task_states("sync_project") == dict.fromkeys(range(len(PROJECT_RECORDS)), "failed")
+    assert run.task_states("summarise") == {-1: "upstream_failed"}
+    # the task's exception carries the connector's error, one line per failed project
+    failure = re.compile(
+        r"AirflowFailException: HSS image sync failed: 1 of 1 project\(s\) failed .*\n"
+        r"AuthError: the credentials were rejected.*\(project proj-\w+, .*HTTP 401, "
+        r"error_code APIG\.0301"
+    )
+    assert len(failure.findall(run.output)) == len(PROJECT_RECORDS), run.output[-5000:]
+    reports = run.xcoms("sync_project", key="report")
+    assert len(reports) == len(PROJECT_RECORDS)
+    for report in reports.values():
+        assert report["status"] == "failed"
+        [detail] = report["projects"].values()
+        assert detail["error_type"] == "AuthError"
+    assert not list(lake.rglob("*.parquet"))
+
+    assert bad_token not in run.output
+    assert airflow.files_mentioning(bad_token) == []

@@ -1,0 +1,417 @@
+"""HssHook and HssImageSyncOperator: how Airflow things become a Config, without Airflow.
+
+``airflow.sdk`` is replaced by a small stand-in here (the project's virtualenv has no
+Airflow); tests/ecosystem/test_airflow.py runs the same classes under the real Airflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import types
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+import connector
+from connector import (
+    AuthError,
+    Config,
+    ConfigError,
+    Filters,
+    OutputError,
+    ProjectReport,
+    QuarantineLimit,
+    RunReport,
+)
+
+TOKEN = "tok-" + "a1b2c3d4" * 6
+SECRET_KEY = "sk-" + "f9e8d7c6" * 5
+SECURITY_TOKEN = "st-" + "0123abcd" * 5
+
+
+@dataclass
+class FakeConnection:
+    conn_id: str
+    login: str | None = None
+    password: str | None = TOKEN
+    extra_dejson: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FakeTaskInstance:
+    pushed: dict[str, Any] = field(default_factory=dict)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+class StandIn:
+    """What the tests see of the fake Airflow: connections, masked secrets, exceptions."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, FakeConnection] = {}
+        self.masked: list[str] = []
+
+        class AirflowException(Exception):
+            pass
+
+        class AirflowFailException(AirflowException):
+            pass
+
+        stand_in = self
+
+        class BaseHook:
+            def __init__(self, logger_name: str | None = None) -> None:
+                self.log = logging.getLogger("airflow.task.hooks")
+
+            @classmethod
+            def get_connection(cls, conn_id: str) -> FakeConnection:
+                return stand_in.connections[conn_id]
+
+        class BaseOperator:
+            def __init__(self, *, task_id: str, **kwargs: Any) -> None:
+                self.task_id = task_id
+                self.log = logging.getLogger("airflow.task.operators")
+
+        self.AirflowException = AirflowException
+        self.AirflowFailException = AirflowFailException
+        self.sdk = types.ModuleType("airflow.sdk")
+        self.sdk.BaseHook = BaseHook  # type: ignore[attr-defined]
+        self.sdk.BaseOperator = BaseOperator  # type: ignore[attr-defined]
+        self.exceptions = types.ModuleType("airflow.sdk.exceptions")
+        self.exceptions.AirflowException = AirflowException  # type: ignore[attr-defined]
+        self.exceptions.AirflowFailException = AirflowFailException  # type: ignore[attr-defined]
+        self.log = types.ModuleType("airflow.sdk.log")
+        self.log.mask_secret = self.masked.append  # type: ignore[attr-defined]
+
+    def connect(self, conn_id: str = "hss_default", **fields: Any) -> FakeConnection:
+        extras = {"endpoint": "https://hss.example.test", "project_ids": ["p1"]}
+        conn = FakeConnection(conn_id, extra_dejson=extras)
+        for name, value in fields.items():
+            if name in ("login", "password"):
+                setattr(conn, name, value)
+            elif value is None:
+                extras.pop(name, None)
+            else:
+                extras[name] = value
+        self.connections[conn_id] = conn
+        return conn
+
+
+@pytest.fixture
+def airflow(monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    stand_in = StandIn()
+    package = types.ModuleType("airflow")
+    package.__path__ = []
+    monkeypatch.setitem(sys.modules, "airflow", package)
+    monkeypatch.setitem(sys.modules, "airflow.sdk", stand_in.sdk)
+    monkeypatch.setitem(sys.modules, "airflow.sdk.exceptions", stand_in.exceptions)
+    monkeypatch.setitem(sys.modules, "airflow.sdk.log", stand_in.log)
+    monkeypatch.delitem(sys.modules, "connector.airflow", raising=False)
+    monkeypatch.setattr(connector, "airflow", None, raising=False)
+    return stand_in
+
+
+@pytest.fixture
+def module(airflow: StandIn) -> Any:
+    return importlib.import_module("connector.airflow")
+
+
+def config(module: Any, conn_id: str = "hss_default", **overrides: Any) -> Config:
+    result: Config = module.HssHook(conn_id).get_config(**{"out": "/lake", **overrides})
+    return result
+
+
+# ------------------------------------------------------------------------------ the hook
+
+
+def test_a_token_connection(module: Any, airflow: StandIn) -> None:
+    airflow.connect(project_ids="p1, p2,p3", rate="2.5", concurrency="4")
+
+    built = config(module)
+
+    assert built.auth.token is not None and built.auth.token.reveal() == TOKEN
+    assert built.endpoint == "https://hss.example.test"
+    assert built.project_ids == ("p1", "p2", "p3")
+    assert (built.fetch.rate, built.fetch.concurrency) == (2.5, 4)
+    assert built.out == "/lake"
+    assert built.progress == "log"
+    assert TOKEN in airflow.masked
+
+
+def test_a_region_and_a_project_list(module: Any, airflow: StandIn) -> None:
+    airflow.connect(endpoint=None, region="cn-north-4", project_ids=["a", "b"])
+
+    built = config(module)
+
+    assert built.endpoint == "https://hss.cn-north-4.myhuaweicloud.com"
+    assert built.project_ids == ("a", "b")
+
+
+def test_an_access_key_pair(module: Any, airflow: StandIn) -> None:
+    airflow.connect(
+        auth="aksk", login="AKIDEXAMPLE", password=SECRET_KEY, security_token=SECURITY_TOKEN
+    )
+
+    aksk = config(module).auth.aksk
+
+    assert aksk is not None
+    assert (aksk.access_key, aksk.secret_key, aksk.security_token) == (
+        "AKIDEXAMPLE",
+        SECRET_KEY,
+        SECURITY_TOKEN,
+    )
+    assert {SECRET_KEY, SECURITY_TOKEN} <= set(airflow.masked)
+
+
+def test_an_iam_user(module: Any, airflow: StandIn) -> None:
+    airflow.connect(
+        auth="iam",
+        login="robot",
+        password=SECRET_KEY,
+        domain="acme",
+        endpoint=None,
+        region="cn-north-4",
+    )
+
+    iam = config(module).auth.iam
+
+    assert iam is not None
+    assert (iam.user, iam.password.reveal(), iam.domain) == ("robot", SECRET_KEY, "acme")
+
+
+def test_plain_http_to_another_host_needs_the_extra(module: Any, airflow: StandIn) -> None:
+    airflow.connect(endpoint="http://hss.internal.test:8080", allow_insecure_http="true")
+
+    built = config(module)
+
+    assert built.endpoint == "http://hss.internal.test:8080"
+    assert built.allow_insecure_http
+
+
+def test_arguments_win_over_the_connection(module: Any, airflow: StandIn) -> None:
+    airflow.connect(rate=10, concurrency=8)
+
+    built = config(
+        module, projects=("x1",), rate=0.5, concurrency=2, snapshot_date=date(2026, 1, 2)
+    )
+
+    assert built.project_ids == ("x1",)
+    assert (built.fetch.rate, built.fetch.concurrency) == (0.5, 2)
+    assert built.snapshot_date == date(2026, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "names"),
+    [
+        ({"auth": "oauth"}, "extra 'auth'"),
+        ({"endpoint": None, "region": "mars-1"}, "extra 'region'"),
+        ({"region": "cn-north-4"}, "exactly one of the extras 'region'"),
+        ({"endpoint": None}, "exactly one of the extras 'region'"),
+        ({"endpoint": "ftp://hss.example.test"}, "extra 'endpoint'"),
+        ({"endpoint": "http://hss.internal.test"}, "allow_insecure_http to true"),
+        ({"allow_insecure_http": "yes"}, "extra 'allow_insecure_http'"),
+        ({"rate": "fast"}, "extra 'rate'"),
+        ({"rate": -1}, "extra 'rate'"),
+        ({"concurrency": 0}, "extra 'concurrency'"),
+        ({"concurrency": 2.5}, "extra 'concurrency'"),
+        ({"project_ids": "ok,../etc"}, "extra 'project_ids'"),
+        ({"project_ids": None}, "extra 'project_ids'"),
+        ({"project_ids": " , "}, "extra 'project_ids'"),
+        ({"project_ids": 42}, "extra 'project_ids'"),
+        ({"projects": ["p1"]}, "extra 'projects'"),
+        ({"password": ""}, "password (the IAM token) is empty"),
+        ({"auth": "aksk", "login": None, "password": SECRET_KEY}, "login (the access key)"),
+        ({"auth": "aksk", "login": "AK", "password": None}, "password (the secret key)"),
+        ({"auth": "aksk", "login": "AK", "security_token": ""}, "extra 'security_token'"),
+        ({"auth": "iam", "login": "robot"}, "extra 'domain'"),
+        ({"auth": "iam", "domain": "acme", "iam_endpoint": "nope"}, "extra 'iam_endpoint'"),
+    ],
+)
+def test_a_bad_connection_names_itself_and_the_key(
+    module: Any, airflow: StandIn, fields: dict[str, Any], names: str
+) -> None:
+    airflow.connect("hss_prod", **fields)
+
+    with pytest.raises(ConfigError) as caught:
+        config(module, "hss_prod")
+
+    message = str(caught.value)
+    assert "connection 'hss_prod'" in message
+    assert names in message
+    assert TOKEN not in message and SECRET_KEY not in message
+
+
+def test_a_bad_argument_names_the_argument(module: Any, airflow: StandIn) -> None:
+    airflow.connect()
+
+    with pytest.raises(ConfigError, match="argument 'rate'"):
+        config(module, rate=-2)
+    with pytest.raises(ConfigError, match="argument 'out'"):
+        module.HssHook().get_config()
+    with pytest.raises(TypeError, match="colour"):
+        config(module, colour="red")
+
+
+def test_the_project_list_for_fanning_out(module: Any, airflow: StandIn) -> None:
+    airflow.connect(project_ids="p1,p2")
+
+    assert module.HssHook().project_ids() == ["p1", "p2"]
+    assert config(module, projects="p3,p4").project_ids == ("p3", "p4")
+
+
+def test_secrets_stay_out_of_the_config_repr(module: Any, airflow: StandIn) -> None:
+    airflow.connect(auth="aksk", login="AKIDEXAMPLE", password=SECRET_KEY)
+
+    assert SECRET_KEY not in repr(config(module))
+
+
+# -------------------------------------------------------------------------- the operator
+
+
+def _report(snapshot: str, *projects: ProjectReport) -> RunReport:
+    report = RunReport(
+        run_id="20261128T000000Z-abcdef",
+        snapshot_date=snapshot,
+        endpoint="https://hss.example.test",
+        started_at="2026-11-28T00:00:00+00:00",
+    )
+    report.projects = {p.project_id: p for p in projects}
+    failed = [p for p in projects if p.status == "failed"]
+    report.status = "failed" if failed else "success"
+    report.exit_code = 3 if failed else 0
+    return report
+
+
+class FakeRun:
+    def __init__(self, result: RunReport | Exception) -> None:
+        self.result = result
+        self.configs: list[Config] = []
+
+    def __call__(self, config: Config) -> RunReport:
+        self.configs.append(config)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def operator(module: Any, **kwargs: Any) -> Any:
+    """An operator as Airflow hands it to ``execute``: its templates already rendered."""
+    rendered = {"out": "/lake", "snapshot_date": "2026-11-20", **kwargs}
+    return module.HssImageSyncOperator(task_id="sync", **rendered)
+
+
+def test_the_operator_maps_its_rendered_arguments(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    published = ProjectReport("p9", status="published", records_written=7)
+    fake = FakeRun(_report("2026-11-20", published))
+    monkeypatch.setattr(module, "run", fake)
+    task = operator(
+        module,
+        project_ids="p9",
+        snapshot_date="2026-11-20",
+        filters={"has_vul": "true", "image_size": "1024", "image_name": "nginx", "host_id": ""},
+        max_quarantined="1%",
+        rate=3,
+    )
+
+    result = task.execute({"ti": FakeTaskInstance()})
+
+    assert result["status"] == "success"
+    assert result["records_written"] == 7
+    [built] = fake.configs
+    assert built.project_ids == ("p9",)
+    assert built.snapshot_date == date(2026, 11, 20)
+    assert built.filters == Filters(has_vul=True, image_size=1024, image_name="nginx")
+    assert built.max_quarantined == QuarantineLimit(count=None, percent=1.0)
+    assert built.fetch.rate == 3
+
+
+def test_a_failed_project_fails_the_task_with_the_connectors_message(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    error = AuthError("the credentials were rejected", project_id="p1", status=401)
+    failed = ProjectReport(
+        "p1", error=str(error), error_type="AuthError", exit_code=error.exit_code
+    )
+    monkeypatch.setattr(module, "run", FakeRun(_report("2026-11-20", failed)))
+    ti = FakeTaskInstance()
+
+    with pytest.raises(airflow.AirflowFailException) as caught:
+        operator(module).execute({"ti": ti})
+
+    assert f"AuthError: {error}" in str(caught.value)
+    assert ti.pushed["report"]["status"] == "failed"
+
+
+def test_a_transient_failure_leaves_the_retry_to_airflow(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    ok = ProjectReport("p1", status="published")
+    failed = ProjectReport("p2", error="still HTTP 503", error_type="ServerError", exit_code=3)
+    monkeypatch.setattr(module, "run", FakeRun(_report("2026-11-20", ok, failed)))
+
+    with pytest.raises(airflow.AirflowException) as caught:
+        operator(module).execute({"ti": FakeTaskInstance()})
+
+    assert not isinstance(caught.value, airflow.AirflowFailException)
+    assert "ServerError: still HTTP 503" in str(caught.value)
+
+
+def test_an_error_before_any_project_becomes_an_airflow_error(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    monkeypatch.setattr(module, "run", FakeRun(OutputError("cannot create /lake: read-only")))
+
+    with pytest.raises(airflow.AirflowException, match="OutputError: cannot create"):
+        operator(module).execute({"ti": FakeTaskInstance()})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"filters": {"colour": "red"}}, "argument 'filters', key 'colour'"),
+        ({"filters": {"image_size": "big"}}, "argument 'filters', key 'image_size'"),
+        ({"filters": {"has_vul": "maybe"}}, "argument 'filters', key 'has_vul'"),
+        ({"snapshot_date": "yesterday"}, "argument 'snapshot_date'"),
+        ({"snapshot_date": ""}, "argument 'snapshot_date'"),
+        ({"max_quarantined": "lots"}, "argument 'max_quarantined'"),
+        ({"project_ids": ["ok", "no/slash"]}, "argument 'project_ids'"),
+        ({"out": ""}, "argument 'out'"),
+    ],
+)
+def test_a_bad_argument_fails_the_task_without_retries(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch, kwargs: Any, names: str
+) -> None:
+    airflow.connect()
+    monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
+
+    with pytest.raises(airflow.AirflowFailException) as caught:
+        operator(module, **kwargs).execute({"ti": FakeTaskInstance()})
+
+    assert str(caught.value).startswith("ConfigError: ")
+    assert names in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-11-20", " 2026-11-20 ", "2026-11-20T00:00:00+00:00", date(2026, 11, 20)],
+)
+def test_snapshot_dates(module: Any, value: Any) -> None:
+    assert module._snapshot_date(value) == date(2026, 11, 20)
+    assert module._snapshot_date(datetime(2026, 11, 20, 23, 59)) == date(2026, 11, 20)
+
+
+def test_the_templated_fields(module: Any) -> None:
+    fields = set(module.HssImageSyncOperator.template_fields)
+    assert {"out", "snapshot_date", "project_ids", "filters"} <= fields
+    assert "{{ ds" in module.DEFAULT_SNAPSHOT_DATE
