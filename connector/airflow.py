@@ -1,0 +1,510 @@
+"""Airflow integration: a hook over an Airflow Connection and an operator over ``run``.
+
+    from connector.airflow import HssImageSyncOperator
+
+    HssImageSyncOperator.partial(task_id="sync", out="/lake/hss_images").expand(
+        project_ids=["0a1b...", "9f8e..."]  # one mapped task per project
+    )
+
+Needs Apache Airflow 3 (``pip install 'hss-image-connector[airflow]'``); the rest of the
+package never imports this module. Both classes only translate Airflow things into a
+``connector.Config``; everything else is ``connector.run``.
+
+The connection (default id ``hss_default``, any connection type, e.g. ``generic``):
+
+    password                 the IAM token (``auth`` = ``token``, the default), the secret
+                             key (``aksk``) or the IAM user's password (``iam``)
+    login                    the access key (``aksk``) or the IAM user name (``iam``)
+    extra auth               ``token`` | ``aksk`` | ``iam``
+    extra region | endpoint  a public-cloud region (``cn-north-4``) or an endpoint URL
+    extra project_ids        a list, or a comma-separated string
+    extra security_token     temporary AK/SK credentials only
+    extra domain             the account (domain) name of an IAM user (``iam`` only)
+    extra iam_endpoint       IAM endpoint (``iam`` only; derived from a public-cloud region)
+    extra rate, concurrency  requests per second (0 = no limit) and requests in flight
+    extra allow_insecure_http  true to allow http:// to a non-loopback endpoint
+
+A mistake in the connection is a ``ConfigError`` that names the connection and the key.
+Secrets are held in ``connector.Secret``, registered with Airflow's log masker and never
+logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import (
+    AkSkCredentials,
+    Auth,
+    Config,
+    ConfigError,
+    ConnectorError,
+    FetchSettings,
+    Filters,
+    QuarantineLimit,
+    Secret,
+    run,
+)
+from .config import IamPassword, check_endpoint, check_project_id, endpoint_for_region
+
+_INSTALL_HINT = "pip install 'hss-image-connector[airflow]'"
+
+
+def _missing_airflow_message() -> str:
+    """Why ``airflow.sdk`` cannot be imported: Airflow missing, or one without the SDK."""
+    try:
+        installed = importlib.util.find_spec("airflow") is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        return f"connector.airflow needs Apache Airflow 3, which is not installed: {_INSTALL_HINT}"
+    try:
+        version = f" (found apache-airflow {importlib.metadata.version('apache-airflow')})"
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    return (
+        "connector.airflow needs Apache Airflow 3, whose authoring API is airflow.sdk; the "
+        f"installed Airflow does not provide it{version}: {_INSTALL_HINT}"
+    )
+
+
+try:
+    from airflow.sdk import BaseHook, BaseOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError as _error:
+    raise ImportError(_missing_airflow_message()) from _error
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["DEFAULT_CONN_ID", "DEFAULT_SNAPSHOT_DATE", "HssHook", "HssImageSyncOperator"]
+
+DEFAULT_CONN_ID = "hss_default"
+
+DEFAULT_SNAPSHOT_DATE = "{{ ds if logical_date is defined else dag_run.run_after | ds }}"
+"""The run's logical date (``{{ ds }}``); the day of ``run_after`` for runs without one."""
+
+AUTH_KINDS = ("token", "aksk", "iam")
+
+EXTRA_KEYS = (
+    "auth",
+    "region",
+    "endpoint",
+    "project_ids",
+    "security_token",
+    "domain",
+    "iam_endpoint",
+    "rate",
+    "concurrency",
+    "allow_insecure_http",
+)
+
+PERMANENT_ERRORS = frozenset({"ConfigError", "AuthError", "InvalidRequestError"})
+"""Failures that an Airflow retry of the same task cannot fix: the task fails at once.
+
+Throttling, server, transport, output and data-check failures are retried as usual.
+"""
+
+
+def _mask(secret: str) -> None:
+    """Register a secret with Airflow's log masker (best effort)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - an Airflow without the task-SDK masker
+        return
+    mask_secret(secret)
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
+    return value.strip()
+
+
+def _flag(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"expected true or false, got {value!r}", where=where)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"expected a number, got {value!r}", where=where)
+
+
+def _integer(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ConfigError(f"expected an integer, got {value!r}", where=where)
+
+
+def _project_list(value: Any, where: str) -> tuple[str, ...]:
+    """A list of project ids, or one comma-separated string of them."""
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        raise ConfigError(
+            f"expected a list of project ids or a comma-separated string, got {value!r}",
+            where=where,
+        )
+    ids: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"expected a project id (text), got {item!r}", where=where)
+        if item.strip():
+            ids.append(_relocated(where, check_project_id, item.strip()))
+    if not ids:
+        raise ConfigError("no project id given", where=where)
+    return tuple(ids)
+
+
+_T = TypeVar("_T")
+
+
+def _relocated(where: str, check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``check(*args, **kwargs)``, its ``ConfigError`` re-pointed at ``where``."""
+    try:
+        return check(*args, **kwargs)
+    except ConfigError as error:
+        raise ConfigError(str(error.args[0]), where=where) from None
+
+
+class HssHook(BaseHook):  # type: ignore[misc]
+    """Reads an Airflow Connection and turns it into a ``connector.Config``."""
+
+    conn_name_attr = "hss_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = "hss"
+    hook_name = "Huawei Cloud HSS"
+
+    def __init__(self, hss_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hss_conn_id = hss_conn_id
+        self._connection: Any = None
+
+    def get_conn(self) -> Any:
+        """The Airflow Connection (fetched once per hook)."""
+        if self._connection is None:
+            self._connection = self.get_connection(self.hss_conn_id)
+        return self._connection
+
+    def _where(self, key: str) -> str:
+        return f"connection {self.hss_conn_id!r}, extra {key!r}"
+
+    def _extras(self) -> dict[str, Any]:
+        extras = self.get_conn().extra_dejson
+        if not isinstance(extras, dict):
+            raise ConfigError(
+                "the extra field must be a JSON object",
+                where=f"connection {self.hss_conn_id!r}",
+            )
+        unknown = sorted(set(extras) - set(EXTRA_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
+                f"{', '.join(EXTRA_KEYS)}",
+                where=self._where(unknown[0]),
+            )
+        return dict(extras)
+
+    def project_ids(self) -> list[str]:
+        """The connection's ``project_ids`` extra (for fanning out one task per project)."""
+        extras = self._extras()
+        if "project_ids" not in extras:
+            raise ConfigError(
+                "no project ids: set this extra (a list, or a comma-separated string)",
+                where=self._where("project_ids"),
+            )
+        return list(_project_list(extras["project_ids"], self._where("project_ids")))
+
+    def _secret(self, value: Any, what: str, where: str) -> Secret:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{what} is empty", where=where)
+        _mask(value)
+        return Secret(value)
+
+    def _auth(self, extras: Mapping[str, Any]) -> Auth:
+        conn = self.get_conn()
+        kind = _text(extras.get("auth", "token"), self._where("auth")).lower()
+        at_conn = f"connection {self.hss_conn_id!r}"
+        if kind == "token":
+            return Auth(token=self._secret(conn.password, "the password (the IAM token)", at_conn))
+        if kind == "aksk":
+            access_key = _text(conn.login, f"{at_conn}, login (the access key)")
+            secret_key = self._secret(conn.password, "the password (the secret key)", at_conn)
+            security_token = None
+            if extras.get("security_token") is not None:
+                security_token = self._secret(
+                    extras["security_token"], "the security token", self._where("security_token")
+                )
+            return Auth(
+                aksk=AkSkCredentials(
+                    access_key,
+                    secret_key.reveal(),
+                    security_token.reveal() if security_token else None,
+                )
+            )
+        if kind == "iam":
+            where = self._where("domain")
+            if extras.get("domain") is None:
+                raise ConfigError(
+                    "the account (domain) name of the IAM user is needed", where=where
+                )
+            iam_endpoint = extras.get("iam_endpoint")
+            if iam_endpoint is not None:
+                iam_endpoint = _relocated(
+                    self._where("iam_endpoint"),
+                    check_endpoint,
+                    _text(iam_endpoint, self._where("iam_endpoint")),
+                )
+            return Auth(
+                iam=IamPassword(
+                    user=_text(conn.login, f"{at_conn}, login (the IAM user name)"),
+                    password=self._secret(conn.password, "the password (of the IAM user)", at_conn),
+                    domain=_text(extras["domain"], where),
+                    iam_endpoint=iam_endpoint,
+                )
+            )
+        raise ConfigError(
+            f"expected one of {', '.join(AUTH_KINDS)}, got {kind!r}", where=self._where("auth")
+        )
+
+    def _endpoint(self, extras: Mapping[str, Any], allow_http: bool) -> str:
+        if ("region" in extras) == ("endpoint" in extras):
+            raise ConfigError(
+                "give exactly one of the extras 'region' (e.g. cn-north-4) or 'endpoint' "
+                "(e.g. https://hss.cn-north-4.myhuaweicloud.com)",
+                where=f"connection {self.hss_conn_id!r}",
+            )
+        if "region" in extras:
+            where = self._where("region")
+            return str(_relocated(where, endpoint_for_region, _text(extras["region"], where)))
+        where = self._where("endpoint")
+        url = _text(extras["endpoint"], where)
+        try:
+            return check_endpoint(url, allow_http=allow_http)
+        except ConfigError as error:
+            message = str(error.args[0])
+            if url.lower().startswith("http://"):
+                message = message.replace(
+                    "you pass --allow-insecure-http",
+                    "you set the extra allow_insecure_http to true",
+                )
+            raise ConfigError(message, where=where) from None
+
+    def get_config(self, **overrides: Any) -> Config:
+        """A ``Config`` from the connection; ``overrides`` are ``Config`` fields.
+
+        ``out`` is required. ``projects`` replaces the connection's ``project_ids``;
+        ``rate`` and ``concurrency`` replace the connection's (or ``fetch``'s) values.
+        Progress is logged every few seconds (``progress="log"``) unless overridden.
+        """
+        known = {f.name for f in fields(Config)} | {"rate", "concurrency"}
+        unexpected = sorted(set(overrides) - known)
+        if unexpected:
+            raise TypeError(f"get_config() got unexpected argument(s): {', '.join(unexpected)}")
+        extras = self._extras()
+        allow_http = _flag(
+            extras.get("allow_insecure_http", False), self._where("allow_insecure_http")
+        )
+        fetch = overrides.pop("fetch", None) or FetchSettings()
+        for key, parse in (("rate", _number), ("concurrency", _integer)):
+            value = overrides.pop(key, None)
+            where = f"argument {key!r}"
+            if value is None and key in extras:
+                value, where = extras[key], self._where(key)
+            if value is not None:
+                value = parse(value, where)
+                fetch = _relocated(where, replace, fetch, **{key: value})
+        projects = overrides.pop("projects", None)
+        if isinstance(projects, str):
+            projects = _project_list(projects, "argument 'projects'")
+        if not projects:
+            projects = self.project_ids()
+        if "out" not in overrides:
+            raise ConfigError("give an output folder or URL", where="argument 'out'")
+        endpoint = self._endpoint(extras, allow_http)
+        auth = self._auth(extras)
+        self.log.info(
+            "connection %r: %s auth, endpoint %s, %d project(s)",
+            self.hss_conn_id,
+            auth.kind,
+            endpoint,
+            len(projects),
+        )
+        settings: dict[str, Any] = {"progress": "log", **overrides}
+        return Config(
+            projects=tuple(projects),
+            endpoint=endpoint,
+            auth=auth,
+            fetch=fetch,
+            allow_insecure_http=allow_http,
+            **settings,
+        )
+
+
+def _snapshot_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            try:
+                return datetime.fromisoformat(text).date()
+            except ValueError:
+                pass
+    raise ConfigError(
+        f"expected a date like 2026-11-28, got {value!r}", where="argument 'snapshot_date'"
+    )
+
+
+def _filters(value: Mapping[str, Any] | None) -> Filters:
+    """``Filters`` from a (rendered) dict: numbers and booleans may arrive as text."""
+    if not value:
+        return Filters()
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"expected a dict, got {value!r}", where="argument 'filters'")
+    kinds = {f.name: f.metadata["kind"] for f in fields(Filters)}
+    chosen: dict[str, Any] = {}
+    for name, raw in value.items():
+        where = f"argument 'filters', key {name!r}"
+        if name not in kinds:
+            raise ConfigError(f"unknown filter; known: {', '.join(kinds)}", where=where)
+        if raw is None or raw == "":
+            continue
+        kind = kinds[name]
+        if kind in ("int", "time"):
+            chosen[name] = _integer(raw, where)
+        elif kind == "bool":
+            chosen[name] = _flag(raw, where)
+        else:
+            chosen[name] = raw
+    return Filters(**chosen)
+
+
+def _quarantine_limit(value: Any) -> QuarantineLimit:
+    if value is None:
+        return QuarantineLimit()
+    if isinstance(value, QuarantineLimit):
+        return value
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        return _relocated("argument 'max_quarantined'", QuarantineLimit.parse, str(value))
+    raise ConfigError(
+        f"expected a count like 50 or a percentage like '1%', got {value!r}",
+        where="argument 'max_quarantined'",
+    )
+
+
+class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
+    """Sync the HSS local image list of some projects into hive-partitioned Parquet.
+
+    :param out: output folder or ``s3://bucket/prefix`` (templated)
+    :param project_ids: a project id, a list of them or a comma-separated string (templated;
+        default: the connection's ``project_ids``); map over it to run one task per project
+    :param hss_conn_id: the Airflow Connection (templated; see the module docstring)
+    :param snapshot_date: the ``snapshot_date`` partition (templated; default: the run's
+        logical date, ``{{ ds }}``)
+    :param filters: API query parameters, the fields of ``connector.Filters`` (templated)
+    :param rate: requests per second (default: the connection's, else the connector's);
+        mapped tasks running at the same time each use this rate
+    :param concurrency: requests in flight (default: the connection's, else the connector's)
+    :param max_quarantined: a count (``50``) or a share (``"1%"``) of invalid records
+        tolerated before a project is not published (templated)
+
+    Returns (XCom ``return_value``) the run report, ``RunReport.to_dict()``. When a project
+    fails the task fails with the connector's error (``ErrorType: message`` per project) and
+    the report is still pushed, as XCom ``report``. Configuration, authentication and
+    rejected-request errors fail the task without retries (``AirflowFailException``).
+    """
+
+    template_fields: Sequence[str] = (
+        "hss_conn_id",
+        "out",
+        "snapshot_date",
+        "project_ids",
+        "filters",
+        "max_quarantined",
+    )
+    template_fields_renderers = {"filters": "json", "project_ids": "json"}
+    ui_color = "#fde2e2"
+
+    def __init__(
+        self,
+        *,
+        out: str,
+        project_ids: str | Sequence[str] | None = None,
+        hss_conn_id: str = DEFAULT_CONN_ID,
+        snapshot_date: str | date = DEFAULT_SNAPSHOT_DATE,
+        filters: Mapping[str, Any] | None = None,
+        rate: float | None = None,
+        concurrency: int | None = None,
+        max_quarantined: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.out = out
+        self.project_ids = project_ids
+        self.hss_conn_id = hss_conn_id
+        self.snapshot_date = snapshot_date
+        self.filters = filters
+        self.rate = rate
+        self.concurrency = concurrency
+        self.max_quarantined = max_quarantined
+
+    def _config(self) -> Config:
+        where = "argument 'project_ids'"
+        projects = _project_list(self.project_ids, where) if self.project_ids else None
+        return HssHook(self.hss_conn_id).get_config(
+            out=_text(self.out, "argument 'out'"),
+            projects=projects,
+            snapshot_date=_snapshot_date(self.snapshot_date),
+            filters=_filters(self.filters),
+            rate=self.rate,
+            concurrency=self.concurrency,
+            max_quarantined=_quarantine_limit(self.max_quarantined),
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            config = self._config()
+            report = run(config)
+        except ConnectorError as error:
+            message = f"{type(error).__name__}: {error}"
+            if type(error).__name__ in PERMANENT_ERRORS:
+                raise AirflowFailException(message) from error
+            raise AirflowException(message) from error
+        data = report.to_dict()
+        self.log.info("%s", report.summary())
+        if report.status == "success":
+            return data
+        context["ti"].xcom_push(key="report", value=data)
+        failed = [p for p in report.projects.values() if p.status == "failed"]
+        lines = [f"{p.error_type}: {p.error}" for p in failed]
+        message = (
+            f"HSS image sync {report.status}: {len(failed)} of {len(report.projects)} "
+            f"project(s) failed (run {report.run_id})\n" + "\n".join(lines)
+        )
+        if all(p.error_type in PERMANENT_ERRORS for p in failed):
+            raise AirflowFailException(message)
+        raise AirflowException(message)
