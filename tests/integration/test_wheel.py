@@ -1,0 +1,78 @@
+"""The package works installed from a built wheel, not only from the source checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    wheel = next(dist.glob("hss_image_connector-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "connector/schemas/image_local_info.json" in names
+    assert "connector/py.typed" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
+
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    probe = (
+        "import connector, connector.schema as s; "
+        "assert connector.__file__.startswith(%r), connector.__file__; "
+        "print(len(s.dataset_schema()), s.load_spec().name)" % str(target)
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["26", "ImageLocalInfo"]
+    cli = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "sync", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 0 and "--project-id" in cli.stdout

@@ -1,0 +1,198 @@
+"""Configuration: validation with clear errors, the TOML file, credentials sources."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector import (
+    ApiError,
+    AuthError,
+    Config,
+    ConfigError,
+    DataLossError,
+    Filters,
+    QuarantineLimit,
+    Secret,
+    ThrottledError,
+)
+from connector.cli import build_parser, config_from_args
+from connector.config import Auth, Target, endpoint_for_region, iam_endpoint_for
+from connector.config_file import load_config_file
+from connector.credentials import auth_from_environment, read_credentials_file
+from connector.writer import encode_segment, partition_path
+
+TOKEN_ENV = {"HSS_AUTH_TOKEN": "t0ken-value"}
+
+
+def _args(*argv: str) -> object:
+    return build_parser().parse_args(["sync", *argv])
+
+
+def test_region_table_and_the_eu_exception() -> None:
+    assert endpoint_for_region("cn-north-4") == "https://hss.cn-north-4.myhuaweicloud.com"
+    assert endpoint_for_region("eu-west-101") == "https://hss.eu-west-101.myhuaweicloud.eu"
+    assert iam_endpoint_for("https://hss.ap-southeast-3.myhuaweicloud.com") == (
+        "https://iam.ap-southeast-3.myhuaweicloud.com"
+    )
+    with pytest.raises(ConfigError, match="unknown region 'nowhere-1'"):
+        endpoint_for_region("nowhere-1")
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"scan_status": "waiting"}, "waiting_for_scan"),
+        ({"image_size": -1}, "--image-size"),
+        ({"has_vul": "yes"}, "--has-vul"),
+        ({"start_latest_scan_time": 5, "end_latest_scan_time": 1}, "range is empty"),
+        ({"end_latest_update_time": 5}, "go together"),
+    ],
+)
+def test_filters_are_validated_before_any_request(filters: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Filters(**filters)  # type: ignore[arg-type]
+
+
+def test_filter_params_are_what_the_api_expects() -> None:
+    params = Filters(
+        has_vul=True, image_name="nginx", enterprise_project_id="all_granted_eps"
+    ).params()
+    assert params == [
+        ("enterprise_project_id", "all_granted_eps"),
+        ("image_name", "nginx"),
+        ("has_vul", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "allowed", "refused"),
+    [("50", (50, 10**6), (51, 10**6)), ("1%", (10, 1000), (11, 1000)), ("0", (0, 5), (1, 5))],
+)
+def test_quarantine_limit(text: str, allowed: tuple[int, int], refused: tuple[int, int]) -> None:
+    limit = QuarantineLimit.parse(text)
+    assert limit.allows(*allowed) and not limit.allows(*refused)
+    assert str(limit) == text
+
+
+def test_config_file_with_projects_across_regions(tmp_path: Path) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text(
+        'out = "lake"\nregion = "cn-north-4"\nrate = 20\n[filters]\nhas_vul = true\n'
+        '[[projects]]\nid = "p1"\n[[projects]]\nid = "p2"\nregion = "ap-southeast-3"\n'
+        '[[projects]]\nid = "p3"\nendpoint = "https://hss.example.com"\n'
+    )
+    config = config_from_args(_args("--config", str(path), "--rate", "7"), TOKEN_ENV)
+    assert config.fetch.rate == 7  # the flag wins over the file
+    assert config.filters.has_vul is True
+    assert config.targets == (
+        Target("p1", "https://hss.cn-north-4.myhuaweicloud.com"),
+        Target("p2", "https://hss.ap-southeast-3.myhuaweicloud.com"),
+        Target("p3", "https://hss.example.com"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('out = "x"\nrat = 5\n', "rat: unknown key"),
+        ('out = "x"\nrate = "fast"\n', "rate: expected integer or number"),
+        ('token = "abc"\n', "secrets do not belong"),
+        ("[filters]\nhas_vuln = true\n", "filters.has_vuln: unknown filter"),
+        ('[[projects]]\nname = "p1"\n', r"projects\[1\]: unknown key 'name'"),
+        ("out = \n", "not valid TOML"),
+    ],
+)
+def test_config_file_errors_name_the_key_and_the_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config_file(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_credentials_come_from_exactly_one_source(tmp_path: Path) -> None:
+    assert auth_from_environment(TOKEN_ENV).kind == "token"
+    assert auth_from_environment({"HSS_ACCESS_KEY": "AK", "HSS_SECRET_KEY": "SK"}).kind == "aksk"
+    iam = auth_from_environment(
+        {"HSS_IAM_USER": "u", "HSS_IAM_PASSWORD": "p", "HSS_IAM_DOMAIN": "d"}
+    )
+    assert iam.kind == "iam"
+    with pytest.raises(ConfigError, match="several credentials"):
+        auth_from_environment({**TOKEN_ENV, "HSS_ACCESS_KEY": "AK", "HSS_SECRET_KEY": "SK"})
+    with pytest.raises(ConfigError, match="go together"):
+        auth_from_environment({"HSS_ACCESS_KEY": "AK"})
+    with pytest.raises(ConfigError, match="no credentials"):
+        auth_from_environment({})
+
+
+def test_credentials_files_csv_and_toml(tmp_path: Path) -> None:
+    csv = tmp_path / "credentials.csv"
+    csv.write_text("User Name,Access Key Id,Secret Access Key\nalice,HPUAK123,sEcReT456\n")
+    creds = read_credentials_file(str(csv))
+    assert (creds.access_key, creds.secret_key) == ("HPUAK123", "sEcReT456")
+    toml = tmp_path / "creds.toml"
+    toml.write_text('access_key = "AK"\nsecret_key = "SK"\nsecurity_token = "ST"\n')
+    assert read_credentials_file(str(toml)).security_token == "ST"
+    broken = tmp_path / "broken"
+    broken.write_text("secret_key = sEcReT-not-quoted\n")
+    with pytest.raises(ConfigError) as info:
+        read_credentials_file(str(broken))
+    assert "sEcReT" not in str(info.value)
+
+
+def test_secrets_do_not_show() -> None:
+    auth = Auth(token=Secret("very-secret-token"))
+    config = Config(projects=("p1",), endpoint="https://hss.example.com", out="o", auth=auth)
+    assert "very-secret-token" not in repr(config) + str(auth) + repr(auth)
+    assert pickle.loads(pickle.dumps(auth)) == auth
+
+
+def test_errors_pickle_with_their_context() -> None:
+    errors = [
+        ConfigError("bad value", where="--rate"),
+        AuthError(
+            "rejected",
+            project_id="p",
+            offset=0,
+            status=401,
+            error_code="APIG.0301",
+            error_msg="Incorrect IAM",
+            request_id="abc",
+            attempts=1,
+        ),
+        ThrottledError("slow down", project_id="p", offset=398, status=429),
+        DataLossError("gap", project_id="p"),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        if isinstance(error, ApiError):
+            assert copy.context() == error.context()
+    assert "request id abc" in str(errors[1]) and "APIG.0301" in str(errors[1])
+
+
+@given(st.text(min_size=0, max_size=400))
+def test_partition_segments_cannot_escape_their_folder(value: str) -> None:
+    segment = encode_segment(value)
+    assert "/" not in segment and "\\" not in segment and "\x00" not in segment
+    assert segment not in ("", ".", "..")
+    assert len(segment) <= 120
+    assert partition_path(value, __import__("datetime").date(2026, 1, 1)).count("/") == 1
+
+
+def test_project_ids_are_validated(tmp_path: Path) -> None:
+    for bad in ("../etc", "a/b", "x\x00y", ".."):
+        with pytest.raises(ConfigError, match="--project-id"):
+            Config(
+                projects=(bad,),
+                endpoint="https://h.example.com",
+                out="o",
+                auth=Auth(token=Secret("t")),
+            )
