@@ -130,10 +130,12 @@ class IamAuth:
         lock = self._locks.setdefault(project_id, asyncio.Lock())
         async with lock:
             cached = self._tokens.get(project_id)
-            if cached is not None and self._clock() < cached[1] - self.RENEW_BEFORE_S:
+            if cached is not None and self._clock() < cached[1]:
                 return cached[0]
             token, expires = await self._issue(project_id)
-            self._tokens[project_id] = (token, expires)
+            # renew 10 min early, or a tenth of the lifetime early for a short-lived token
+            margin = min(self.RENEW_BEFORE_S, max(0.0, expires - self._clock()) / 10)
+            self._tokens[project_id] = (token, expires - margin)
             return token
 
     async def _issue(self, project_id: str) -> tuple[Secret, float]:

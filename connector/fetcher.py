@@ -36,7 +36,7 @@ Emit = Callable[[Page, int, list[Any]], Awaitable[None]]
 """Receives a page, the position in it of the first record given, and the records to store
 (the overlap record at position 0 may be held back until its boundary is proven)."""
 
-MAX_REPAIR_ROUNDS = 12
+MAX_REPAIR_ROUNDS = 16
 TIME_FILTER = ("start_latest_update_time", "end_latest_update_time")
 
 
@@ -250,7 +250,7 @@ class ProjectCrawler:
                         project_id=self.project_id,
                         offset=page_offset(state.gaps[0], self.limit),
                     )
-                chain.note_repair(state.gaps)
+                chain.note_repair()
             await self._fetch_many(state.wanted, params, accept)
 
         assert state.end_index is not None

@@ -10,8 +10,10 @@ That overlap is what proves a crawl complete while the list may change under it:
     read (assuming the server keeps existing records in a stable relative order).
 
 A gap between two pages (inserts or deletes shifted the list between their requests) is
-repaired by re-reading a window of pages around it, the window doubling each time the
-same gap is seen again.
+repaired by re-reading a window of pages before it. The shift that caused a gap can lie
+anywhere before it, and re-reading may move the gap down, so the window doubles with every
+round of repairs: after a few rounds a round re-reads the whole list, which converges as
+soon as the list holds still for the length of one round.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class Chain:
     limit: int
     max_index: int
     pages: dict[int, PageSummary] = field(default_factory=dict)
-    gap_attempts: dict[int, int] = field(default_factory=dict)
+    repair_rounds: int = 0
     reread: int = 0
 
     def add(self, page: PageSummary) -> PageSummary | None:
@@ -158,8 +160,7 @@ class Chain:
                 wanted.add(index)
             elif what == "gap":
                 gaps.append(index)
-                attempts = self.gap_attempts.get(index, 0)
-                width = 2**attempts
+                width = 2**self.repair_rounds
                 wanted.update(range(max(0, index + 1 - width), index + 2))
             elif what == "end":
                 end = index
@@ -168,9 +169,9 @@ class Chain:
         complete = end is not None and not wanted and not gaps
         return ChainState(complete, end, tuple(sorted(wanted)), tuple(gaps))
 
-    def note_repair(self, gaps: tuple[int, ...]) -> None:
-        for index in gaps:
-            self.gap_attempts[index] = self.gap_attempts.get(index, 0) + 1
+    def note_repair(self) -> None:
+        """A round of repairs starts: the next round's windows are twice as wide."""
+        self.repair_rounds += 1
 
     def beyond_end(self, end_index: int) -> list[int]:
         """Pages read past the end of the finished chain (the list shrank while read)."""

@@ -76,6 +76,7 @@ async def run_async(
         rate_configured=config.fetch.rate,
     )
     output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
+    await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
     stats = {t.project_id: CrawlStats() for t in config.targets}
     progress = Progress(lambda: _progress_counters(stats), config.progress)
     log.info(

@@ -4,9 +4,12 @@ Rate and concurrency are separate knobs: this limits how often requests start; t
 count limits how many are in flight. The bucket reads ``loop.time()`` (or an injected clock)
 so tests control time.
 
-Adaptation (AIMD): a 429 means the configured rate is above the gateway's policy, so the
-rate is cut by ``decrease`` (at most once per second, since the 429s of one burst arrive
-together) and then recovers additively on every success, never above the configured rate.
+Adaptation: a 429 means the configured rate is above the gateway's policy, so the rate is
+cut by ``decrease`` (at most once per second, since the 429s of one burst arrive together)
+and then grows back by ``recover_per_s`` of itself for every second without a 429, never
+above the configured rate. Growth proportional to the current rate keeps a limiter that
+was cut far below a wrong ``--rate`` close to the gateway's real limit, where it probes
+slowly, instead of jumping back to the wrong rate.
 """
 
 from __future__ import annotations
@@ -27,14 +30,15 @@ class RateLimiter:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         decrease: float = 0.5,
         min_rate: float = 0.2,
-        recover_per_success: float = 0.02,
+        recover_per_s: float = 0.1,
     ) -> None:
         self.ceiling = rate
         self.rate = rate
         self.burst = burst
         self.min_rate = min(min_rate, rate) if rate > 0 else 0.0
         self.decrease = decrease
-        self.recover = recover_per_success
+        self.recover = recover_per_s
+        self._grown: float | None = None
         self._clock = clock
         self._sleep = sleep
         self._tokens = float(burst)
@@ -84,7 +88,12 @@ class RateLimiter:
         self.throttle_cuts += 1
 
     def succeeded(self) -> None:
+        """A request got through: grow back towards the configured rate, with time."""
         if self.unlimited or self.rate >= self.ceiling:
             return
-        self._refill(self._now())
-        self.rate = min(self.ceiling, self.rate + self.ceiling * self.recover)
+        now = self._now()
+        since = now - max(self._grown or now, self._last_cut or now)
+        self._grown = now
+        if since > 0:
+            self._refill(now)
+            self.rate = min(self.ceiling, self.rate * (1 + self.recover * min(since, 1.0)))

@@ -1,6 +1,7 @@
-"""The aiohttp application: ``GET /v5/{project_id}/image/local-repositories``.
+"""The aiohttp application: ``GET /v5/{project_id}/image/local-repositories`` and the
+simulated IAM's ``POST /v3/auth/tokens`` (see :mod:`connector.simulator.iam`).
 
-A request goes through the stages of the real service, in its order: route (404
+A list request goes through the stages of the real service, in its order: route (404
 ``APIG.0101``), authentication (401 ``APIG.0301`` / ``APIG.0307``), throttling (429
 ``APIG.0308``), parameter validation (400 ``HSS.0001``), then the backend, where injected
 faults may strike, and finally the page. Every response carries ``X-Request-Id``; gateway
@@ -13,8 +14,9 @@ import asyncio
 import random
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -23,13 +25,15 @@ from connector.simulator.auth import Authenticator, AuthError, authenticator_for
 from connector.simulator.config import SimulatorConfig
 from connector.simulator.faults import TransportFault, TransportFaults
 from connector.simulator.filters import InvalidParameter, PageQuery, parse_page_query
+from connector.simulator.iam import SUBJECT_TOKEN_HEADER, IamError, IamService, TokenRegistry
 from connector.simulator.inventory import Inventory
 from connector.simulator.ratelimit import RateLimiter
 from connector.simulator.stats import NO_RESPONSE, RequestLogEntry, SimulatorStats
 
-__all__ = ["ROUTE", "STATE", "SimulatorState", "create_app"]
+__all__ = ["IAM_ROUTE", "ROUTE", "STATE", "SimulatorState", "create_app"]
 
 ROUTE = "/v5/{project_id}/image/local-repositories"
+IAM_ROUTE = "/v3/auth/tokens"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 HTML_CONTENT_TYPE = "text/html;charset=UTF-8"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -52,13 +56,32 @@ _NO_PAGE_FAULTS = frozenset(
 class SimulatorState:
     """Everything a request handler needs; one per application."""
 
-    __slots__ = ("authenticator", "config", "faults", "inventory", "limiter", "rng", "stats")
+    __slots__ = (
+        "authenticator",
+        "clock",
+        "config",
+        "faults",
+        "iam",
+        "inventory",
+        "limiter",
+        "rng",
+        "stats",
+    )
 
-    def __init__(self, config: SimulatorConfig, inventory: Inventory, stats: SimulatorStats):
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        inventory: Inventory,
+        stats: SimulatorStats,
+        clock: Callable[[], float] = time.time,
+    ):
         self.config = config
         self.inventory = inventory
         self.stats = stats
-        self.authenticator: Authenticator = authenticator_for(config)
+        self.clock = clock
+        registry = TokenRegistry()
+        self.iam = IamService(config.iam_users, config.iam_token_ttl_s, registry)
+        self.authenticator: Authenticator = authenticator_for(config, registry, clock)
         self.limiter = RateLimiter(config.rate, config.effective_burst, config.rate_per_minute)
         self.faults = TransportFaults(config.faults, config.seed)
         self.rng = random.Random(f"{config.seed}\x00server")
@@ -126,11 +149,18 @@ def _int_or_none(raw: str | None) -> int | None:
         return None
 
 
+class _Answer(NamedTuple):
+    response: web.StreamResponse
+    fault: str | None = None
+    """The name of the fault injected, if any."""
+    error_code: str | None = None
+
+
 async def _list_local_images(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[_REQUEST_ID]
     project_id = request.match_info["project_id"]
-    response, fault = await _answer(request, state, project_id, request_id)
+    response, fault, error_code = await _answer(request, state, project_id, request_id)
     status = NO_RESPONSE if fault == TransportFault.RESET.value else response.status
     query = request.query
     state.stats.record(
@@ -141,6 +171,7 @@ async def _list_local_images(request: web.Request) -> web.StreamResponse:
             status=status,
             fault=fault,
             request_id=request_id,
+            error_code=error_code,
         )
     )
     return response
@@ -148,41 +179,58 @@ async def _list_local_images(request: web.Request) -> web.StreamResponse:
 
 async def _answer(
     request: web.Request, state: SimulatorState, project_id: str, request_id: str
-) -> tuple[web.StreamResponse, str | None]:
-    """The response to one list request, and the name of the fault injected, if any."""
+) -> _Answer:
+    """The response to one list request."""
     try:
-        identity = state.authenticator.authenticate(request)
+        identity = await state.authenticator.authenticate(request)
     except AuthError as exc:
-        return _gateway_error(exc.status, exc.error_code, exc.error_msg, request_id), None
+        response = _gateway_error(exc.status, exc.error_code, exc.error_msg, request_id)
+        return _Answer(response, error_code=exc.error_code)
     if state.limiter.enabled:
         throttled = state.limiter.acquire(identity.key, asyncio.get_running_loop().time())
         if throttled is not None:
             response = _gateway_error(429, "APIG.0308", throttled.message, request_id)
             if state.config.retry_after is not None:
                 response.headers["Retry-After"] = str(state.config.retry_after)
-            return response, None
+            return _Answer(response, error_code="APIG.0308")
     try:
         query = parse_page_query(request.query, max_offset=state.config.max_offset)
     except InvalidParameter as exc:
-        return _hss_error(400, "HSS.0001", exc.message, request_id), None
+        return _Answer(_hss_error(400, "HSS.0001", exc.message, request_id), None, "HSS.0001")
 
     failure = state.faults.project_failure(project_id)
     if failure is not None:
         response = _hss_error(failure.status, failure.error_code, failure.error_msg, request_id)
-        return response, "project_failure"
+        return _Answer(response, "project_failure", failure.error_code)
     fault = state.faults.draw(project_id)
     if fault is None:
-        return _ok(_page_body(state, project_id, query), request_id), None
+        return _Answer(_ok(_page_body(state, project_id, query), request_id))
     if fault in _NO_PAGE_FAULTS:
-        return _transport_fault(request, fault, request_id), fault.value
+        error_code = "HSS.0500" if fault is TransportFault.HTTP_500 else None
+        return _Answer(_transport_fault(request, fault, request_id), fault.value, error_code)
     if fault is TransportFault.SLOW:
         await asyncio.sleep(state.config.faults.slow_seconds)
     body = _page_body(state, project_id, query)
     if fault is TransportFault.INVALID_JSON:
         body = body.replace(b'"data_list":[', b'"data_list":[,', 1)
     elif fault is TransportFault.TRUNCATE:
-        return await _truncated(request, body, request_id), fault.value
-    return _ok(body, request_id), fault.value
+        return _Answer(await _truncated(request, body, request_id), fault.value)
+    return _Answer(_ok(body, request_id), fault.value)
+
+
+async def _issue_token(request: web.Request) -> web.StreamResponse:
+    """``POST /v3/auth/tokens``: 201 with ``X-Subject-Token``, or an IAM-style error."""
+    state = request.app[STATE]
+    request_id = request[_REQUEST_ID]
+    try:
+        token, issued, body = state.iam.login(await request.read(), state.clock())
+    except IamError as exc:
+        state.stats.record_login(None)
+        return _json(exc.status, exc.body(), request_id)
+    state.stats.record_login(issued.project_id)
+    response = _json(201, body, request_id)
+    response.headers[SUBJECT_TOKEN_HEADER] = token
+    return response
 
 
 def _page_body(state: SimulatorState, project_id: str, query: PageQuery) -> bytes:
@@ -234,11 +282,16 @@ def create_app(
     *,
     inventory: Inventory | None = None,
     stats: SimulatorStats | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """The simulator as an aiohttp application; its state is ``app[STATE]``."""
+    """The simulator as an aiohttp application; its state is ``app[STATE]``.
+
+    ``clock`` (epoch seconds) decides token expiry, signature age and lock-outs.
+    """
     config = config or SimulatorConfig()
-    state = SimulatorState(config, inventory or Inventory(config), stats or SimulatorStats())
+    state = SimulatorState(config, inventory or Inventory(config), stats or SimulatorStats(), clock)
     app = web.Application(middlewares=[_gateway])
     app[STATE] = state
     app.router.add_get(ROUTE, _list_local_images, allow_head=False)
+    app.router.add_post(IAM_ROUTE, _issue_token)
     return app

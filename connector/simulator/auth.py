@@ -1,33 +1,60 @@
-"""Authentication of simulated API requests.
+"""Authentication of simulated API requests, as the provider's API gateway does it.
 
-One seam, :class:`Authenticator`: ``authenticate(request)`` returns the caller's
+One seam, :class:`Authenticator`: ``await authenticate(request)`` returns the caller's
 :class:`Identity` (the rate-limit key) or raises :class:`AuthError`, which the app turns
-into the gateway's 401 body. :class:`TokenAuthenticator` checks ``X-Auth-Token``;
-AK/SK signature verification (``SDK-HMAC-SHA256``) is not implemented yet: a request
-signed that way without a token is refused with ``APIG.0301``. It belongs here, as
-another :class:`Authenticator` (or a branch of :func:`authenticator_for`).
+into the gateway's 401 body (``error_code``, ``error_msg``, ``request_id``).
+
+:class:`GatewayAuthenticator` accepts, in this order:
+
+- ``X-Auth-Token``: a configured token (identity: the token), a configured expired one
+  (``APIG.0307``), or one the simulated IAM issued (:mod:`connector.simulator.iam`):
+  valid for its project until it expires (identity: the IAM user). An expired token, and
+  one scoped to another project, get ``APIG.0307`` "The token must be updated." (facts.md
+  documents ``APIG.0307`` for expired tokens and tokens from another region; project ids
+  belong to one region). Anything else: ``APIG.0301``.
+- ``Authorization: SDK-HMAC-SHA256 ...``: the signature is verified with
+  :func:`connector.signing.verify_signature` (identity: the access key). A temporary
+  access key also needs its ``X-Security-Token``. Every failure is ``APIG.0301``, with the
+  reason (malformed, stale, unknown key, mismatch, token) in the message, never the SK.
+  After ``lockout_failures`` failures in a row, the access key is locked for ``lockout_s``
+  seconds: every request with it is refused, even a correctly signed one. A success
+  resets the count.
+
+:class:`OpenAuthenticator` (auth off) accepts everything.
 """
 
 from __future__ import annotations
 
+import hmac
+import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from aiohttp import web
 
+from connector.signing import ALGORITHM, SignatureError, verify_signature
 from connector.simulator.config import SimulatorConfig
+from connector.simulator.iam import TokenRegistry
 
 __all__ = [
     "AuthError",
     "Authenticator",
+    "GatewayAuthenticator",
     "Identity",
+    "LockOut",
     "OpenAuthenticator",
-    "TokenAuthenticator",
     "authenticator_for",
 ]
 
 TOKEN_HEADER = "X-Auth-Token"
+SECURITY_TOKEN_HEADER = "X-Security-Token"
 _AUTHORIZATION = "Authorization"
+_ACCESS_RE = re.compile(r"\bAccess=([^\s,]+)")
+_INCORRECT = "Incorrect IAM authentication information"
+TOKEN_MUST_BE_UPDATED = "The token must be updated."
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,53 +75,171 @@ class AuthError(Exception):
 
 
 class Authenticator(Protocol):
-    def authenticate(self, request: web.Request) -> Identity: ...
+    async def authenticate(self, request: web.Request) -> Identity: ...
+
+
+def _masked(access_key: str) -> str:
+    return f"{access_key[:4]}***"
+
+
+def _access_key_of(authorization: str) -> str | None:
+    match = _ACCESS_RE.search(authorization)
+    return match.group(1) if match else None
 
 
 class OpenAuthenticator:
     """Auth off: everyone is accepted; the identity is whatever credential was sent."""
 
-    def authenticate(self, request: web.Request) -> Identity:
+    async def authenticate(self, request: web.Request) -> Identity:
         token = request.headers.get(TOKEN_HEADER)
         if token:
             return Identity(token)
-        authorization = request.headers.get(_AUTHORIZATION, "")
-        access = authorization.partition("Access=")[2].partition(",")[0].strip()
+        access = _access_key_of(request.headers.get(_AUTHORIZATION, ""))
         return Identity(f"ak:{access}" if access else "anonymous")
 
 
-class TokenAuthenticator:
-    """``X-Auth-Token`` must be one of ``tokens``; ``expired`` tokens get ``APIG.0307``."""
+class LockOut:
+    """Failed signatures in a row per access key; ``limit`` of them lock it for ``seconds``.
 
-    def __init__(self, tokens: frozenset[str], expired: frozenset[str]) -> None:
-        self._tokens = tokens
-        self._expired = expired
+    Pure: every call takes ``now``. ``limit=0`` never locks.
+    """
 
-    def authenticate(self, request: web.Request) -> Identity:
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._failures: dict[str, int] = {}
+        self._until: dict[str, float] = {}
+
+    def locked_for(self, access_key: str, now: float) -> float:
+        """Seconds the key stays locked (0: not locked); an expired lock is lifted."""
+        until = self._until.get(access_key)
+        if until is None:
+            return 0.0
+        if now < until:
+            return until - now
+        del self._until[access_key]
+        self._failures.pop(access_key, None)
+        return 0.0
+
+    def failed(self, access_key: str, now: float) -> bool:
+        """Count one failure; True if it locked the key."""
+        if self.limit <= 0:
+            return False
+        count = self._failures.get(access_key, 0) + 1
+        self._failures[access_key] = count
+        if count >= self.limit:
+            self._until[access_key] = now + self.seconds
+            return True
+        return False
+
+    def succeeded(self, access_key: str) -> None:
+        self._failures.pop(access_key, None)
+
+    def failures(self, access_key: str) -> int:
+        return self._failures.get(access_key, 0)
+
+
+class GatewayAuthenticator:
+    """Tokens (configured or issued by the simulated IAM) and AK/SK signatures.
+
+    ``clock`` gives the time in epoch seconds (token expiry, signature dates, lock-out).
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        registry: TokenRegistry,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._tokens = config.tokens
+        self._expired = config.expired_tokens
+        self._keys: Mapping[str, str] = config.access_keys
+        self._security_tokens: Mapping[str, str] = config.security_tokens
+        self._max_skew = timedelta(seconds=config.signature_max_skew_s)
+        self._registry = registry
+        self._clock = clock
+        self.lockout = LockOut(config.lockout_failures, config.lockout_s)
+
+    async def authenticate(self, request: web.Request) -> Identity:
         token = request.headers.get(TOKEN_HEADER)
-        if not token:
-            if request.headers.get(_AUTHORIZATION, "").startswith("SDK-HMAC-SHA256"):
+        if token:
+            return self._check_token(token, request.match_info.get("project_id"))
+        authorization = request.headers.get(_AUTHORIZATION, "")
+        if authorization.startswith(ALGORITHM):
+            return await self._check_signature(request, authorization)
+        raise AuthError(401, "APIG.0301", f"{_INCORRECT}: x-auth-token not found")
+
+    def _check_token(self, token: str, project_id: str | None) -> Identity:
+        if token in self._tokens:
+            return Identity(token)
+        if token in self._expired:
+            raise AuthError(401, "APIG.0307", TOKEN_MUST_BE_UPDATED)
+        issued = self._registry.get(token)
+        if issued is None:
+            raise AuthError(401, "APIG.0301", f"{_INCORRECT}: decrypt token fail")
+        if self._clock() >= issued.expires_at or issued.project_id != project_id:
+            raise AuthError(401, "APIG.0307", TOKEN_MUST_BE_UPDATED)
+        return Identity(issued.identity)
+
+    async def _check_signature(self, request: web.Request, authorization: str) -> Identity:
+        now = self._clock()
+        claimed = _access_key_of(authorization)
+        known = claimed if claimed is not None and claimed in self._keys else None
+        if known is not None:
+            locked_for = self.lockout.locked_for(known, now)
+            if locked_for > 0:
                 raise AuthError(
                     401,
                     "APIG.0301",
-                    "Incorrect IAM authentication information: verify aksk signature fail "
-                    "(this simulator does not verify AK/SK signatures yet; send X-Auth-Token)",
+                    f"{_INCORRECT}: access key {_masked(known)} is locked for "
+                    f"{locked_for:.0f} more seconds after {self.lockout.limit} failed "
+                    "signatures in a row",
                 )
-            raise AuthError(
-                401,
-                "APIG.0301",
-                "Incorrect IAM authentication information: x-auth-token not found",
+        try:
+            access_key = verify_signature(
+                method=request.method,
+                path=request.rel_url.raw_path,
+                raw_query=request.rel_url.raw_query_string,
+                headers=request.headers,
+                body=await request.read(),
+                secret_for=self._keys.get,
+                now=datetime.fromtimestamp(now, UTC),
+                max_skew=self._max_skew,
             )
-        if token in self._expired:
-            raise AuthError(401, "APIG.0307", "The token must be updated.")
-        if token not in self._tokens:
-            raise AuthError(
-                401, "APIG.0301", "Incorrect IAM authentication information: decrypt token fail"
+            self._check_security_token(access_key, request.headers.get(SECURITY_TOKEN_HEADER))
+        except SignatureError as exc:
+            message = f"{_INCORRECT}: verify aksk signature fail: {exc.reason}"
+            if known is not None and self.lockout.failed(known, now):
+                message += (
+                    f"; access key {_masked(known)} is now locked for "
+                    f"{self.lockout.seconds:g} seconds"
+                )
+            raise AuthError(401, "APIG.0301", message) from None
+        self.lockout.succeeded(access_key)
+        return Identity(f"ak:{access_key}")
+
+    def _check_security_token(self, access_key: str, sent: str | None) -> None:
+        expected = self._security_tokens.get(access_key)
+        if expected is None:
+            if sent is not None:
+                raise SignatureError(
+                    f"X-Security-Token sent, but access key {_masked(access_key)} is a "
+                    "permanent key (temporary keys come with their security token)"
+                )
+            return
+        if sent is None:
+            raise SignatureError(
+                f"access key {_masked(access_key)} is temporary: X-Security-Token is missing"
             )
-        return Identity(token)
+        if not hmac.compare_digest(sent.strip().encode(), expected.encode()):
+            raise SignatureError(
+                f"X-Security-Token does not belong to access key {_masked(access_key)}"
+            )
 
 
-def authenticator_for(config: SimulatorConfig) -> Authenticator:
+def authenticator_for(
+    config: SimulatorConfig, registry: TokenRegistry, clock: Callable[[], float] = time.time
+) -> Authenticator:
     if config.auth_enabled:
-        return TokenAuthenticator(config.tokens, config.expired_tokens)
+        return GatewayAuthenticator(config, registry, clock)
     return OpenAuthenticator()

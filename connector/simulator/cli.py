@@ -3,6 +3,15 @@
 The first stdout line is exactly the base URL (``http://127.0.0.1:PORT``), flushed, so a
 parent process can read it; diagnostics go to stderr. Exit code 0 on a clean stop, 2 on
 an invalid flag value.
+
+Credentials the simulator accepts (auth is on as soon as one is given):
+
+    --token T / HSS_SIM_TOKEN                          an accepted X-Auth-Token
+    --access-key AK --secret-key SK (pairs, in order)  an AK/SK pair; also
+      HSS_SIM_ACCESS_KEY + HSS_SIM_SECRET_KEY (+ HSS_SIM_SECURITY_TOKEN: temporary)
+    --security-token AK=TOKEN                          makes AK temporary
+    HSS_SIM_IAM_USER + HSS_SIM_IAM_PASSWORD + HSS_SIM_IAM_DOMAIN
+                                                       an IAM user (POST /v3/auth/tokens)
 """
 
 from __future__ import annotations
@@ -17,9 +26,25 @@ from collections.abc import Mapping
 from connector.simulator.config import DriftConfig, FaultConfig, ProjectFailure, SimulatorConfig
 from connector.simulator.server import running_simulator
 
-__all__ = ["add_arguments", "config_from_args", "run"]
+__all__ = ["ENVIRONMENT", "add_arguments", "config_from_args", "run"]
 
 TOKEN_ENV = "HSS_SIM_TOKEN"
+ACCESS_KEY_ENV = "HSS_SIM_ACCESS_KEY"
+SECRET_KEY_ENV = "HSS_SIM_SECRET_KEY"
+SECURITY_TOKEN_ENV = "HSS_SIM_SECURITY_TOKEN"
+IAM_USER_ENV = "HSS_SIM_IAM_USER"
+IAM_PASSWORD_ENV = "HSS_SIM_IAM_PASSWORD"
+IAM_DOMAIN_ENV = "HSS_SIM_IAM_DOMAIN"
+ENVIRONMENT = {
+    TOKEN_ENV: "an accepted X-Auth-Token (as --token)",
+    ACCESS_KEY_ENV: f"an accepted access key (with ${SECRET_KEY_ENV}; as --access-key)",
+    SECRET_KEY_ENV: f"the secret key of ${ACCESS_KEY_ENV} (as --secret-key)",
+    SECURITY_TOKEN_ENV: f"makes ${ACCESS_KEY_ENV} temporary (as --security-token)",
+    IAM_USER_ENV: f"an IAM user who may get tokens (with ${IAM_PASSWORD_ENV}, ${IAM_DOMAIN_ENV})",
+    IAM_PASSWORD_ENV: f"the password of ${IAM_USER_ENV}",
+    IAM_DOMAIN_ENV: f"the account (domain) name of ${IAM_USER_ENV}",
+}
+"""The ``HSS_SIM_*`` variables ``simulate`` reads, with what each means."""
 
 
 def _project_records(value: str) -> tuple[str, int]:
@@ -42,6 +67,14 @@ def _project_failure(value: str) -> tuple[str, ProjectFailure]:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"invalid --fail-project {value!r}: {exc}") from exc
     return project, failure
+
+
+def _security_token(value: str) -> tuple[str, str]:
+    access_key, sep, token = value.partition("=")
+    if not sep or not access_key or not token:
+        # never echo the value: it holds a secret
+        raise argparse.ArgumentTypeError("expected ACCESS_KEY=SECURITY_TOKEN")
+    return access_key, token
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +103,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--token",
         action="append",
         default=[],
-        help=f"accepted X-Auth-Token (repeatable; also ${TOKEN_ENV}); none given: auth off",
+        help=f"accepted X-Auth-Token (repeatable; also ${TOKEN_ENV}); auth is off when no "
+        "token, access key or IAM user is given",
     )
     auth.add_argument(
         "--expired-token", action="append", default=[], help="token answered with APIG.0307"
     )
-    auth.add_argument("--rate", type=float, default=0.0, help="requests/s per token (0 = off)")
+    auth.add_argument(
+        "--access-key",
+        action="append",
+        default=[],
+        metavar="AK",
+        help=f"accepted AK, paired in order with --secret-key (repeatable; also ${ACCESS_KEY_ENV})",
+    )
+    auth.add_argument(
+        "--secret-key",
+        action="append",
+        default=[],
+        metavar="SK",
+        help=f"the SK of the --access-key at the same position (also ${SECRET_KEY_ENV})",
+    )
+    auth.add_argument(
+        "--security-token",
+        type=_security_token,
+        action="append",
+        default=[],
+        metavar="AK=TOKEN",
+        help=f"make AK temporary: it needs this X-Security-Token (repeatable; also "
+        f"${SECURITY_TOKEN_ENV} for ${ACCESS_KEY_ENV})",
+    )
+    auth.add_argument(
+        "--lockout-failures",
+        type=int,
+        default=5,
+        help="failed signatures in a row that lock an AK (5; 0 = never)",
+    )
+    auth.add_argument(
+        "--lockout-seconds", type=float, default=300.0, help="how long an AK stays locked (300)"
+    )
+    auth.add_argument(
+        "--iam-token-ttl",
+        type=float,
+        default=86400.0,
+        metavar="SECONDS",
+        help=f"lifetime of tokens from POST /v3/auth/tokens (86400); the IAM user comes from "
+        f"${IAM_USER_ENV}, ${IAM_PASSWORD_ENV} and ${IAM_DOMAIN_ENV}",
+    )
+    auth.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s per token, AK or IAM user (0 = off)"
+    )
     auth.add_argument("--burst", type=int, default=None, help="bucket size (default: the rate)")
     auth.add_argument("--rate-per-minute", type=int, default=0, help="requests/min (0 = off)")
     auth.add_argument(
@@ -132,11 +208,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _access_keys(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """AK -> SK and AK -> security token from the flags and the environment."""
+    if len(args.access_key) != len(args.secret_key):
+        raise ValueError(
+            f"--access-key and --secret-key come in pairs: got {len(args.access_key)} access "
+            f"key(s) and {len(args.secret_key)} secret key(s)"
+        )
+    pairs = list(zip(args.access_key, args.secret_key, strict=True))
+    access, secret = environ.get(ACCESS_KEY_ENV), environ.get(SECRET_KEY_ENV)
+    if bool(access) != bool(secret):
+        raise ValueError(f"${ACCESS_KEY_ENV} and ${SECRET_KEY_ENV} go together; set both")
+    if access and secret:
+        pairs.append((access, secret))
+    keys: dict[str, str] = {}
+    for access_key, secret_key in pairs:
+        if keys.get(access_key, secret_key) != secret_key:
+            raise ValueError(f"access key {access_key!r} is given twice with different secrets")
+        keys[access_key] = secret_key
+    temporary = dict(args.security_token)
+    if environ.get(SECURITY_TOKEN_ENV):
+        if not access:
+            raise ValueError(f"${SECURITY_TOKEN_ENV} needs ${ACCESS_KEY_ENV}")
+        temporary[access] = environ[SECURITY_TOKEN_ENV]
+    return keys, temporary
+
+
+def _iam_users(environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    names = (IAM_USER_ENV, IAM_PASSWORD_ENV, IAM_DOMAIN_ENV)
+    given = [name for name in names if environ.get(name)]
+    if not given:
+        return {}
+    if len(given) != len(names):
+        missing = [name for name in names if name not in given]
+        raise ValueError(f"${', $'.join(names)} go together; missing ${', $'.join(missing)}")
+    return {(environ[IAM_DOMAIN_ENV], environ[IAM_USER_ENV]): environ[IAM_PASSWORD_ENV]}
+
+
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> SimulatorConfig:
-    """The configuration the flags (and ``HSS_SIM_TOKEN``) describe; raises ``ValueError``."""
+    """The configuration the flags and the ``HSS_SIM_*`` variables describe.
+
+    Raises ``ValueError`` (or ``TypeError``) for an invalid value.
+    """
     tokens = set(args.token)
     if environ.get(TOKEN_ENV):
         tokens.add(environ[TOKEN_ENV])
+    access_keys, security_tokens = _access_keys(args, environ)
     faults = FaultConfig(
         http_500_rate=args.fault_500_rate,
         http_503_rate=args.fault_503_rate,
@@ -168,6 +287,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         project_records=dict(args.project_records),
         tokens=frozenset(tokens),
         expired_tokens=frozenset(args.expired_token),
+        access_keys=access_keys,
+        security_tokens=security_tokens,
+        lockout_failures=args.lockout_failures,
+        lockout_s=args.lockout_seconds,
+        iam_users=_iam_users(environ),
+        iam_token_ttl_s=args.iam_token_ttl,
         rate=args.rate,
         burst=args.burst,
         rate_per_minute=args.rate_per_minute,
@@ -188,10 +313,11 @@ async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
     try:
         async with running_simulator(config, host=host, port=port) as simulator:
             print(simulator.base_url, flush=True)
-            auth = "on" if config.auth_enabled else "off"
+            auth = (
+                f"auth by {', '.join(config.auth_methods)}" if config.auth_enabled else "auth off"
+            )
             print(
-                f"HSS simulator: {config.records} images per project, auth {auth}; "
-                "stop with Ctrl-C",
+                f"HSS simulator: {config.records} images per project, {auth}; stop with Ctrl-C",
                 file=sys.stderr,
                 flush=True,
             )

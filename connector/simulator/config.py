@@ -1,7 +1,8 @@
 """Configuration of the HSS API simulator: frozen, validated dataclasses.
 
 Everything is off by default: no auth, no rate limit, no latency, no faults, no drift.
-Use :func:`dataclasses.replace` to derive variants.
+Use :func:`dataclasses.replace` to derive variants. Secrets (tokens, secret keys, security
+tokens, passwords) never appear in a ``repr``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,33 @@ _DATA_RATES = (
 def _check_rate(name: str, value: float) -> None:
     if not (0.0 <= value <= 1.0) or math.isnan(value):
         raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+
+
+def _check_mapping(name: str, value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a mapping, got {type(value).__name__}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or not isinstance(item, str) or not item:
+            # the value is a secret: name the key only
+            raise ValueError(f"{name}: keys and values must be non-empty strings (key {key!r})")
+        out[key] = item
+    return out
+
+
+def _check_users(value: object) -> dict[tuple[str, str], str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"iam_users must be a mapping, got {type(value).__name__}")
+    out: dict[tuple[str, str], str] = {}
+    for key, password in value.items():
+        if not (
+            isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) and k for k in key)
+        ):
+            raise ValueError(f"iam_users keys must be (domain, user) pairs, got {key!r}")
+        if not isinstance(password, str) or not password:
+            raise ValueError(f"iam_users[{key!r}]: the password must be a non-empty string")
+        out[key] = password
+    return out
 
 
 def _frozen_set(name: str, value: object) -> frozenset[str]:
@@ -160,10 +188,18 @@ class DriftConfig:
 class SimulatorConfig:
     """What the simulated API serves and how it behaves.
 
-    Auth is on when ``tokens`` or ``expired_tokens`` is non-empty. ``rate`` is requests per
-    second per credential (0: unlimited) with a bucket of ``burst`` (default: the rate rounded
-    up); ``rate_per_minute`` adds a per-minute limit (0: none). ``retry_after`` (seconds) is
-    sent in ``Retry-After`` on 429 when set.
+    Auth is on when any credential is configured: ``tokens`` (accepted ``X-Auth-Token``s),
+    ``expired_tokens`` (answered ``APIG.0307``), ``access_keys`` (AK -> SK, verified as
+    ``SDK-HMAC-SHA256`` signatures within ``signature_max_skew_s`` of the server's clock;
+    an AK in ``security_tokens`` is temporary and needs that ``X-Security-Token``) or
+    ``iam_users`` ((domain, user) -> password, who may get project-scoped tokens from
+    ``POST /v3/auth/tokens``, valid for ``iam_token_ttl_s``). ``lockout_failures`` failed
+    signatures in a row lock an AK for ``lockout_s`` seconds (0: never lock).
+
+    ``rate`` is requests per second per credential (0: unlimited) with a bucket of ``burst``
+    (default: the rate rounded up); ``rate_per_minute`` adds a per-minute limit (0: none).
+    The credential is the token, the access key, or the IAM user of an issued token.
+    ``retry_after`` (seconds) is sent in ``Retry-After`` on 429 when set.
     """
 
     seed: int = 0
@@ -180,6 +216,13 @@ class SimulatorConfig:
     max_offset: int = 2_000_000
     faults: FaultConfig = field(default_factory=FaultConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    security_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    signature_max_skew_s: float = 900.0
+    lockout_failures: int = 5
+    lockout_s: float = 300.0
+    iam_users: Mapping[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    iam_token_ttl_s: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.records < 0:
@@ -193,6 +236,7 @@ class SimulatorConfig:
         object.__setattr__(
             self, "expired_tokens", _frozen_set("expired_tokens", self.expired_tokens)
         )
+        self._check_credentials()
         if self.rate < 0 or math.isnan(self.rate):
             raise ValueError(f"rate must be >= 0 (0 = unlimited), got {self.rate}")
         if self.burst is not None and self.burst < 1:
@@ -206,9 +250,39 @@ class SimulatorConfig:
         if self.max_offset < 0:
             raise ValueError(f"max_offset must be >= 0, got {self.max_offset}")
 
+    def _check_credentials(self) -> None:
+        keys = _check_mapping("access_keys", self.access_keys)
+        temporary = _check_mapping("security_tokens", self.security_tokens)
+        unknown = sorted(set(temporary) - set(keys))
+        if unknown:
+            raise ValueError(
+                f"security_tokens names access keys without a secret key: {', '.join(unknown)}"
+            )
+        object.__setattr__(self, "access_keys", MappingProxyType(keys))
+        object.__setattr__(self, "security_tokens", MappingProxyType(temporary))
+        object.__setattr__(self, "iam_users", MappingProxyType(_check_users(self.iam_users)))
+        for name in ("signature_max_skew_s", "lockout_s", "iam_token_ttl_s"):
+            value = getattr(self, name)
+            if not value > 0 or not math.isfinite(value):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.lockout_failures < 0:
+            raise ValueError(
+                f"lockout_failures must be >= 0 (0 = never lock), got {self.lockout_failures}"
+            )
+
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.tokens or self.expired_tokens)
+        return bool(self.tokens or self.expired_tokens or self.access_keys or self.iam_users)
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        """The credential kinds accepted, for messages: ``token``, ``AK/SK``, ``IAM``."""
+        methods = (
+            ("token", bool(self.tokens or self.expired_tokens)),
+            ("AK/SK", bool(self.access_keys)),
+            ("IAM", bool(self.iam_users)),
+        )
+        return tuple(name for name, on in methods if on)
 
     @property
     def effective_burst(self) -> int:

@@ -1,4 +1,10 @@
-"""Request statistics for tests and benchmarks: counters and a bounded request log."""
+"""Request statistics for tests and benchmarks: counters and a bounded request log.
+
+List requests are counted per project (``requests``, ``statuses``, ``error_codes``: the
+gateway's or HSS's ``error_code`` of refused requests). The simulated IAM's logins are
+counted apart (``iam_requests``, ``tokens_issued`` and ``tokens_by_project``): they are
+not list requests.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ class RequestLogEntry:
     status: int
     fault: str | None
     request_id: str
+    error_code: str | None = None
 
 
 @dataclass(slots=True)
@@ -27,10 +34,13 @@ class ProjectStats:
     throttled: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
+    error_codes: Counter[str] = field(default_factory=Counter)
 
     def record(self, entry: RequestLogEntry) -> None:
         self.requests += 1
         self.statuses[entry.status] += 1
+        if entry.error_code is not None:
+            self.error_codes[entry.error_code] += 1
         if entry.status == 429:
             self.throttled += 1
         if entry.fault is not None:
@@ -48,6 +58,8 @@ class SimulatorStats:
         self.total = ProjectStats()
         self.projects: dict[str, ProjectStats] = {}
         self.log: deque[RequestLogEntry] = deque(maxlen=log_limit)
+        self.iam_requests = 0
+        self.tokens_by_project: Counter[str] = Counter()
 
     def record(self, entry: RequestLogEntry) -> None:
         self.total.record(entry)
@@ -56,6 +68,16 @@ class SimulatorStats:
             stats = self.projects[entry.project_id] = ProjectStats()
         stats.record(entry)
         self.log.append(entry)
+
+    def record_login(self, project_id: str | None) -> None:
+        """One ``POST /v3/auth/tokens``: a token for ``project_id``, or refused (``None``)."""
+        self.iam_requests += 1
+        if project_id is not None:
+            self.tokens_by_project[project_id] += 1
+
+    @property
+    def tokens_issued(self) -> int:
+        return self.tokens_by_project.total()
 
     def project(self, project_id: str) -> ProjectStats:
         """The counters of one project (all zero if it was never requested)."""
@@ -73,7 +95,13 @@ class SimulatorStats:
     def faults(self) -> Counter[str]:
         return self.total.faults
 
+    @property
+    def error_codes(self) -> Counter[str]:
+        return self.total.error_codes
+
     def reset(self) -> None:
         self.total = ProjectStats()
         self.projects.clear()
         self.log.clear()
+        self.iam_requests = 0
+        self.tokens_by_project.clear()

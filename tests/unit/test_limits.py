@@ -56,9 +56,16 @@ def test_throttling_halves_the_rate_then_recovers() -> None:
     clock.now += 1.5
     limiter.throttled()
     assert limiter.rate == 10
-    for _ in range(200):
+    limiter.succeeded()
+    assert limiter.rate == 10  # no time has passed since the cut
+    for _ in range(5):
+        clock.now += 1.0
         limiter.succeeded()
-    assert limiter.rate == 40
+    assert 10 * 1.1**5 * 0.99 < limiter.rate < 10 * 1.1**5 * 1.01  # +10% a second
+    for _ in range(60):
+        clock.now += 1.0
+        limiter.succeeded()
+    assert limiter.rate == 40  # never above the configured rate
 
 
 def test_retry_delays_honour_retry_after_and_back_off() -> None:
