@@ -334,11 +334,15 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
 
 
 class _Redact(logging.Filter):
-    """Defence in depth: no secret reaches a log line, even by accident."""
+    """Defence in depth: no secret reaches a log line, even by accident.
+
+    Values shorter than six characters are not secrets worth the name and would blank out
+    innocent text (a one-letter test token inside a run id), so they are left alone.
+    """
 
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.secrets = [s for s in secrets if len(s) >= 6]
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -349,8 +353,17 @@ class _Redact(logging.Filter):
         return True
 
 
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """On a terminal, clear the live progress line before a log line takes its place."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream.isatty():
+            self.stream.write("\r\033[K")
+        super().emit(record)
+
+
 def _setup_logging(verbose: bool, secrets: Sequence[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LineHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(_Redact(secrets))
     root = logging.getLogger("connector")
