@@ -32,7 +32,7 @@ from .records import RecordChecker
 from .report import ProjectReport, RunReport
 from .schema import file_schema, load_spec
 from .sink import ProjectSink
-from .writer import Output
+from .writer import Output, Staged
 
 __all__ = ["run", "run_async"]
 
@@ -214,23 +214,17 @@ async def _sync_project(
         except BaseExceptionGroup as group_error:
             raise _leaf(group_error) from None
         fetched = sink.counts.records_in
-        if not config.max_quarantined.allows(sink.counts.quarantined, fetched):
-            raise QuarantineLimitError(
-                f"project {project_id}: {sink.counts.quarantined} of {fetched} records failed "
-                f"validation, more than --max-quarantined {config.max_quarantined}; nothing was "
-                f"published (see the reasons in the run report)"
-            )
         dedupe_by = spec.natural_key if stats.drift_detected else None
         staged = await asyncio.to_thread(writer.finish, dedupe_by)
-        _check_accounting(
-            project_id,
-            crawler.total_num,
-            fetched,
-            sink,
-            staged.rows,
-            staged.duplicates_removed,
-            stats,
-        )
+        result.records_quarantined = staged.quarantined
+        if not config.max_quarantined.allows(staged.quarantined, staged.rows + staged.quarantined):
+            raise QuarantineLimitError(
+                f"project {project_id}: {staged.quarantined} of "
+                f"{staged.rows + staged.quarantined} records failed validation, more than "
+                f"--max-quarantined {config.max_quarantined}; nothing was published (the "
+                "reasons per field are in the run report)"
+            )
+        _check_accounting(project_id, crawler.total_num, fetched, staged, stats)
         result.files = await _uninterruptible(asyncio.to_thread(writer.publish))
         result.status = "published"
         result.records_written = staged.rows
@@ -254,7 +248,8 @@ async def _sync_project(
         counts = sink.counts
         result.total_num = crawler.total_num
         result.records_fetched = counts.records_in
-        result.records_quarantined = counts.quarantined
+        if result.status != "published":
+            result.records_quarantined = counts.quarantined
         result.requests = stats.requests
         result.retries = stats.retries
         result.throttled = stats.throttled
@@ -274,20 +269,14 @@ async def _sync_project(
 
 
 def _check_accounting(
-    project_id: str,
-    total_num: int | None,
-    fetched: int,
-    sink: ProjectSink,
-    written: int,
-    duplicates: int,
-    stats: CrawlStats,
+    project_id: str, total_num: int | None, fetched: int, staged: Staged, stats: CrawlStats
 ) -> None:
     """fetched == written + quarantined + duplicates removed, and nothing silently missing."""
-    counts = sink.counts
-    if fetched != written + counts.quarantined + duplicates:
+    accounted = staged.rows + staged.quarantined + staged.duplicates_removed
+    if fetched != accounted:
         raise DataLossError(
-            f"accounting does not add up: fetched {fetched} != written {written} + "
-            f"quarantined {counts.quarantined} + duplicates removed {duplicates}",
+            f"accounting does not add up: fetched {fetched} != written {staged.rows} + "
+            f"quarantined {staged.quarantined} + duplicates removed {staged.duplicates_removed}",
             project_id=project_id,
         )
     if (

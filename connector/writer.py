@@ -62,7 +62,10 @@ def partition_path(project_id: str, snapshot_date: date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Staged:
+    """What a project's staging holds once finished (after removing duplicates)."""
+
     rows: int
+    quarantined: int
     duplicates_removed: int
 
 
@@ -224,21 +227,48 @@ class ProjectWriter:
         self._quarantine_lines += len(entries)
 
     def finish(self, key_fields: tuple[str, ...] | None) -> Staged:
-        """Close the staged file; remove duplicates by ``key_fields`` when given."""
+        """Close the staged files; remove duplicates by ``key_fields`` when given.
+
+        Duplicates only arise when the list changed during the crawl and pages were read
+        again; the first copy of each record is kept, in data and quarantine alike.
+        """
         self._flush()
         self._open().close()
         rows = pq.ParquetFile(str(self.staged_data)).metadata.num_rows
-        if key_fields is None or rows == 0:
-            return Staged(rows, 0)
-        frame = pl.read_parquet(self.staged_data)
-        unique = frame.unique(subset=list(key_fields), keep="first", maintain_order=True)
-        removed = frame.height - unique.height
-        if removed:
-            table = unique.to_arrow().cast(self.schema)
-            deduped = self.staged_data.with_suffix(".dedup")
-            pq.write_table(table, str(deduped), compression="zstd", row_group_size=ROW_GROUP_ROWS)
-            deduped.replace(self.staged_data)
-        return Staged(unique.height, removed)
+        removed = 0
+        if key_fields is not None and rows:
+            frame = pl.read_parquet(self.staged_data)
+            unique = frame.unique(subset=list(key_fields), keep="first", maintain_order=True)
+            removed = frame.height - unique.height
+            if removed:
+                table = unique.to_arrow().cast(self.schema)
+                deduped = self.staged_data.with_suffix(".dedup")
+                pq.write_table(
+                    table, str(deduped), compression="zstd", row_group_size=ROW_GROUP_ROWS
+                )
+                deduped.replace(self.staged_data)
+                rows = unique.height
+        quarantined = self._quarantine_lines
+        if key_fields is not None and quarantined:
+            quarantined = self._dedupe_quarantine(key_fields)
+            removed += self._quarantine_lines - quarantined
+            self._quarantine_lines = quarantined
+        return Staged(rows, quarantined, removed)
+
+    def _dedupe_quarantine(self, key_fields: tuple[str, ...]) -> int:
+        seen: set[bytes] = set()
+        kept: list[bytes] = []
+        for line in self.staged_quarantine.read_bytes().splitlines():
+            raw = orjson.loads(line)["record"]
+            if isinstance(raw, dict):
+                key = orjson.dumps([raw.get(k) for k in key_fields])
+            else:
+                key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+            if key not in seen:
+                seen.add(key)
+                kept.append(line)
+        self.staged_quarantine.write_bytes(b"".join(line + b"\n" for line in kept))
+        return len(kept)
 
     def abort(self) -> None:
         if self._writer is not None:

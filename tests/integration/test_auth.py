@@ -138,7 +138,10 @@ def test_a_wrong_secret_key_fails_fast_with_one_request(tmp_path: Path) -> None:
 
 
 def test_two_projects_on_one_access_key_share_one_rate_limit(tmp_path: Path) -> None:
-    """The simulator throttles per AK; the connector must pace both projects together."""
+    """The simulator throttles per AK; the connector must pace both projects together.
+
+    Measured: pacing them together draws 0 throttles; pacing each on its own (twice the
+    rate on the wire) draws about 6 before the connector's adaptive rate catches up."""
     rate = 12
     records = {P1: 250, P2: 250}  # about 2 x 22 pages of 10: near 4 s at 12/s
     with simulator_in_thread(sim_config(project_records=records, rate=rate, burst=2)) as sim:
@@ -147,7 +150,7 @@ def test_two_projects_on_one_access_key_share_one_rate_limit(tmp_path: Path) -> 
         result = sync_cli(sim, tmp_path / "out", env, (P1, P2), *extra)
         assert result.returncode == 0, result.stderr
         assert sim.stats.requests >= pages(sim, P1, 10) + pages(sim, P2, 10) >= 40
-        assert sim.stats.throttled <= 3, sim.stats.error_codes
+        assert sim.stats.throttled <= 2, sim.stats.error_codes
         assert_equals_inventory(sim, tmp_path / "out", (P1, P2))
 
 

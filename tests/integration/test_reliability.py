@@ -67,6 +67,7 @@ def check_nothing_lost(out: Path, sim: Any, project: str, *, drift: bool) -> dic
     bad = quarantined(out)
     parked = [e["record"]["image_id"] for e in bad if isinstance(e["record"], dict)]
     assert len(written) == len(set(written)), "a record was written twice"
+    assert len(parked) == len(set(parked)), "a record was quarantined twice"
     assert not set(written) & set(parked), "a record is both written and quarantined"
     everything = set(written) | set(parked)
     if drift:
