@@ -1,7 +1,9 @@
 """An embedded HSS API simulator: ``GET /v5/{project_id}/image/local-repositories``.
 
 Serves a seeded, deterministic inventory for any project id with the reference's paging,
-filters, validation, auth, throttling, plus configurable latency, faults and drift::
+filters, validation, auth (tokens, AK/SK signatures with lock-out, and project-scoped tokens
+from a simulated IAM at ``POST /v3/auth/tokens``), throttling, plus configurable latency,
+faults and drift::
 
     async with running_simulator(SimulatorConfig(records=5000)) as sim:
         ...  # GET f"{sim.base_url}/v5/<project>/image/local-repositories?limit=200"

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from connector.signing import AkSkCredentials, sign_request
 
 Params = Mapping[str, str | int | bool]
 
@@ -98,3 +103,93 @@ def crawl(
 
 def ids(records: list[dict[str, Any]]) -> list[str]:
     return [record["image_id"] for record in records]
+
+
+def signed(
+    url: str,
+    credentials: AkSkCredentials,
+    params: Params | None = None,
+    *,
+    project_id: str | None = None,
+    now: datetime | None = None,
+) -> tuple[URL, dict[str, str]]:
+    """The URL and headers of a GET signed as the SDK signs it (``url`` has no query)."""
+    parts = urlsplit(url)
+    request = sign_request(
+        method="GET",
+        scheme=parts.scheme,
+        host=parts.netloc,
+        path=parts.path,
+        query=list(wire(params).items()),
+        headers={},
+        body=None,
+        credentials=credentials,
+        project_id=project_id,
+        now=now or datetime.now(UTC),
+    )
+    return URL(request.url, encoded=True), request.headers
+
+
+async def aget_url(
+    session: aiohttp.ClientSession, url: URL, headers: Mapping[str, str] | None = None
+) -> Reply:
+    """GET exactly this (already encoded) URL."""
+    async with session.get(url, headers=headers) as response:
+        body = await response.read()
+        return Reply(response.status, CIMultiDictProxy(CIMultiDict(response.headers)), body)
+
+
+def get_url(url: URL, headers: Mapping[str, str] | None = None) -> Reply:
+    async def main() -> Reply:
+        async with aiohttp.ClientSession() as session:
+            return await aget_url(session, url, headers)
+
+    return asyncio.run(main())
+
+
+def get_signed(
+    url: str,
+    credentials: AkSkCredentials,
+    params: Params | None = None,
+    *,
+    project_id: str | None = None,
+    now: datetime | None = None,
+) -> Reply:
+    signed_url, headers = signed(url, credentials, params, project_id=project_id, now=now)
+    return get_url(signed_url, headers)
+
+
+def login_body(domain: str, user: str, password: str, project_id: str) -> dict[str, Any]:
+    """An IAM password-identity request body with project scope."""
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": user, "password": password, "domain": {"name": domain}}
+                },
+            },
+            "scope": {"project": {"id": project_id}},
+        }
+    }
+
+
+async def apost(session: aiohttp.ClientSession, url: str, body: bytes) -> Reply:
+    headers = {"Content-Type": "application/json;charset=utf8"}
+    async with session.post(url, data=body, headers=headers) as response:
+        data = await response.read()
+        return Reply(response.status, CIMultiDictProxy(CIMultiDict(response.headers)), data)
+
+
+def post(url: str, body: bytes | dict[str, Any]) -> Reply:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+
+    async def main() -> Reply:
+        async with aiohttp.ClientSession() as session:
+            return await apost(session, url, data)
+
+    return asyncio.run(main())
+
+
+def project_path(project_id: str) -> str:
+    return f"/v5/{quote(project_id, safe='')}/image/local-repositories"

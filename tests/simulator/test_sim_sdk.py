@@ -5,7 +5,8 @@ What the SDK can do (huaweicloudsdkcore 3.1.219): it always signs requests with 
 request handler, runs just before each request is sent and may edit its headers: it adds
 ``X-Auth-Token`` and drops the AK/SK ``Authorization`` header, which makes the SDK a token
 client. With auth off the simulator accepts the AK/SK-signed requests unchecked; with auth
-on it refuses them (it does not verify AK/SK signatures yet).
+on it verifies their ``SDK-HMAC-SHA256`` signatures, so the SDK's own signer checks the
+simulator's verifier (and the other way round).
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_
 PROJECT = "0f3c9e6d2b8a4d7c9e1f2a3b4c5d6e7f"
 TOKEN = "sdk-test-token"
 ALL = "all_granted_eps"
+AK, SK = "TESTAK", "TESTSK-0123456789abcdefghij"
+TEMP_AK, TEMP_SK, STS = "TEMPAK", "TEMPSK-9876543210", "sts-security-token-" + "z" * 40
 
 
-def sdk_client(sim: RunningSimulator, handler: HttpHandler | None = None) -> HssClient:
+def sdk_client(
+    sim: RunningSimulator,
+    handler: HttpHandler | None = None,
+    credentials: BasicCredentials | None = None,
+) -> HssClient:
     builder = (
         HssClient.new_builder()
-        .with_credentials(BasicCredentials("TESTAK", "TESTSK", PROJECT))
+        .with_credentials(credentials or BasicCredentials(AK, SK, PROJECT))
         .with_endpoints([sim.base_url])
     )
     if handler is not None:
@@ -73,7 +80,14 @@ def open_sim() -> Iterator[RunningSimulator]:
 
 @pytest.fixture(scope="module")
 def token_sim() -> Iterator[RunningSimulator]:
-    config = SimulatorConfig(seed=8, records=300, tokens=frozenset({TOKEN}), max_offset=100)
+    config = SimulatorConfig(
+        seed=8,
+        records=300,
+        tokens=frozenset({TOKEN}),
+        max_offset=100,
+        access_keys={AK: SK, TEMP_AK: TEMP_SK},
+        security_tokens={TEMP_AK: STS},
+    )
     with simulator_in_thread(config) as sim:
         yield sim
 
@@ -116,10 +130,10 @@ def test_sdk_sees_gateway_and_hss_errors(token_sim: RunningSimulator) -> None:
     assert (error.status_code, error.error_code) == (401, "APIG.0301")
     assert len(error.request_id) == 32
 
-    aksk_only = sdk_client(token_sim)
-    error = sdk_error(lambda: aksk_only.list_image_local(ListImageLocalRequest()))
+    wrong_sk = sdk_client(token_sim, credentials=BasicCredentials(AK, "WRONG-SK", PROJECT))
+    error = sdk_error(lambda: wrong_sk.list_image_local(ListImageLocalRequest()))
     assert (error.status_code, error.error_code) == (401, "APIG.0301")
-    assert "aksk" in error.error_msg
+    assert "verify aksk signature fail" in error.error_msg
 
     client = sdk_client(token_sim, token_handler(TOKEN))
     error = sdk_error(lambda: client.list_image_local(ListImageLocalRequest(limit=5)))
@@ -141,11 +155,43 @@ def test_sdk_loses_the_body_of_a_429() -> None:
         assert sim.stats.throttled == 1  # and it did not retry
 
 
-@pytest.mark.skip(
-    reason="the simulator does not verify AK/SK (SDK-HMAC-SHA256) signatures yet: add an "
-    "Authenticator for it in connector/simulator/auth.py, then enable this test"
-)
 def test_sdk_aksk_signature_is_verified(token_sim: RunningSimulator) -> None:
-    client = sdk_client(token_sim)  # AK/SK only: must succeed once signatures are checked
+    client = sdk_client(token_sim)  # AK/SK only, signed by the SDK's own signer
     response = client.list_image_local(ListImageLocalRequest(limit=10))
     assert response.total_num == token_sim.inventory.total(PROJECT)
+    check(token_sim, client, has_vul=True, image_name="a", enterprise_project_id=ALL)
+
+
+def test_sdk_with_a_wrong_secret_key_gets_401(token_sim: RunningSimulator) -> None:
+    token_sim.stats.reset()
+    client = sdk_client(token_sim, credentials=BasicCredentials(AK, "not-" + SK, PROJECT))
+    error = sdk_error(lambda: client.list_image_local(ListImageLocalRequest(limit=10)))
+    assert (error.status_code, error.error_code) == (401, "APIG.0301")
+    assert "signature does not match" in error.error_msg
+    assert SK not in error.error_msg
+    assert len(error.request_id) == 32
+    assert token_sim.stats.requests == 1  # the SDK does not retry
+    sdk_client(token_sim).list_image_local(ListImageLocalRequest())  # resets the count
+
+
+def test_sdk_temporary_credentials(token_sim: RunningSimulator) -> None:
+    credentials = BasicCredentials(TEMP_AK, TEMP_SK, PROJECT).with_security_token(STS)
+    client = sdk_client(token_sim, credentials=credentials)
+    response = client.list_image_local(ListImageLocalRequest(limit=10))
+    assert response.total_num == token_sim.inventory.total(PROJECT)
+    no_token = sdk_client(token_sim, credentials=BasicCredentials(TEMP_AK, TEMP_SK, PROJECT))
+    error = sdk_error(lambda: no_token.list_image_local(ListImageLocalRequest()))
+    assert (error.status_code, error.error_code) == (401, "APIG.0301")
+    assert "X-Security-Token is missing" in error.error_msg
+    sdk_client(token_sim, credentials=credentials).list_image_local(ListImageLocalRequest())
+
+
+def test_sdk_is_locked_out_after_five_bad_signatures() -> None:
+    config = SimulatorConfig(records=20, access_keys={AK: SK})
+    with simulator_in_thread(config) as sim:
+        wrong = sdk_client(sim, credentials=BasicCredentials(AK, "WRONG", PROJECT))
+        for _ in range(5):
+            sdk_error(lambda: wrong.list_image_local(ListImageLocalRequest()))
+        error = sdk_error(lambda: sdk_client(sim).list_image_local(ListImageLocalRequest()))
+        assert (error.status_code, error.error_code) == (401, "APIG.0301")
+        assert "locked" in error.error_msg

@@ -17,9 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 from blockbuster import blockbuster_ctx
-from sim_http import aget, get, get_many
+from sim_http import aget, get, get_many, get_signed, login_body, post
 
 import connector
+from connector.signing import AkSkCredentials
 from connector.simulator import (
     DriftConfig,
     FaultConfig,
@@ -28,7 +29,7 @@ from connector.simulator import (
     running_simulator,
     simulator_in_thread,
 )
-from connector.simulator.cli import add_arguments, config_from_args, run
+from connector.simulator.cli import ENVIRONMENT, add_arguments, config_from_args, run
 
 
 def test_running_simulator_in_the_current_loop() -> None:
@@ -92,8 +93,13 @@ def test_threaded_simulator_stops_cleanly() -> None:
 
 def test_create_app_is_a_plain_aiohttp_application() -> None:
     app = create_app(SimulatorConfig(records=3))
-    routes = [r.resource.canonical for r in app.router.routes() if r.resource is not None]
-    assert routes == ["/v5/{project_id}/image/local-repositories"]
+    routes = [
+        (r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None
+    ]
+    assert routes == [
+        ("GET", "/v5/{project_id}/image/local-repositories"),
+        ("POST", "/v3/auth/tokens"),
+    ]
 
 
 def test_latency_and_jitter_apply_to_every_response() -> None:
@@ -187,6 +193,73 @@ def test_cli_flags_map_to_config() -> None:
     assert (drift.every_n_requests, drift.inserts, drift.deletes, drift.max_events) == (5, 2, 1, 9)
 
 
+def test_cli_credentials_map_to_config() -> None:
+    args = parse(
+        *shlex.split(
+            "--access-key AK1 --secret-key SK1 --access-key AK2 --secret-key SK2"
+            " --security-token AK2=STS2 --lockout-failures 3 --lockout-seconds 60"
+            " --iam-token-ttl 1.5"
+        )
+    )
+    environ = {
+        "HSS_SIM_ACCESS_KEY": "AK3",
+        "HSS_SIM_SECRET_KEY": "SK3",
+        "HSS_SIM_SECURITY_TOKEN": "STS3",
+        "HSS_SIM_IAM_USER": "reader",
+        "HSS_SIM_IAM_PASSWORD": "pw",
+        "HSS_SIM_IAM_DOMAIN": "acme",
+    }
+    config = config_from_args(args, environ)
+    assert dict(config.access_keys) == {"AK1": "SK1", "AK2": "SK2", "AK3": "SK3"}
+    assert dict(config.security_tokens) == {"AK2": "STS2", "AK3": "STS3"}
+    assert (config.lockout_failures, config.lockout_s) == (3, 60)
+    assert dict(config.iam_users) == {("acme", "reader"): "pw"}
+    assert config.iam_token_ttl_s == 1.5
+    assert config.auth_enabled and config.auth_methods == ("AK/SK", "IAM")
+    defaults = config_from_args(parse(), {})
+    assert (defaults.lockout_failures, defaults.lockout_s, defaults.iam_token_ttl_s) == (
+        5,
+        300,
+        86400,
+    )
+    assert set(ENVIRONMENT) == {
+        "HSS_SIM_TOKEN",
+        "HSS_SIM_ACCESS_KEY",
+        "HSS_SIM_SECRET_KEY",
+        "HSS_SIM_SECURITY_TOKEN",
+        "HSS_SIM_IAM_USER",
+        "HSS_SIM_IAM_PASSWORD",
+        "HSS_SIM_IAM_DOMAIN",
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        ("--access-key AK1", {}),
+        ("--access-key AK1 --secret-key S1 --secret-key TOPSECRET", {}),
+        ("--access-key AK1 --secret-key S1 --access-key AK1 --secret-key TOPSECRET", {}),
+        ("", {"HSS_SIM_ACCESS_KEY": "AK"}),
+        ("", {"HSS_SIM_SECRET_KEY": "TOPSECRET"}),
+        ("", {"HSS_SIM_SECURITY_TOKEN": "TOPSECRET"}),
+        ("--security-token NOSUCHAK=TOPSECRET", {}),
+        ("", {"HSS_SIM_IAM_USER": "u", "HSS_SIM_IAM_PASSWORD": "TOPSECRET"}),
+        ("--iam-token-ttl 0", {}),
+        ("--lockout-failures -1", {}),
+    ],
+)
+def test_cli_rejects_incomplete_credentials(argv: str, environ: dict[str, str]) -> None:
+    with pytest.raises((ValueError, TypeError)) as caught:
+        config_from_args(parse(*shlex.split(argv)), environ)
+    assert "TOPSECRET" not in str(caught.value)
+
+
+def test_cli_security_token_needs_a_key(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse("--security-token", "TOPSECRET")
+    assert "TOPSECRET" not in capsys.readouterr().err
+
+
 def test_every_cli_flag_is_documented() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -220,5 +293,46 @@ def test_cli_serves_until_sigterm() -> None:
                 proc.kill()
 
 
+def test_cli_serves_aksk_and_iam_from_the_environment() -> None:
+    root = Path(connector.__file__).parent.parent
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HSS_")},
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        "HSS_SIM_ACCESS_KEY": "ENVAK",
+        "HSS_SIM_SECRET_KEY": "ENVSK",
+        "HSS_SIM_IAM_USER": "reader",
+        "HSS_SIM_IAM_PASSWORD": "pw-from-env",
+        "HSS_SIM_IAM_DOMAIN": "acme",
+    }
+    command = [sys.executable, "-m", "connector.simulator", "--port", "0", "--records", "30"]
+    command += ["--access-key", "FLAGAK", "--secret-key", "FLAGSK", "--iam-token-ttl", "600"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            base_url = proc.stdout.readline().strip()
+            url = f"{base_url}/v5/p/image/local-repositories"
+            assert get_signed(url, AkSkCredentials("ENVAK", "ENVSK")).status == 200
+            assert get_signed(url, AkSkCredentials("FLAGAK", "FLAGSK")).status == 200
+            assert get_signed(url, AkSkCredentials("FLAGAK", "ENVSK")).status == 401
+            reply = post(
+                f"{base_url}/v3/auth/tokens", login_body("acme", "reader", "pw-from-env", "p")
+            )
+            assert reply.status == 201
+            token = reply.headers["X-Subject-Token"]
+            assert get(url, headers={"X-Auth-Token": token}).status == 200
+            assert get(url).status == 401
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            err = proc.stderr.read()
+            assert "auth by AK/SK, IAM" in err
+            assert "ENVSK" not in err and "FLAGSK" not in err and "pw-from-env" not in err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def test_cli_rejects_invalid_values() -> None:
     assert run(parse("--fault-500-rate", "2")) == 2
+    assert run(parse("--access-key", "AK")) == 2
