@@ -32,7 +32,9 @@ def test_every_flag_is_documented(command: str) -> None:
 
 
 def test_every_environment_variable_is_documented() -> None:
-    for name in ENVIRONMENT:
+    from connector.simulator.cli import ENVIRONMENT as SIMULATOR_ENVIRONMENT
+
+    for name in [*ENVIRONMENT, *SIMULATOR_ENVIRONMENT]:
         assert f"`{name}" in README, name
 
 
