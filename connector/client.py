@@ -102,33 +102,26 @@ class HssClient:
                 request_id = response.headers.get("X-Request-Id")
                 retry_after = response.headers.get("Retry-After")
                 content_type = response.headers.get("Content-Type", "")
-        except TimeoutError as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransportError(
-                "the request timed out", project_id=request.project_id, offset=request.offset
-            ) from exc
-        except aiohttp.ClientPayloadError as exc:
-            raise TransportError(
-                f"the response body was cut short ({exc})",
-                project_id=request.project_id,
-                offset=request.offset,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise TransportError(
-                f"could not connect to {url.host}:{url.port} ({exc.os_error})",
-                project_id=request.project_id,
-                offset=request.offset,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(
-                f"the connection failed: {type(exc).__name__}: {exc}",
-                project_id=request.project_id,
-                offset=request.offset,
+                _describe_failure(exc, url), project_id=request.project_id, offset=request.offset
             ) from exc
         if status == 200:
             return _parse_page(request, body, request_id, content_type)
         raise _api_error(
             status, body, request_id, retry_after, _Where(request.project_id, request.offset)
         )
+
+
+def _describe_failure(exc: BaseException, url: URL) -> str:
+    """What went wrong with the connection, in words, for a TransportError."""
+    if isinstance(exc, TimeoutError):
+        return "the request timed out"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the response body was cut short ({exc})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"could not connect to {url.host}:{url.port} ({exc.os_error})"
+    return f"the connection failed: {type(exc).__name__}: {exc}"
 
 
 def _parse_page(
