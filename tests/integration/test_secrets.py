@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import ssl
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from connector import Auth, Config, Secret
-from connector.simulator import FaultConfig, ProjectFailure, SimulatorConfig, simulator_in_thread
+import pytest
+from aiohttp import web
+
+from connector import Auth, Config, FetchSettings, RetryPolicy, RunReport, Secret
+from connector.pipeline import run_async
+from connector.simulator import (
+    FaultConfig,
+    ProjectFailure,
+    SimulatorConfig,
+    create_app,
+    simulator_in_thread,
+)
 
 from .helpers import TOKEN, cli
 
@@ -95,3 +109,69 @@ def test_plain_http_to_a_remote_host_needs_an_explicit_opt_in(tmp_path: Path) ->
         env={"HSS_AUTH_TOKEN": TOKEN},
     )
     assert refused.returncode == 2 and "--allow-insecure-http" in refused.stderr
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def test_tls_certificates_are_verified(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    context = _self_signed(tmp_path)
+    app = create_app(SimulatorConfig(records=50, tokens=frozenset({TOKEN})))
+
+    async def scenario() -> RunReport:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            config = Config(
+                projects=(PROJECT,),
+                endpoint=f"https://127.0.0.1:{port}",
+                out=str(tmp_path / "out"),
+                auth=Auth(token=Secret(TOKEN)),
+                progress="off",
+                fetch=FetchSettings(retry=RetryPolicy(max_attempts=1)),
+            )
+            return await run_async(config)
+        finally:
+            await runner.cleanup()
+
+    report = asyncio.run(scenario())
+    assert report.status == "failed" and report.exit_code == 3
+    assert report.projects[PROJECT].error_type == "TransportError"
+    assert "certificate" in (report.projects[PROJECT].error or "").lower()
