@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .client import Page, PageRequest, PageSource
@@ -223,7 +223,8 @@ class ProjectCrawler:
                     await self.emit(old.page, 0, [old.record])
             start = 0
             if index > 0 and records:
-                held[index] = _Held(page, records[0])
+                # keep the record and where it came from, not the page's other records
+                held[index] = _Held(replace(page, records=[]), records[0])
                 records, start = records[1:], 1
             await self.emit(page, start, records)
 

@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -237,6 +236,8 @@ class ProjectWriter:
         rows = pq.ParquetFile(str(self.staged_data)).metadata.num_rows
         removed = 0
         if key_fields is not None and rows:
+            import polars as pl  # only after drift; importing it costs ~40 MB of memory
+
             frame = pl.read_parquet(self.staged_data)
             unique = frame.unique(subset=list(key_fields), keep="first", maintain_order=True)
             removed = frame.height - unique.height
