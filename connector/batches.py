@@ -1,9 +1,17 @@
-"""Rows -> one ``pa.RecordBatch`` of the file schema, column by column.
+"""Rows -> one ``pa.RecordBatch`` of the file schema.
 
-The fast path builds every column straight from the parsed JSON. A column that does not
-fit its type raises ``ColumnMismatch``; the caller then checks the records one by one
-(``records.RecordChecker``) and builds again from the clean rows. Integer columns are
-type-inferred first because pyarrow would silently truncate ``1.5`` to ``1``.
+The fast path converts every row in one call, ``pa.array(rows, <struct of the API
+fields>)``: pyarrow reads the dicts and converts the values in C++, with no Python loop
+over rows or fields. That conversion refuses what does not fit a column (a text in a
+count, a boolean, an integer beyond 64 bits, a list), but it would silently truncate a
+fraction (``1.5`` -> ``1``) in an integer or time column. So a second, cheaper pass reads
+the integer and time fields as ``float64`` and the two must agree value for value
+(integers beyond 2**53 round the same way on both sides; a lossless ``5.0`` agrees and is
+stored as ``5``, as ``records.RecordChecker`` would).
+
+When the fast path refuses, the columns are built one by one, to name the field that does
+not fit: ``ColumnMismatch``. The caller then checks the records one by one
+(``records.RecordChecker``) and builds again from the clean rows.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from .schema import RecordSpec
 __all__ = ["BatchBuilder", "Built", "ColumnMismatch"]
 
 _INT64 = pa.int64()
+_FLOAT64 = pa.float64()
 _NULL = pa.null()
+_REFUSED = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 
 
 class ColumnMismatch(Exception):
@@ -45,6 +55,14 @@ class BatchBuilder:
         self.enums = {
             f.name: pa.array(f.enum, pa.string()) for f in spec.api_fields if f.enum is not None
         }
+        self._struct = pa.struct([schema.field(f.name) for f in spec.api_fields])
+        self._numeric = [
+            (index, name)
+            for index, (name, type_) in enumerate(self.api_fields)
+            if not pa.types.is_string(type_)
+        ]
+        self._probe = pa.struct([pa.field(name, _FLOAT64) for _, name in self._numeric])
+        self._ingested_type = schema.field("ingested_at").type
 
     def build(
         self,
@@ -55,15 +73,37 @@ class BatchBuilder:
         run_id: str,
     ) -> Built:
         n = len(rows)
-        columns: list[pa.Array] = []
-        for name, type_ in self.api_fields:
-            values = [row.get(name) for row in rows]
-            columns.append(self._column(name, type_, values))
-        columns.append(pa.array(extras if extras is not None else [None] * n, pa.string()))
-        columns.append(pa.array(ingested_at_ms, _INT64).cast(self.schema.field("ingested_at").type))
-        columns.append(pa.array([run_id] * n, pa.string()))
+        columns = self._api_columns(rows)
+        columns.append(
+            pa.array(extras, pa.string()) if extras is not None else pa.nulls(n, pa.string())
+        )
+        columns.append(pa.array(ingested_at_ms, _INT64).cast(self._ingested_type))
+        columns.append(pa.repeat(pa.scalar(run_id, pa.string()), n))
         batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
         return Built(batch, self._unknown_enum_values(batch))
+
+    def _api_columns(self, rows: Sequence[dict[str, Any]]) -> list[pa.Array]:
+        try:
+            whole = pa.array(rows, self._struct)
+            probe = pa.array(rows, self._probe)
+        except _REFUSED:
+            return self._by_column(rows)
+        columns: list[pa.Array] = whole.flatten()
+        for position, (index, name) in enumerate(self._numeric):
+            exact = columns[index]
+            if exact.null_count == len(exact):
+                continue
+            as_float = exact.view(_INT64).cast(_FLOAT64, safe=False)
+            if not pc.all(pc.equal(as_float, probe.field(position))).as_py():
+                raise ColumnMismatch(name)  # a fraction, truncated by the first pass
+        return columns
+
+    def _by_column(self, rows: Sequence[dict[str, Any]]) -> list[pa.Array]:
+        """Column by column, inferring integer columns first: names the misfit."""
+        return [
+            self._column(name, type_, [row.get(name) for row in rows])
+            for name, type_ in self.api_fields
+        ]
 
     @staticmethod
     def _column(name: str, type_: pa.DataType, values: list[Any]) -> pa.Array:
@@ -71,7 +111,7 @@ class BatchBuilder:
             if pa.types.is_string(type_):
                 return pa.array(values, pa.string())
             inferred = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except _REFUSED:
             raise ColumnMismatch(name) from None
         if inferred.type == _INT64:
             return inferred if type_ == _INT64 else inferred.cast(type_)

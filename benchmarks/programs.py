@@ -1,0 +1,138 @@
+"""The programs measured, as commands, and the rows each one wrote.
+
+Every program reads one simulator project with the same query (all enterprise projects)
+and writes Parquet under its own output folder; the rows are counted from the Parquet
+footers afterwards, and must equal the simulator's total.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .procs import Measured, measure, python_command
+
+__all__ = ["TOKEN", "Run", "connector", "dlt_available", "dlt_rest_api", "naive"]
+
+TOKEN = "bench-token"
+PAGE_SIZE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One measured run of one program."""
+
+    program: str
+    records: int
+    rows: int
+    measured: Measured
+    sim_cpu_s: float
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        """The sync's own duration (connector run report), else the process wall time."""
+        return float(self.report.get("duration_s", self.measured.wall_s))
+
+
+def parquet_rows(folder: Path) -> int:
+    """Rows in every published ``*.parquet`` file under ``folder`` (staging excluded)."""
+    return sum(
+        pq.ParquetFile(path).metadata.num_rows
+        for path in folder.rglob("*.parquet")
+        if "_staging" not in path.parts
+    )
+
+
+def _fresh(folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _connector_command() -> list[str]:
+    script = Path(python_command()[0]).with_name("hss-images")
+    return [str(script)] if script.exists() else python_command("-m", "connector.cli")
+
+
+def connector(
+    base_url: str,
+    project_id: str,
+    workdir: Path,
+    *,
+    rate: float,
+    concurrency: int,
+    env: dict[str, str],
+    timeout_s: float,
+) -> tuple[Measured, int, dict[str, Any]]:
+    """The connector's real CLI: ``hss-images sync``."""
+    work = _fresh(workdir)
+    report = work / "report.json"
+    command = [
+        *_connector_command(),
+        "sync",
+        "--endpoint",
+        base_url,
+        "--project-id",
+        project_id,
+        "--out",
+        str(work / "out"),
+        "--enterprise-project-id",
+        "all_granted_eps",
+        "--rate",
+        f"{rate:g}",
+        "--burst",
+        "1",
+        "--concurrency",
+        str(concurrency),
+        "--page-size",
+        str(PAGE_SIZE),
+        "--progress",
+        "off",
+        "--report",
+        str(report),
+    ]
+    measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
+    measured.check("hss-images sync")
+    return measured, parquet_rows(work / "out"), json.loads(report.read_text())
+
+
+def naive(
+    base_url: str, project_id: str, workdir: Path, *, env: dict[str, str], timeout_s: float
+) -> tuple[Measured, int, dict[str, Any]]:
+    work = _fresh(workdir)
+    command = python_command(
+        "-m", "benchmarks.peers.naive", base_url, project_id, str(work / "out")
+    )
+    measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
+    measured.check("the naive aiohttp loop")
+    return measured, parquet_rows(work / "out"), {}
+
+
+def dlt_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dlt") is not None
+
+
+def dlt_rest_api(
+    base_url: str, project_id: str, workdir: Path, *, env: dict[str, str], timeout_s: float
+) -> tuple[Measured, int, dict[str, Any]]:
+    work = _fresh(workdir)
+    command = python_command(
+        "-m",
+        "benchmarks.peers.dlt_rest_api",
+        base_url,
+        project_id,
+        str(work / "out"),
+        str(work / "pipelines"),
+    )
+    measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
+    measured.check("the dlt rest_api pipeline")
+    data = work / "out" / "hss" / "images"
+    return measured, parquet_rows(data) if data.exists() else 0, {}

@@ -1,0 +1,334 @@
+"""Medians, figures against the issue's targets, the Markdown table and the JSON file."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .programs import PAGE_SIZE, Run
+from .suite import Collected
+
+__all__ = ["Figure", "figures", "machine", "render", "to_json"]
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    case: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    """None: informational, no target."""
+
+
+def _median(runs: list[Run], metric: str) -> float:
+    values = [_metric(run, metric) for run in runs]
+    return statistics.median(values)
+
+
+def _metric(run: Run, metric: str) -> float:
+    m = run.measured
+    values = {
+        "wall_s": m.wall_s,
+        "sync_s": run.duration_s,
+        "cpu_s": m.cpu_s,
+        "user_s": m.user_s,
+        "sys_s": m.sys_s,
+        "rss_mb": m.max_rss_bytes / MB,
+        "sim_cpu_s": run.sim_cpu_s,
+        "cpu_us_per_record": m.cpu_s / run.records * 1e6,
+        "sim_cpu_us_per_record": run.sim_cpu_s / run.records * 1e6,
+        "requests": float(run.report.get("requests", math.nan)),
+        "throttled": float(run.report.get("throttled", math.nan)),
+    }
+    return values[metric]
+
+
+def _paired(a: list[Run], b: list[Run], metric: str) -> float:
+    """Median over rounds of b/a, each ratio from runs of the same round."""
+    return statistics.median(
+        _metric(y, metric) / _metric(x, metric) for x, y in zip(a, b, strict=True)
+    )
+
+
+def figures(collected: Collected) -> list[Figure]:
+    s = collected.settings
+    runs = collected.runs
+    out: list[Figure] = []
+    pages = math.ceil(s.records / PAGE_SIZE)
+
+    rate = runs.get("connector/rate")
+    if rate:
+        limit = pages / s.rate
+        out += [
+            Figure("rate", f"physical limit pages/R = {pages}/{s.rate:g}", limit, "s"),
+            Figure("rate", "wall, process (spawn to exit)", _median(rate, "wall_s"), "s"),
+            Figure("rate", "sync duration (run report)", _median(rate, "sync_s"), "s"),
+        ]
+        wall_ratio = _median(rate, "wall_s") / limit
+        out.append(
+            Figure("rate", "wall / (pages/R)", wall_ratio, "x", "<= 1.05", wall_ratio <= 1.05)
+        )
+        sync_ratio = _median(rate, "sync_s") / limit
+        out.append(
+            Figure("rate", "sync / (pages/R)", sync_ratio, "x", "<= 1.05", sync_ratio <= 1.05)
+        )
+        requests, throttled = _median(rate, "requests"), _median(rate, "throttled")
+        share = throttled / requests * 100 if requests else math.nan
+        out += [
+            Figure("rate", "requests sent", requests, ""),
+            Figure("rate", "throttled (429)", throttled, ""),
+            Figure("rate", "throttled / requests", share, "%", "<= 1%", share <= 1.0),
+        ]
+
+    latency = runs.get("connector/latency")
+    transform = collected.transform
+    if latency and {"latency", "peers", "cpu", "memory"} & set(collected.cases):
+        wall = _median(latency, "wall_s")
+        out += [
+            Figure("latency", "wall, process", wall, "s"),
+            Figure("latency", "sync duration (run report)", _median(latency, "sync_s"), "s"),
+            Figure("latency", "records/s (process wall)", s.records / wall, "rec/s"),
+        ]
+    if latency and transform and "latency" in collected.cases:
+        floor = pages * s.latency_ms / 1000 / s.concurrency
+        alone = transform["connector"]["wall_s"]
+        bound = max(floor, alone)
+        out += [
+            Figure("latency", f"pages x latency / concurrency ({s.concurrency})", floor, "s"),
+            Figure("latency", "transform alone, same records", alone, "s"),
+        ]
+        for label, metric in (("wall", "wall_s"), ("sync", "sync_s")):
+            ratio = _median(latency, metric) / bound
+            out.append(
+                Figure("latency", f"{label} / max(those two)", ratio, "x", "<= 1.2", ratio <= 1.2)
+            )
+    dlt, naive = runs.get("dlt/latency"), runs.get("naive/latency")
+    if latency and dlt:
+        speedup = _paired(latency, dlt, "wall_s")
+        out.append(
+            Figure("latency", "dlt wall / connector wall", speedup, "x", ">= 10", speedup >= 10)
+        )
+    if latency and naive:
+        out.append(
+            Figure("latency", "naive wall / connector wall", _paired(latency, naive, "wall_s"), "x")
+        )
+
+    if latency and transform and "cpu" in collected.cases:
+        n = transform["floor"]["rows"]
+        per = {k: transform[k]["cpu_s"] / n * 1e6 for k in ("orjson", "floor", "connector")}
+        e2e = _median(latency, "cpu_us_per_record")
+        out += [
+            Figure("cpu", "end to end, connector process (user+sys)", e2e, "us/rec"),
+            Figure(
+                "cpu",
+                "  of which user / sys",
+                _median(latency, "user_s") / _median(latency, "cpu_s") * 100,
+                "% user",
+            ),
+            Figure("cpu", "floor: orjson parse of the same bodies", per["orjson"], "us/rec"),
+            Figure("cpu", "floor: orjson + Arrow + zstd Parquet", per["floor"], "us/rec"),
+            Figure(
+                "cpu",
+                "connector transform alone (parse, check, Arrow, Parquet)",
+                per["connector"],
+                "us/rec",
+            ),
+            Figure("cpu", "transform alone / floor", per["connector"] / per["floor"], "x"),
+        ]
+        ratio = e2e / per["floor"]
+        out.append(Figure("cpu", "end to end / floor", ratio, "x", "<= 1.3", ratio <= 1.3))
+        large = runs.get("connector/large")
+        if large:
+            big = _median(large, "cpu_us_per_record")
+            out.append(Figure("cpu", f"end to end at {s.large_records:,} records", big, "us/rec"))
+            ratio = big / per["floor"]
+            out.append(
+                Figure(
+                    "cpu",
+                    f"end to end at {s.large_records:,} / floor",
+                    ratio,
+                    "x",
+                    "<= 1.3",
+                    ratio <= 1.3,
+                )
+            )
+            marginal = (
+                (_median(large, "cpu_s") - _median(latency, "cpu_s"))
+                / (s.large_records - s.records)
+                * 1e6
+            )
+            out.append(Figure("cpu", "marginal (large - base) / records", marginal, "us/rec"))
+        if dlt:
+            ratio = _paired(latency, dlt, "cpu_us_per_record")
+            out.append(
+                Figure(
+                    "cpu", "dlt CPU / connector CPU per record", ratio, "x", ">= 15", ratio >= 15
+                )
+            )
+        if naive:
+            out.append(
+                Figure(
+                    "cpu",
+                    "naive CPU / connector CPU per record",
+                    _paired(latency, naive, "cpu_us_per_record"),
+                    "x",
+                )
+            )
+        out.append(
+            Figure(
+                "cpu",
+                "simulator CPU, same runs (other process)",
+                _median(latency, "sim_cpu_us_per_record"),
+                "us/rec",
+            )
+        )
+
+    large = runs.get("connector/large")
+    if latency and large and "memory" in collected.cases:
+        small_rss, big_rss = _median(latency, "rss_mb"), _median(large, "rss_mb")
+        ratio = big_rss / small_rss
+        out += [
+            Figure("memory", f"peak RSS at {s.records:,} records", small_rss, "MB"),
+            Figure(
+                "memory",
+                f"peak RSS at {s.large_records:,} records",
+                big_rss,
+                "MB",
+                "< 250 MB",
+                big_rss < 250,
+            ),
+            Figure("memory", "ratio", ratio, "x", "<= 1.2", ratio <= 1.2),
+        ]
+        out.append(
+            Figure("memory", f"wall at {s.large_records:,} records", _median(large, "wall_s"), "s")
+        )
+    for series, label in (("naive/latency", "naive"), ("dlt/latency", "dlt")):
+        peer = runs.get(series)
+        if peer:
+            out += [
+                Figure("peers", f"{label}: wall", _median(peer, "wall_s"), "s"),
+                Figure("peers", f"{label}: CPU", _median(peer, "cpu_us_per_record"), "us/rec"),
+                Figure("peers", f"{label}: peak RSS", _median(peer, "rss_mb"), "MB"),
+            ]
+    return out
+
+
+def _fmt(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "%":
+        return f"{value:.2f}%"
+    if unit == "% user":
+        return f"{value:.0f}% user"
+    if unit == "rec/s":
+        return f"{value:,.0f} rec/s"
+    if unit == "":
+        return f"{value:,.0f}"
+    return f"{value:,.2f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+
+
+def render(collected: Collected, figs: list[Figure]) -> str:
+    """The results as Markdown: the figures with their targets, then every series."""
+    lines = ["| case | figure | value | target | met |", "|---|---|---|---|---|"]
+    for f in figs:
+        met = "" if f.met is None else ("yes" if f.met else "**no**")
+        lines.append(f"| {f.case} | {f.name} | {_fmt(f.value, f.unit)} | {f.target} | {met} |")
+    lines += [
+        "",
+        "| series | runs | records | wall s | sync s | CPU s | CPU us/rec | peak RSS MB "
+        "| simulator CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for series, runs in collected.runs.items():
+        cells = [
+            series,
+            str(len(runs)),
+            f"{runs[0].records:,}",
+            f"{_median(runs, 'wall_s'):.2f}",
+            f"{_median(runs, 'sync_s'):.2f}" if runs[0].report else "",
+            f"{_median(runs, 'cpu_s'):.2f}",
+            f"{_median(runs, 'cpu_us_per_record'):.1f}",
+            f"{_median(runs, 'rss_mb'):.0f}",
+            f"{_median(runs, 'sim_cpu_s'):.2f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for name, why in collected.skipped.items():
+        lines.append(f"\nskipped {name}: {why}")
+    return "\n".join(lines)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory_gib = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total_kib = int(meminfo.read_text().split("MemTotal:", 1)[1].split()[0])
+        memory_gib = round(total_kib / 2**20, 1)
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "python": platform.python_version(),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "packages": {
+            p: _version(p)
+            for p in ("hss-image-connector", "aiohttp", "orjson", "pyarrow", "polars", "dlt")
+        },
+    }
+
+
+def to_json(collected: Collected, figs: list[Figure], info: dict[str, Any]) -> dict[str, Any]:
+    series: dict[str, Any] = {}
+    for name, runs in collected.runs.items():
+        series[name] = {
+            "runs": [
+                {
+                    "records": run.records,
+                    "rows_written": run.rows,
+                    "wall_s": run.measured.wall_s,
+                    "sync_s": run.duration_s,
+                    "user_s": run.measured.user_s,
+                    "sys_s": run.measured.sys_s,
+                    "max_rss_bytes": run.measured.max_rss_bytes,
+                    "simulator_cpu_s": run.sim_cpu_s,
+                    "requests": run.report.get("requests"),
+                    "throttled": run.report.get("throttled"),
+                }
+                for run in runs
+            ],
+        }
+    return {
+        "machine": info,
+        "settings": asdict(collected.settings),
+        "cases": list(collected.cases),
+        "figures": [asdict(f) for f in figs],
+        "series": series,
+        "transform": collected.transform,
+        "skipped": collected.skipped,
+    }

@@ -1,0 +1,228 @@
+"""The benchmark cases: which simulators to start and which programs to run, in what order.
+
+    rate     simulator limited to R requests/s (small bucket), latency with jitter;
+             the connector at --rate R
+    latency  no rate limit, fixed latency; the connector (and the peers, same rounds)
+    cpu      the connector's CPU per record end to end (from the latency runs) and the
+             transform alone against its floor (benchmarks.transform, same bodies)
+    memory   the connector's peak RSS at the base size (the latency runs) and at 10x
+    peers    dlt rest_api and a naive sequential aiohttp loop, in the latency rounds
+
+Runs are interleaved round by round (connector, naive, dlt, connector at 10x), so that
+whatever else the machine does falls on every program alike; each figure is the median
+over the rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import programs
+from .procs import Measured, Simulator, child_env, measure, python_command
+
+__all__ = ["CASES", "Collected", "Settings", "run_suite"]
+
+CASES = ("rate", "latency", "cpu", "memory", "peers")
+WARMUP_PROJECT, WARMUP_RECORDS = "warmup", 400
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    records: int = 100_000
+    large_records: int = 1_000_000
+    runs: int = 3
+    concurrency: int = 16
+    rate: float = 50.0
+    rate_burst: int = 5
+    rate_latency_ms: float = 100.0
+    rate_jitter_ms: float = 20.0
+    latency_ms: float = 50.0
+    transform_reps: int = 5
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(records=20_000, large_records=200_000, runs=1, transform_reps=3)
+
+    @property
+    def timeout_s(self) -> float:
+        return 120 + self.large_records / 1_000
+
+
+@dataclass(slots=True)
+class Collected:
+    """Everything measured, by series name (``connector/latency`` etc.)."""
+
+    settings: Settings
+    cases: tuple[str, ...]
+    runs: dict[str, list[programs.Run]] = field(default_factory=dict)
+    transform: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def add(self, series: str, run: programs.Run) -> None:
+        self.runs.setdefault(series, []).append(run)
+
+
+Log = Callable[[str], None]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_suite(settings: Settings, cases: Iterable[str], log: Log = _log) -> Collected:
+    """Run the selected cases; every program's rows are checked against the simulator."""
+    wanted = tuple(c for c in CASES if c in set(cases))
+    work = Path(tempfile.mkdtemp(prefix="hss-bench-"))
+    bench = _Bench(settings, Collected(settings, wanted), work, log)
+    try:
+        bench.warm_up()
+        if "rate" in wanted:
+            bench.rate_bound()
+        if {"latency", "cpu", "memory", "peers"} & set(wanted):
+            bench.latency_bound()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return bench.collected
+
+
+class _Bench:
+    def __init__(self, settings: Settings, collected: Collected, work: Path, log: Log) -> None:
+        self.settings = settings
+        self.collected = collected
+        self.work = work
+        self.log = log
+        self.env = child_env(work / "pycache")
+
+    def warm_up(self) -> None:
+        """Fill the bytecode cache, so that no measured run compiles modules."""
+        self.log("warming up (bytecode cache)")
+        modules = "connector.cli, connector.pipeline, connector.simulator.cli, benchmarks.transform"
+        if programs.dlt_available():
+            modules += ", dlt, dlt.sources.rest_api"
+        command = python_command("-c", f"import {modules}")
+        measure(command, env=self.env, cwd=self.work, timeout_s=300).check("warm-up")
+
+    def simulator(self, name: str, projects: dict[str, int], *extra: str) -> Simulator:
+        args = ["--records", str(self.settings.records), "--token", programs.TOKEN, *extra]
+        for project, count in projects.items():
+            args += ["--project-records", f"{project}={count}"]
+        return Simulator(args, env=self.env, workdir=self.work / name)
+
+    def rate_bound(self) -> None:
+        s = self.settings
+        limits = ["--rate", f"{s.rate:g}", "--burst", str(s.rate_burst)]
+        latency = ["--latency-ms", f"{s.rate_latency_ms:g}", "--jitter-ms", f"{s.rate_jitter_ms:g}"]
+        with self.simulator("sim-rate", {"rate": s.records}, *limits, *latency) as sim:
+            for round_ in range(s.runs):
+                self.log(f"rate-bound, round {round_ + 1}/{s.runs}: connector")
+                self.connector("connector/rate", sim, "rate", rate=s.rate)
+
+    def latency_bound(self) -> None:
+        s = self.settings
+        wanted = set(self.collected.cases)
+        projects = {"latency": s.records, WARMUP_PROJECT: WARMUP_RECORDS}
+        if "memory" in wanted:
+            projects["large"] = s.large_records
+        latency = ["--latency-ms", f"{s.latency_ms:g}"]
+        with self.simulator("sim-latency", projects, *latency) as sim:
+            if "peers" in wanted:
+                self.warm_up_peers(sim)
+            for round_ in range(s.runs):
+                where = f"round {round_ + 1}/{s.runs}"
+                self.log(f"latency-bound, {where}: connector ({s.records:,} records)")
+                self.connector("connector/latency", sim, "latency", rate=0)
+                if "peers" in wanted:
+                    self.log(f"latency-bound, {where}: naive aiohttp loop")
+                    self.peer("naive/latency", programs.naive, sim)
+                    if "dlt" not in self.collected.skipped:
+                        self.log(f"latency-bound, {where}: dlt rest_api")
+                        self.peer("dlt/latency", programs.dlt_rest_api, sim)
+                if "memory" in wanted:
+                    self.log(f"memory, {where}: connector ({s.large_records:,} records)")
+                    self.connector("connector/large", sim, "large", rate=0)
+            if {"latency", "cpu"} & wanted:
+                self.log("transform alone vs its floor (same bodies, one process)")
+                self.collected.transform = self.transform(sim)
+
+    def warm_up_peers(self, sim: Simulator) -> None:
+        if not programs.dlt_available():
+            self.collected.skipped["dlt"] = "dlt is not installed: pip install -e '.[bench]'"
+            self.log(f"skipping dlt: {self.collected.skipped['dlt']}")
+            return
+        self.log("warming up dlt (its first run compiles and configures)")
+        programs.dlt_rest_api(
+            sim.base_url, WARMUP_PROJECT, self.work / "warmup-dlt", env=self.env, timeout_s=300
+        )
+
+    def connector(self, series: str, sim: Simulator, project: str, *, rate: float) -> None:
+        records = self.settings.large_records if project == "large" else self.settings.records
+        before = sim.cpu_s()
+        measured, rows, report = programs.connector(
+            sim.base_url,
+            project,
+            self.work / series.replace("/", "-"),
+            rate=rate,
+            concurrency=self.settings.concurrency,
+            env=self.env,
+            timeout_s=self.settings.timeout_s,
+        )
+        sim_cpu = sim.cpu_s() - before
+        _check_rows(series, rows, records)
+        self.collected.add(
+            series, programs.Run("connector", records, rows, measured, sim_cpu, report)
+        )
+
+    def peer(self, series: str, program: Callable[..., _Outcome], sim: Simulator) -> None:
+        before = sim.cpu_s()
+        measured, rows, _ = program(
+            sim.base_url,
+            "latency",
+            self.work / series.replace("/", "-"),
+            env=self.env,
+            timeout_s=self.settings.timeout_s * 5,
+        )
+        sim_cpu = sim.cpu_s() - before
+        _check_rows(series, rows, self.settings.records)
+        name = series.split("/")[0]
+        self.collected.add(
+            series, programs.Run(name, self.settings.records, rows, measured, sim_cpu)
+        )
+
+    def transform(self, sim: Simulator) -> dict[str, Any]:
+        s = self.settings
+        command = python_command(
+            "-m",
+            "benchmarks.transform",
+            sim.base_url,
+            "latency",
+            str(s.records),
+            "--token",
+            programs.TOKEN,
+            "--reps",
+            str(s.transform_reps),
+        )
+        folder = self.work / "transform"
+        folder.mkdir(exist_ok=True)
+        measured = measure(command, env=self.env, cwd=folder, timeout_s=s.timeout_s * 2)
+        measured.check("the transform micro-benchmark")
+        result: dict[str, Any] = json.loads(measured.stdout)
+        for name in ("orjson", "floor", "connector"):
+            _check_rows(f"transform/{name}", result[name]["rows"], s.records)
+        return result
+
+
+_Outcome = tuple[Measured, int, dict[str, Any]]
+
+
+def _check_rows(series: str, rows: int, expected: int) -> None:
+    if rows != expected:
+        raise RuntimeError(
+            f"{series}: {rows} rows written, but the simulator holds {expected} records"
+        )

@@ -1,0 +1,49 @@
+"""The benchmark suite runs end to end at tiny sizes. Nothing here is about time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import cli
+from benchmarks.suite import CASES
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_every_case_runs_and_writes_its_table_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results.json"
+    code = cli.main(["--quick", "--records", "600", "--runs", "1", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| case | figure | value | target | met |")
+    results = json.loads(out.read_text())
+    assert results["cases"] == list(CASES)
+    assert results["machine"]["cores"] >= 1
+    series = results["series"]
+    for name in ("connector/rate", "connector/latency", "connector/large", "naive/latency"):
+        (run,) = series[name]["runs"]
+        assert run["rows_written"] == run["records"]
+        assert run["user_s"] + run["sys_s"] > 0
+        assert run["max_rss_bytes"] > 0
+    assert series["connector/large"]["runs"][0]["records"] == 6000
+    if "dlt" not in results["skipped"]:
+        assert series["dlt/latency"]["runs"][0]["rows_written"] == 600
+    transform = results["transform"]
+    assert {"orjson", "floor", "connector"} <= transform.keys()
+    assert all(transform[k]["rows"] == 600 for k in ("orjson", "floor", "connector"))
+    figures = {(f["case"], f["name"]): f for f in results["figures"]}
+    assert any(case == "memory" and f["target"] for (case, _), f in figures.items())
+    for figure in results["figures"]:
+        assert figure["met"] in (True, False, None)
+
+
+def test_unknown_case_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--cases", "latency,bogus"])
+    assert info.value.code == 2
+    assert "unknown case bogus" in capsys.readouterr().err
