@@ -223,7 +223,8 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
+    """The whole CLI; the simulator's flags (and imports) only when asked for."""
     parser = argparse.ArgumentParser(
         prog="hss-images",
         description="Sync the Huawei Cloud HSS local image list into hive-partitioned Parquet.",
@@ -236,14 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the local image list of each project into hive-partitioned Parquet.",
     )
     _add_sync_arguments(sync)
-    from .simulator import cli as simulator_cli
-
     simulate = commands.add_parser(
         "simulate",
         help="Serve the embedded HSS simulator.",
         description="Serve the embedded HSS API simulator until stopped.",
     )
-    simulator_cli.add_arguments(simulate)
+    if with_simulator:
+        from .simulator import cli as simulator_cli
+
+        simulator_cli.add_arguments(simulate)
     demo = commands.add_parser(
         "demo",
         help="Simulator + sync + summary, no account needed.",
@@ -406,8 +408,9 @@ def sync(config: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
+    args = parser.parse_args(arguments)
     try:
         if args.command == "simulate":
             from .simulator import cli as simulator_cli
