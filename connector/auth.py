@@ -21,6 +21,7 @@ from yarl import URL
 
 from .config import Auth, IamPassword, Secret, iam_endpoint_for
 from .errors import AuthError, ConfigError, TransportError, preview
+from .proxies import proxy_for
 from .signing import AkSkCredentials, QueryValue, sign_request
 
 __all__ = ["AkSkAuth", "Authenticator", "IamAuth", "TokenAuth", "authenticator_for"]
@@ -156,7 +157,10 @@ class IamAuth:
         }
         try:
             async with self._session.post(
-                self._url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+                self._url,
+                data=orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+                proxy=proxy_for(self._url),
             ) as response:
                 text = await response.text()
                 token = response.headers.get("X-Subject-Token")

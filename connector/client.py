@@ -28,6 +28,7 @@ from .errors import (
     TransportError,
     preview,
 )
+from .proxies import proxy_for
 from .signing import QueryValue, canonical_query_string
 
 __all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource"]
@@ -70,6 +71,7 @@ class HssClient:
         self._session = session
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
+        self._proxy = proxy_for(self._endpoint)
 
     def url_for(self, request: PageRequest) -> URL:
         path = PATH.format(project_id=quote(request.project_id, safe=""))
@@ -96,7 +98,9 @@ class HssClient:
         headers.setdefault("Accept", "application/json")
         headers["User-Agent"] = USER_AGENT
         try:
-            async with self._session.get(url, headers=headers, allow_redirects=False) as response:
+            async with self._session.get(
+                url, headers=headers, allow_redirects=False, proxy=self._proxy
+            ) as response:
                 body = await response.read()
                 status = response.status
                 request_id = response.headers.get("X-Request-Id")

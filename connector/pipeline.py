@@ -58,7 +58,9 @@ async def _session(config: Config) -> AsyncIterator[aiohttp.ClientSession]:
         total=None, sock_connect=fetch.connect_timeout_s, sock_read=fetch.read_timeout_s
     )
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, trust_env=True
+        connector=connector,
+        timeout=timeout,
+        trust_env=False,  # see proxies.py
     ) as session:
         yield session
 

@@ -196,3 +196,17 @@ def test_project_ids_are_validated(tmp_path: Path) -> None:
                 out="o",
                 auth=Auth(token=Secret("t")),
             )
+
+
+def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.proxies import proxy_for
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "hss.dedicated.example")
+    proxy_for.cache_clear()
+    try:
+        assert proxy_for("https://hss.cn-north-4.myhuaweicloud.com") == "http://proxy.internal:3128"
+        assert proxy_for("https://hss.dedicated.example") is None
+        assert proxy_for("http://127.0.0.1:8080") is None  # no HTTP_PROXY for http://
+    finally:
+        proxy_for.cache_clear()
