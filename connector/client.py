@@ -55,7 +55,6 @@ class Page:
     records: list[Any]
     request_id: str | None
     fetched_at_ms: int
-    body_bytes: int
 
 
 class PageSource(Protocol):
@@ -185,7 +184,6 @@ def _parse_page(
         records=records,
         request_id=request_id,
         fetched_at_ms=time.time_ns() // 1_000_000,
-        body_bytes=len(body),
     )
 
 

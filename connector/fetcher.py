@@ -47,7 +47,6 @@ class CrawlStats:
     throttled: int = 0
     pages: int = 0
     records_received: int = 0
-    overlap_dropped: int = 0
     pages_reread: int = 0
     gaps_repaired: int = 0
     drift_reasons: list[str] = field(default_factory=list)
@@ -257,7 +256,6 @@ class ProjectCrawler:
         assert state.end_index is not None
         for index, item in sorted(held.items()):
             if index <= state.end_index and chain.boundary_ok(index - 1):
-                self.stats.overlap_dropped += 1
                 if not chain.exact(index - 1):
                     self.stats.drift("records were inserted before a page while it was read")
             else:

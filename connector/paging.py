@@ -176,7 +176,3 @@ class Chain:
     def beyond_end(self, end_index: int) -> list[int]:
         """Pages read past the end of the finished chain (the list shrank while read)."""
         return sorted(i for i in self.pages if i > end_index)
-
-    @property
-    def hit_ceiling(self) -> bool:
-        return any(what == "ceiling" for _, what in self._walk())

@@ -44,7 +44,6 @@ class RateLimiter:
         self._tokens = float(burst)
         self._updated: float | None = None
         self._last_cut: float | None = None
-        self.throttle_cuts = 0
 
     @property
     def unlimited(self) -> bool:
@@ -85,7 +84,6 @@ class RateLimiter:
         self._last_cut = now
         self.rate = max(self.min_rate, self.rate * self.decrease)
         self._tokens = min(self._tokens, 0.0)
-        self.throttle_cuts += 1
 
     def succeeded(self) -> None:
         """A request got through: grow back towards the configured rate, with time."""

@@ -25,7 +25,6 @@ __all__ = ["ProjectSink", "SinkCounts"]
 @dataclass(slots=True)
 class SinkCounts:
     records_in: int = 0
-    rows_out: int = 0
     quarantined: int = 0
     unknown_enum_values: Counter[tuple[str, str]] = field(default_factory=Counter)
     extra_fields: Counter[str] = field(default_factory=Counter)
@@ -81,7 +80,6 @@ class ProjectSink:
                     extras.append(orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode())
         built = self.builder.build(rows, extras=extras, ingested_at_ms=ingested, run_id=self.run_id)
         self.counts.unknown_enum_values.update(built.unknown_enum_values)
-        self.counts.rows_out += built.batch.num_rows
         self.writer.write(built.batch)
 
     def _stage_checked(self, items: Sequence[tuple[Page, int, list[Any]]]) -> None:

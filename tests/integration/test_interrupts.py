@@ -23,6 +23,14 @@ def _visible(out: Path) -> list[Path]:
     return sorted(out.rglob("*.parquet"))
 
 
+def _sync_all(base_url: str, out: Path) -> None:
+    args = ["sync", "--out", str(out), "--endpoint", base_url, "--rate", "0"]
+    for project in PROJECTS:
+        args += ["--project-id", project]
+    result = cli(*args, env={"HSS_AUTH_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stderr
+
+
 def _start(base_url: str, out: Path) -> subprocess.Popen[str]:
     args = ["sync", "--out", str(out), "--endpoint", base_url, "--rate", "15", "--progress", "log"]
     for project in PROJECTS:
@@ -44,21 +52,7 @@ def test_killed_run_leaves_the_previous_snapshot_intact(
 ) -> None:
     sim_config = SimulatorConfig(seed=31, records=3_000, tokens=frozenset({TOKEN}), latency_ms=20)
     with simulator_in_thread(sim_config) as sim:
-        first = cli(
-            "sync",
-            "--project-id",
-            PROJECTS[0],
-            "--project-id",
-            PROJECTS[1],
-            "--out",
-            str(tmp_path),
-            "--endpoint",
-            sim.base_url,
-            "--rate",
-            "0",
-            env={"HSS_AUTH_TOKEN": TOKEN},
-        )
-        assert first.returncode == 0, first.stderr
+        _sync_all(sim.base_url, tmp_path)
         before = {p: p.read_bytes() for p in _visible(tmp_path)}
         rows_before = sorted(r["image_id"] for r in read_rows(tmp_path))
 
@@ -77,20 +71,6 @@ def test_killed_run_leaves_the_previous_snapshot_intact(
         assert {p: p.read_bytes() for p in _visible(tmp_path)} == before
         assert sorted(r["image_id"] for r in read_rows(tmp_path)) == rows_before
 
-        again = cli(
-            "sync",
-            "--project-id",
-            PROJECTS[0],
-            "--project-id",
-            PROJECTS[1],
-            "--out",
-            str(tmp_path),
-            "--endpoint",
-            sim.base_url,
-            "--rate",
-            "0",
-            env={"HSS_AUTH_TOKEN": TOKEN},
-        )
-        assert again.returncode == 0, again.stderr
+        _sync_all(sim.base_url, tmp_path)  # a rerun completes normally
     assert sorted(r["image_id"] for r in read_rows(tmp_path)) == rows_before
     assert len(_visible(tmp_path)) == 2
