@@ -31,7 +31,14 @@ def summarise(out: str) -> str:
     """Images by scan status and severity, and the most vulnerable images."""
     images = pl.scan_parquet(f"{out}/**/*.parquet", hive_partitioning=True)
     lines: list[str] = []
-    with pl.Config(tbl_rows=12, tbl_hide_dataframe_shape=True, tbl_formatting="ASCII_MARKDOWN"):
+    with pl.Config(
+        tbl_rows=12,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_formatting="ASCII_MARKDOWN",
+        tbl_width_chars=140,
+        fmt_str_lengths=60,
+    ):
         by_status = (
             images.group_by("scan_status")
             .agg(pl.len().alias("images"), pl.col("vul_num").sum().alias("vulnerabilities"))
@@ -46,13 +53,15 @@ def summarise(out: str) -> str:
             .collect()
         )
         worst = (
-            images.sort("vul_num", descending=True, nulls_last=True)
+            images.sort(
+                ["vul_num", "malicious_file_num", "image_size"], descending=True, nulls_last=True
+            )
             .select(
                 pl.col("project_id").str.slice(0, 8).alias("project"),
                 (pl.col("image_name") + ":" + pl.col("image_version")).alias("image"),
-                "vul_num",
-                "malicious_file_num",
-                "severity_level",
+                pl.col("vul_num").alias("vulnerabilities"),
+                pl.col("malicious_file_num").alias("malicious files"),
+                pl.col("severity_level").alias("severity"),
                 "host_name",
             )
             .head(10)

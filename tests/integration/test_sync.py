@@ -283,3 +283,13 @@ def test_cli_sync_writes_the_report(tmp_path: Path) -> None:
 def test_fetch_settings_default_to_the_api_maximum_page() -> None:
     assert FetchSettings().page_size == 200
     assert FAST_RETRY.max_attempts > 1
+
+
+def test_demo_syncs_the_simulator_and_summarises_the_parquet(tmp_path: Path) -> None:
+    result = cli("demo", "--out", str(tmp_path / "demo"), "--records", "400", timeout=180)
+    assert result.returncode == 0, result.stderr
+    for heading in ("Images by scan status:", "Scanned images by severity:", "most vulnerable"):
+        assert heading in result.stdout
+    rows = read_rows(tmp_path / "demo")
+    assert len(rows) == 1_200 and len({r["project_id"] for r in rows}) == 3
+    assert f"{len(rows)} images in" in result.stdout
