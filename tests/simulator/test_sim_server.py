@@ -108,7 +108,7 @@ def test_latency_and_jitter_apply_to_every_response() -> None:
         for headers, status in (({"X-Auth-Token": "t"}, 200), ({}, 401)):
             started = time.monotonic()
             assert get(sim.url("p"), headers=headers).status == status
-            assert 0.1 <= time.monotonic() - started < 1.0
+            assert time.monotonic() - started >= 0.1  # the latency was applied
 
 
 def test_unknown_route_is_a_gateway_404() -> None:
