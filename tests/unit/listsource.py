@@ -48,4 +48,5 @@ class ListSource:
             lo, hi = int(params["start_latest_update_time"]), int(params["end_latest_update_time"])
             items = [r for r in items if lo <= r["latest_update_time"] <= hi]
         chunk = items[request.offset : request.offset + request.limit]
-        return Page(request, len(items), [dict(r) for r in chunk], "req", time.time_ns() // 10**6)
+        copies = [dict(r) if isinstance(r, dict) else r for r in chunk]
+        return Page(request, len(items), copies, "req", time.time_ns() // 10**6)

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 from blockbuster import blockbuster_ctx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import Auth, Config, FetchSettings, RunReport, Secret
+from connector import Auth, Config, FetchSettings, QuarantineLimit, RunReport, Secret
 from connector.pipeline import run_async
 
 from .listsource import ListSource, record
@@ -134,3 +135,23 @@ def test_insecure_http_opt_in_is_warned_about(tmp_path: Path, caplog: Any) -> No
         report = _sync(config, ListSource([record(n) for n in range(5)]))
     assert report.status == "success"
     assert "unencrypted" in caplog.text
+
+
+def test_records_that_are_not_objects_are_quarantined_not_lost(tmp_path: Path) -> None:
+    items: list[Any] = [record(n) for n in range(30)]
+    items[3], items[17], items[25] = "garbage", 42, None
+    config = replace(_config(tmp_path), max_quarantined=QuarantineLimit.parse("50%"))
+    report = _sync(config, ListSource(items))  # type: ignore[arg-type]
+    project = report.projects["p1"]
+    assert report.status == "success", report.summary()
+    assert (project.records_written, project.records_quarantined) == (27, 3)
+    lines = [
+        orjson.loads(line)
+        for path in tmp_path.glob("_quarantine/**/*.jsonl")
+        for line in path.read_bytes().splitlines()
+    ]
+    assert sorted(map(repr, (e["record"] for e in lines))) == sorted(
+        map(repr, ["garbage", 42, None])
+    )
+    assert {e["offset"] for e in lines} == {3, 17, 25}
+    assert all("not a JSON object" in e["reason"] for e in lines)
