@@ -104,9 +104,11 @@ class RecordChecker:
                 return value
             return _Bad(f"integer {value} is outside the 64-bit range")
         if isinstance(value, float):
-            if value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+            if not value.is_integer():
+                return _Bad(f"expected {what}, got the fraction {_describe(value)}")
+            if INT64_MIN <= value <= INT64_MAX:  # as the columnar fast path does
                 return int(value)
-            return _Bad(f"expected {what}, got the fraction {_describe(value)}")
+            return _Bad(f"expected {what}, got {_describe(value)}: beyond 64 bits")
         if isinstance(value, str):
             text = value.strip()
             if _INTEGER_TEXT.fullmatch(text):

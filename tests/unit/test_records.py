@@ -75,6 +75,7 @@ def test_lossless_coercions(field: str, value: Any, expected: Any) -> None:
         ("vul_num", True, "boolean"),
         ("vul_num", "12abc", "text"),
         ("image_size", 2**64, "64-bit"),
+        ("image_size", 1.8446744073709552e19, "beyond 64 bits"),  # how orjson reads 2**64 + 1
         ("latest_scan_time", "2024-03-01T10:00:00Z", "date text"),
         ("image_name", ["a"], "expected a string"),
         ("host_num", {"n": 1}, "expected an integer"),
