@@ -148,16 +148,8 @@ _INTEGER_FIELDS = (
     "container_num",
     "component_num",
 )
-_COUNT_FIELDS = (
-    "image_size",
-    "vul_num",
-    "unsafe_setting_num",
-    "malicious_file_num",
-    "host_num",
-    "container_num",
-    "component_num",
-)
 _TIME_FIELDS = ("latest_update_time", "latest_scan_time")
+_COUNT_FIELDS = tuple(name for name in _INTEGER_FIELDS if name not in _TIME_FIELDS)
 _DROPPABLE_FIELDS = (
     "image_digest",
     "image_version",
