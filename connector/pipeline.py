@@ -318,12 +318,20 @@ async def _drain(
             pending.append(item)
             size += len(item[2])
             if size >= CHUNK_RECORDS:
-                await _uninterruptible(loop.run_in_executor(converter, sink.write, pending))
+                await _uninterruptible(loop.run_in_executor(converter, _convert, sink, pending))
                 pending, size = [], 0
         if pending:
-            await _uninterruptible(loop.run_in_executor(converter, sink.write, pending))
+            await _uninterruptible(loop.run_in_executor(converter, _convert, sink, pending))
     finally:
         converter.shutdown(wait=False)
+
+
+def _convert(sink: ProjectSink, pending: list[tuple[Page, int, list[Any]]]) -> None:
+    """Stage a chunk, then drop its pages here, so their records are freed off the loop."""
+    try:
+        sink.write(pending)
+    finally:
+        pending.clear()
 
 
 async def _uninterruptible(work: Awaitable[T]) -> T:
