@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .schema import RecordSpec
 
@@ -80,7 +79,7 @@ class BatchBuilder:
         columns.append(
             pa.array(extras, pa.string()) if extras is not None else pa.nulls(n, pa.string())
         )
-        columns.append(pa.array(ingested_at_ms, _INT64).cast(self._ingested_type))
+        columns.append(pa.array(ingested_at_ms, self._ingested_type))
         columns.append(pa.repeat(pa.scalar(run_id, pa.string()), n))
         batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
         return Built(batch, self._unknown_enum_values(batch))
@@ -94,6 +93,7 @@ class BatchBuilder:
         columns: list[pa.Array] = whole.flatten()
         if probe is None:
             return columns
+        pc = _compute()
         for position, (index, name) in enumerate(self._numeric):
             exact = columns[index]
             if exact.null_count == len(exact):
@@ -126,6 +126,7 @@ class BatchBuilder:
 
     def _unknown_enum_values(self, batch: pa.RecordBatch) -> Counter[tuple[str, str]]:
         found: Counter[tuple[str, str]] = Counter()
+        pc = _compute()
         for name, allowed in self.enums.items():
             column = batch.column(name)
             outside = pc.drop_null(
@@ -135,3 +136,11 @@ class BatchBuilder:
                 for item in pc.value_counts(outside).to_pylist():
                     found[(name, item["values"])] += item["counts"]
         return found
+
+
+def _compute() -> Any:
+    """``pyarrow.compute``, imported on first use: it builds its function wrappers at
+    import (about 30 ms), which would otherwise delay every run's first request."""
+    import pyarrow.compute
+
+    return pyarrow.compute
