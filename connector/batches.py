@@ -7,9 +7,7 @@ count, a boolean, an integer beyond 64 bits, a list), but it would silently trun
 fraction (``1.5`` -> ``1``) in an integer or time column. So a second, cheaper pass reads
 the integer and time fields as ``float64`` and the two must agree value for value
 (integers beyond 2**53 round the same way on both sides; a lossless ``5.0`` agrees and is
-stored as ``5``, as ``records.RecordChecker`` would). The probe is skipped when the caller
-knows the rows hold no floats (``may_hold_floats=False``: the client saw no number with a
-fraction or an exponent in the response bodies, ``client.Page.integral``).
+stored as ``5``, as ``records.RecordChecker`` would).
 
 When the fast path refuses, the columns are built one by one, to name the field that does
 not fit: ``ColumnMismatch``. The caller then checks the records one by one
@@ -72,10 +70,9 @@ class BatchBuilder:
         extras: Sequence[str | None] | None,
         ingested_at_ms: Sequence[int],
         run_id: str,
-        may_hold_floats: bool = True,
     ) -> Built:
         n = len(rows)
-        columns = self._api_columns(rows, may_hold_floats)
+        columns = self._api_columns(rows)
         columns.append(
             pa.array(extras, pa.string()) if extras is not None else pa.nulls(n, pa.string())
         )
@@ -84,15 +81,13 @@ class BatchBuilder:
         batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
         return Built(batch, self._unknown_enum_values(batch))
 
-    def _api_columns(self, rows: Sequence[dict[str, Any]], may_hold_floats: bool) -> list[pa.Array]:
+    def _api_columns(self, rows: Sequence[dict[str, Any]]) -> list[pa.Array]:
         try:
             whole = pa.array(rows, self._struct)
-            probe = pa.array(rows, self._probe) if may_hold_floats else None
+            probe = pa.array(rows, self._probe)
         except _REFUSED:
             return self._by_column(rows)
         columns: list[pa.Array] = whole.flatten()
-        if probe is None:
-            return columns
         pc = _compute()
         for position, (index, name) in enumerate(self._numeric):
             exact = columns[index]

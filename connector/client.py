@@ -7,7 +7,6 @@ names the project, the offset, the HTTP status, the API's ``error_code`` and
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -37,14 +36,6 @@ __all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource"]
 USER_AGENT = "hss-image-connector/0.1 (+aiohttp)"
 PATH = "/v5/{project_id}/image/local-repositories"
 
-_FLOAT_MEMBER = re.compile(rb":\s*-?[0-9]+(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)\s*[,}]")
-"""A JSON number with a fraction or an exponent as the value of an object member.
-
-JSON numbers without either parse as integers, so a body this never matches holds no float
-in any record field. Text inside strings can match too (``"v:1.5,"``); that only costs the
-check that ``Page.integral`` lets the conversion skip.
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
@@ -64,9 +55,6 @@ class Page:
     records: list[Any]
     request_id: str | None
     fetched_at_ms: int
-    integral: bool = False
-    """True when the body held no number with a fraction or an exponent (so no record field
-    is a float); False when it may have."""
 
 
 class PageSource(Protocol):
@@ -196,7 +184,6 @@ def _parse_page(
         records=records,
         request_id=request_id,
         fetched_at_ms=time.time_ns() // 1_000_000,
-        integral=_FLOAT_MEMBER.search(body) is None,
     )
 
 

@@ -59,17 +59,14 @@ class ProjectSink:
         if not rows:
             return
         if all(type(row) is dict for row in rows):
-            may_hold_floats = not all(page.integral for page, _, _ in items)
             try:
-                self._stage(rows, ingested, may_hold_floats)
+                self._stage(rows, ingested)
                 return
             except ColumnMismatch:
                 pass
         self._stage_checked(items)
 
-    def _stage(
-        self, rows: list[dict[str, Any]], ingested: list[int], may_hold_floats: bool = True
-    ) -> None:
+    def _stage(self, rows: list[dict[str, Any]], ingested: list[int]) -> None:
         known = self.checker.known
         extras: list[str | None] | None = None
         if not known.issuperset(set().union(*rows)):
@@ -81,13 +78,7 @@ class ProjectSink:
                 else:
                     self.counts.extra_fields.update(extra.keys())
                     extras.append(orjson.dumps(extra, option=orjson.OPT_SORT_KEYS).decode())
-        built = self.builder.build(
-            rows,
-            extras=extras,
-            ingested_at_ms=ingested,
-            run_id=self.run_id,
-            may_hold_floats=may_hold_floats,
-        )
+        built = self.builder.build(rows, extras=extras, ingested_at_ms=ingested, run_id=self.run_id)
         self.counts.unknown_enum_values.update(built.unknown_enum_values)
         self.writer.write(built.batch)
 
