@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from .procs import Measured, measure, python_command
 
-__all__ = ["TOKEN", "Run", "connector", "dlt_available", "dlt_rest_api", "naive"]
+__all__ = ["TOKEN", "Run", "connector", "dlt_available", "dlt_rest_api", "minimal", "naive"]
 
 TOKEN = "bench-token"
 PAGE_SIZE = 200
@@ -112,6 +112,25 @@ def naive(
     measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
     measured.check("the naive aiohttp loop")
     return measured, parquet_rows(work / "out"), {}
+
+
+def minimal(
+    base_url: str,
+    project_id: str,
+    workdir: Path,
+    *,
+    concurrency: int,
+    env: dict[str, str],
+    timeout_s: float,
+) -> tuple[Measured, int, dict[str, Any]]:
+    """The yardstick: download and parse with aiohttp + orjson, write nothing."""
+    work = _fresh(workdir)
+    command = python_command(
+        "-m", "benchmarks.peers.minimal", base_url, project_id, str(concurrency)
+    )
+    measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
+    measured.check("the minimal aiohttp client")
+    return measured, int(measured.stdout.strip()), {}
 
 
 def dlt_available() -> bool:

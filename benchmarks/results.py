@@ -112,6 +112,16 @@ def figures(collected: Collected) -> list[Figure]:
             out.append(
                 Figure("latency", f"{label} / max(those two)", ratio, "x", "<= 1.2", ratio <= 1.2)
             )
+        minimal = runs.get("minimal/latency")
+        if minimal:
+            out.append(
+                Figure(
+                    "latency",
+                    "yardstick: minimal aiohttp client wall / max(those two)",
+                    _median(minimal, "wall_s") / bound,
+                    "x",
+                )
+            )
     dlt, naive = runs.get("dlt/latency"), runs.get("naive/latency")
     if latency and dlt:
         speedup = _paired(latency, dlt, "wall_s")
@@ -147,6 +157,25 @@ def figures(collected: Collected) -> list[Figure]:
         ]
         ratio = e2e / per["floor"]
         out.append(Figure("cpu", "end to end / floor", ratio, "x", "<= 1.3", ratio <= 1.3))
+        minimal = runs.get("minimal/latency")
+        if minimal:
+            least = _median(minimal, "cpu_us_per_record") + per["floor"] - per["orjson"]
+            out += [
+                Figure(
+                    "cpu",
+                    "yardstick: minimal aiohttp client (download + orjson, nothing kept)",
+                    _median(minimal, "cpu_us_per_record"),
+                    "us/rec",
+                ),
+                Figure(
+                    "cpu",
+                    "  + the floor's Arrow and Parquet = least for any aiohttp client",
+                    least,
+                    "us/rec",
+                ),
+                Figure("cpu", "  that least / floor", least / per["floor"], "x"),
+                Figure("cpu", "connector end to end / that least", e2e / least, "x"),
+            ]
         large = runs.get("connector/large")
         if large:
             big = _median(large, "cpu_us_per_record")

@@ -8,6 +8,10 @@
     memory   the connector's peak RSS at the base size (the latency runs) and at 10x
     peers    dlt rest_api and a naive sequential aiohttp loop, in the latency rounds
 
+With the latency and cpu cases, each round also runs a minimal aiohttp client (download and
+parse, nothing kept) at the connector's concurrency: a yardstick for what any aiohttp client
+can reach on this machine and server, not a peer.
+
 Runs are interleaved round by round (connector, naive, dlt, connector at 10x), so that
 whatever else the machine does falls on every program alike; each figure is the median
 over the rounds.
@@ -138,6 +142,9 @@ class _Bench:
                 where = f"round {round_ + 1}/{s.runs}"
                 self.log(f"latency-bound, {where}: connector ({s.records:,} records)")
                 self.connector("connector/latency", sim, "latency", rate=0)
+                if {"latency", "cpu"} & wanted:
+                    self.log(f"latency-bound, {where}: minimal aiohttp client (yardstick)")
+                    self.peer("minimal/latency", self._minimal, sim)
                 if "peers" in wanted:
                     self.log(f"latency-bound, {where}: naive aiohttp loop")
                     self.peer("naive/latency", programs.naive, sim)
@@ -193,6 +200,24 @@ class _Bench:
         name = series.split("/")[0]
         self.collected.add(
             series, programs.Run(name, self.settings.records, rows, measured, sim_cpu)
+        )
+
+    def _minimal(
+        self,
+        base_url: str,
+        project_id: str,
+        workdir: Path,
+        *,
+        env: dict[str, str],
+        timeout_s: float,
+    ) -> _Outcome:
+        return programs.minimal(
+            base_url,
+            project_id,
+            workdir,
+            concurrency=self.settings.concurrency,
+            env=env,
+            timeout_s=timeout_s,
         )
 
     def transform(self, sim: Simulator) -> dict[str, Any]:

@@ -25,7 +25,13 @@ def test_every_case_runs_and_writes_its_table_and_json(
     assert results["cases"] == list(CASES)
     assert results["machine"]["cores"] >= 1
     series = results["series"]
-    for name in ("connector/rate", "connector/latency", "connector/large", "naive/latency"):
+    for name in (
+        "connector/rate",
+        "connector/latency",
+        "connector/large",
+        "naive/latency",
+        "minimal/latency",
+    ):
         (run,) = series[name]["runs"]
         assert run["rows_written"] == run["records"]
         assert run["user_s"] + run["sys_s"] > 0
