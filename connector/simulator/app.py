@@ -234,8 +234,11 @@ async def _issue_token(request: web.Request) -> web.StreamResponse:
 
 
 def _page_body(state: SimulatorState, project_id: str, query: PageQuery) -> bytes:
+    """``{"total_num":N,"data_list":[...]}`` from the records' cached JSON: the same bytes
+    as ``orjson.dumps`` of the whole page, without encoding each record again."""
     page = state.inventory.serve_page(project_id, query)
-    return orjson.dumps({"total_num": page.total, "data_list": page.records})
+    records = b",".join(page.encoded)
+    return b'{"total_num":%d,"data_list":[%b]}' % (page.total, records)
 
 
 def _ok(body: bytes, request_id: str) -> web.Response:

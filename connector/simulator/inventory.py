@@ -22,6 +22,8 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from connector.simulator.config import SimulatorConfig
 from connector.simulator.drift import DriftEvent, DriftPlanner
 from connector.simulator.faults import DataFault, apply_data_faults
@@ -41,6 +43,15 @@ _RECORD_CACHE_SIZE = 200_000  # the benchmark's 100,000 records stay generated o
 class Page:
     total: int
     records: list[Record]
+    encoded: list[bytes]
+    """Each record as JSON, encoded once when first served (records never change after)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    record: Record
+    faults: tuple[DataFault, ...]
+    encoded: bytes
 
 
 class _Project:
@@ -63,7 +74,7 @@ class _Project:
         self.initial_count = count
         self.next_key = count
         self.results: dict[Filters, Sequence[int]] = {}
-        self.served: dict[int, tuple[Record, tuple[DataFault, ...]]] = {}
+        self.served: dict[int, _Served] = {}
         self.page_requests = 0
         self.events: list[DriftEvent] = []
         self.drift = (
@@ -96,7 +107,7 @@ class Inventory:
             project = self._projects[project_id] = _Project(self.config, project_id)
         return project
 
-    def _served(self, project: _Project, key: int) -> tuple[Record, tuple[DataFault, ...]]:
+    def _served(self, project: _Project, key: int) -> _Served:
         cached = project.served.get(key)
         if cached is None:
             generator = project.generator
@@ -107,7 +118,7 @@ class Inventory:
                 record, faults = apply_data_faults(record, material, self.config.faults)
             if len(project.served) >= _RECORD_CACHE_SIZE:
                 project.served.clear()
-            cached = project.served[key] = (record, faults)
+            cached = project.served[key] = _Served(record, faults, orjson.dumps(record))
         return cached
 
     # -- serving ---------------------------------------------------------------------
@@ -117,7 +128,8 @@ class Inventory:
         project = self._project(project_id)
         result = project.result(query.filters)
         keys = result[query.offset : query.offset + query.limit]
-        page = Page(len(result), [self._served(project, key)[0] for key in keys])
+        served = [self._served(project, key) for key in keys]
+        page = Page(len(result), [s.record for s in served], [s.encoded for s in served])
         project.page_requests += 1
         if project.drift is not None and project.drift.due(project.page_requests):
             self._drift(project, project.drift, query.offset, keys)
@@ -167,7 +179,7 @@ class Inventory:
         mean (``enterprise_project_id`` defaults to ``"0"``).
         """
         project = self._project(project_id)
-        return [dict(self._served(project, k)[0]) for k in self._select(project, None, filters)]
+        return [dict(self._served(project, k).record) for k in self._select(project, None, filters)]
 
     def total(self, project_id: str, **filters: FilterValue) -> int:
         """``total_num`` for these filters now."""
@@ -182,13 +194,17 @@ class Inventory:
         """Records present for the whole time since the project was created (serving order)."""
         project = self._project(project_id)
         stable = [key for key in project.table.keys if key < project.initial_count]
-        return [dict(self._served(project, k)[0]) for k in self._select(project, stable, filters)]
+        return [
+            dict(self._served(project, k).record) for k in self._select(project, stable, filters)
+        ]
 
     def ever_records(self, project_id: str, **filters: FilterValue) -> list[Record]:
         """Every record present at some time, deleted ones included (in creation order)."""
         project = self._project(project_id)
         every = range(project.next_key)
-        return [dict(self._served(project, k)[0]) for k in self._select(project, every, filters)]
+        return [
+            dict(self._served(project, k).record) for k in self._select(project, every, filters)
+        ]
 
     def drift_events(self, project_id: str) -> tuple[DriftEvent, ...]:
         return tuple(self._project(project_id).events)
@@ -204,9 +220,9 @@ class Inventory:
         project = self._project(project_id)
         out: dict[str, tuple[DataFault, ...]] = {}
         for key in self._select(project, range(project.next_key), filters):
-            record, faults = self._served(project, key)
-            if faults:
-                out[record["image_id"]] = faults
+            served = self._served(project, key)
+            if served.faults:
+                out[served.record["image_id"]] = served.faults
         return out
 
     def quarantine_ids(self, project_id: str, **filters: FilterValue) -> set[str]:

@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from sim_http import crawl, get, get_many, ids
 
@@ -55,6 +56,22 @@ def test_default_page_is_first_ten_of_default_enterprise_project(sim: RunningSim
     assert body["total_num"] == len(expected) == sim.inventory.total(PROJECT)
     assert body["data_list"] == expected[:10]
     assert 0 < body["total_num"] < sim.inventory.record_count(PROJECT) == 733
+
+
+@pytest.mark.parametrize("params", [{}, {"limit": 200, "enterprise_project_id": "all_granted_eps"}])
+def test_body_is_compact_json_of_total_then_records(
+    sim: RunningSimulator, params: dict[str, str | int]
+) -> None:
+    """The body is assembled from each record's cached JSON; it must be byte for byte what
+    encoding the whole page at once gives (no stray separators, same key order)."""
+    reply = get(sim.url(PROJECT), params)
+    assert reply.body == orjson.dumps(orjson.loads(reply.body))
+    assert reply.body.startswith(b'{"total_num":') and reply.body.endswith(b"]}")
+
+
+def test_empty_page_body(sim: RunningSimulator) -> None:
+    reply = get(sim.url("empty"))
+    assert reply.body == b'{"total_num":0,"data_list":[]}'
 
 
 def test_request_ids_differ(sim: RunningSimulator) -> None:
