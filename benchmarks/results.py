@@ -133,6 +133,9 @@ def figures(collected: Collected) -> list[Figure]:
             Figure("latency", "naive wall / connector wall", _paired(latency, naive, "wall_s"), "x")
         )
 
+    if latency and transform and "concurrency" in collected.cases:
+        out += _sweep(collected, pages, transform["connector"]["wall_s"], dlt)
+
     if latency and transform and "cpu" in collected.cases:
         n = transform["floor"]["rows"]
         per = {k: transform[k]["cpu_s"] / n * 1e6 for k in ("orjson", "floor", "connector")}
@@ -249,6 +252,44 @@ def figures(collected: Collected) -> list[Figure]:
                 Figure("peers", f"{label}: CPU", _median(peer, "cpu_us_per_record"), "us/rec"),
                 Figure("peers", f"{label}: peak RSS", _median(peer, "rss_mb"), "MB"),
             ]
+    return out
+
+
+def _sweep(
+    collected: Collected, pages: int, transform_s: float, dlt: list[Run] | None
+) -> list[Figure]:
+    """The latency case at each --concurrency: the bound, the ratio to it, dlt's wall over ours.
+
+    Informational (no target flag): they show at which concurrency each latency target holds.
+    """
+    s = collected.settings
+    out: list[Figure] = []
+    for concurrency in sorted({*s.sweep, s.concurrency}):
+        name = "connector/latency" if concurrency == s.concurrency else None
+        runs = collected.runs.get(name or f"connector/latency-c{concurrency}")
+        if not runs:
+            continue
+        bound = max(pages * s.latency_ms / 1000 / concurrency, transform_s)
+        wall = _median(runs, "wall_s")
+        label = f"--concurrency {concurrency}"
+        out += [
+            Figure("concurrency", f"{label}: wall", wall, "s"),
+            Figure(
+                "concurrency",
+                f"{label}: wall / max(pages x latency / c, transform)",
+                wall / bound,
+                "x",
+            ),
+        ]
+        if dlt:
+            out.append(
+                Figure(
+                    "concurrency",
+                    f"{label}: dlt wall / connector wall",
+                    _paired(runs, dlt, "wall_s"),
+                    "x",
+                )
+            )
     return out
 
 

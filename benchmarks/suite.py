@@ -7,6 +7,9 @@
              transform alone against its floor (benchmarks.transform, same bodies)
     memory   the connector's peak RSS at the base size (the latency runs) and at 10x
     peers    dlt rest_api and a naive sequential aiohttp loop, in the latency rounds
+    concurrency
+             the latency case again at other --concurrency values (Settings.sweep): where
+             the latency-bound ratio and the speed-up over dlt each hold
 
 With the latency and cpu cases, each round also runs a minimal aiohttp client (download and
 parse, nothing kept) at the connector's concurrency: a yardstick for what any aiohttp client
@@ -33,7 +36,7 @@ from .procs import Measured, Simulator, child_env, measure, python_command
 
 __all__ = ["CASES", "Collected", "Settings", "run_suite"]
 
-CASES = ("rate", "latency", "cpu", "memory", "peers")
+CASES = ("rate", "latency", "cpu", "memory", "peers", "concurrency")
 WARMUP_PROJECT, WARMUP_RECORDS = "warmup", 400
 
 
@@ -48,6 +51,7 @@ class Settings:
     rate_latency_ms: float = 100.0
     rate_jitter_ms: float = 20.0
     latency_ms: float = 50.0
+    sweep: tuple[int, ...] = (4, 8, 32)
     transform_reps: int = 5
 
     @classmethod
@@ -151,6 +155,18 @@ class _Bench:
                     if "dlt" not in self.collected.skipped:
                         self.log(f"latency-bound, {where}: dlt rest_api")
                         self.peer("dlt/latency", programs.dlt_rest_api, sim)
+                if "concurrency" in wanted:
+                    for concurrency in s.sweep:
+                        self.log(
+                            f"latency-bound, {where}: connector at --concurrency {concurrency}"
+                        )
+                        self.connector(
+                            f"connector/latency-c{concurrency}",
+                            sim,
+                            "latency",
+                            rate=0,
+                            concurrency=concurrency,
+                        )
                 if "memory" in wanted:
                     self.log(f"memory, {where}: connector ({s.large_records:,} records)")
                     self.connector("connector/large", sim, "large", rate=0)
@@ -168,7 +184,15 @@ class _Bench:
             sim.base_url, WARMUP_PROJECT, self.work / "warmup-dlt", env=self.env, timeout_s=300
         )
 
-    def connector(self, series: str, sim: Simulator, project: str, *, rate: float) -> None:
+    def connector(
+        self,
+        series: str,
+        sim: Simulator,
+        project: str,
+        *,
+        rate: float,
+        concurrency: int | None = None,
+    ) -> None:
         records = self.settings.large_records if project == "large" else self.settings.records
         before = sim.cpu_s()
         measured, rows, report = programs.connector(
@@ -176,7 +200,7 @@ class _Bench:
             project,
             self.work / series.replace("/", "-"),
             rate=rate,
-            concurrency=self.settings.concurrency,
+            concurrency=concurrency or self.settings.concurrency,
             env=self.env,
             timeout_s=self.settings.timeout_s,
         )

@@ -37,6 +37,9 @@ def test_every_case_runs_and_writes_its_table_and_json(
         assert run["user_s"] + run["sys_s"] > 0
         assert run["max_rss_bytes"] > 0
     assert series["connector/large"]["runs"][0]["records"] == 6000
+    for concurrency in (4, 8, 32):
+        (run,) = series[f"connector/latency-c{concurrency}"]["runs"]
+        assert run["rows_written"] == run["records"] == 600
     if "dlt" not in results["skipped"]:
         assert series["dlt/latency"]["runs"][0]["rows_written"] == 600
     transform = results["transform"]
