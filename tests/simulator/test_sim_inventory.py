@@ -130,5 +130,5 @@ def test_a_million_records_are_lazy() -> None:
     default = inventory.serve_page("big", PageQuery(Filters(), 800_000, 200))
     # only the records served were generated, not the million behind them
     assert len(inventory._projects["big"].served) <= 300
-    assert last.total == 1_000_000 and len(last.records) == 100
-    assert 800_000 < default.total < 1_000_000 and len(default.records) == 200
+    assert last.total == 1_000_000 and len(last.encoded) == 100
+    assert 800_000 < default.total < 1_000_000 and len(default.encoded) == 200
