@@ -124,6 +124,13 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
         "Largest offset the API accepts; a larger result is read in latest_update_time ranges.",
     ),
     (
+        "max_repair_rounds",
+        _int,
+        "N",
+        _FETCH.max_repair_rounds,
+        "Rounds of re-reading pages to prove a project complete (gaps, moved records, short pages) before it fails without publishing.",
+    ),
+    (
         "max_quarantined",
         str,
         "N|P%",
@@ -308,6 +315,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         connect_timeout_s=float(tuning["connect_timeout"]),
         read_timeout_s=float(tuning["read_timeout"]),
         max_offset=tuning["max_offset"],
+        max_repair_rounds=tuning["max_repair_rounds"],
         retry=RetryPolicy(
             max_attempts=tuning["max_attempts"], max_elapsed_s=float(tuning["max_retry_time"])
         ),

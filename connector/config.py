@@ -222,6 +222,8 @@ class FetchSettings:
     read_timeout_s: float = 60.0
     max_offset: int = MAX_OFFSET
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_repair_rounds: int = 16
+    """Rounds of re-reading (gaps, moved records, short pages) before a project fails."""
 
     def __post_init__(self) -> None:
         if not MIN_PAGE_SIZE <= self.page_size <= MAX_PAGE_SIZE:
@@ -242,6 +244,11 @@ class FetchSettings:
             )
         if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
             raise ConfigError("timeouts must be positive", where="--timeout")
+        if not 0 <= self.max_repair_rounds <= 1000:
+            raise ConfigError(
+                f"must be between 0 and 1000, got {self.max_repair_rounds}",
+                where="--max-repair-rounds",
+            )
         if not 0 <= self.max_offset <= MAX_OFFSET:
             raise ConfigError(
                 f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"

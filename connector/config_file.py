@@ -52,6 +52,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "connect_timeout": (int, float),
     "read_timeout": (int, float),
     "max_offset": int,
+    "max_repair_rounds": int,
     "max_quarantined": (str, int),
     "progress": str,
 }

@@ -12,9 +12,11 @@ Pages are handed to ``emit`` as they arrive; ``emit`` blocks when the writer fal
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
+from array import array
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,7 +24,15 @@ from typing import Any
 from .client import Page, PageRequest, PageSource
 from .config import FetchSettings, RetryPolicy
 from .errors import ConnectorError, DataLossError, ThrottledError
-from .paging import TAIL_KEYS, Chain, PageSummary, page_offset, pages_needed, reachable_pages
+from .paging import (
+    Chain,
+    ChainState,
+    PageRead,
+    Repair,
+    page_offset,
+    pages_needed,
+    reachable_pages,
+)
 from .ratelimit import RateLimiter
 from .records import key_of
 from .retry import retrying
@@ -36,7 +46,7 @@ Emit = Callable[[Page, int, list[Any]], Awaitable[None]]
 """Receives a page, the position in it of the first record given, and the records to store
 (the overlap record at position 0 may be held back until its boundary is proven)."""
 
-MAX_REPAIR_ROUNDS = 16
+MAX_REPLANS = 2
 TIME_FILTER = ("start_latest_update_time", "end_latest_update_time")
 
 
@@ -48,14 +58,20 @@ class CrawlStats:
     pages: int = 0
     records_received: int = 0
     pages_reread: int = 0
-    gaps_repaired: int = 0
     drift_reasons: list[str] = field(default_factory=list)
     slices: int = 1
     retry_reasons: dict[str, int] = field(default_factory=dict)
+    probes: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+    page_size: int | None = None
+    """The page size the server really serves, when smaller than asked."""
 
     @property
     def drift_detected(self) -> bool:
         return bool(self.drift_reasons)
+
+    def repair(self, kind: str) -> None:
+        self.repairs[kind] = self.repairs.get(kind, 0) + 1
 
     def drift(self, reason: str) -> None:
         if reason not in self.drift_reasons:
@@ -111,8 +127,22 @@ class _Held:
     record: Any
 
 
+@dataclass(slots=True)
+class _Read:
+    page: Page
+    sent: int
+    received: int
+
+
+class _Replan(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 class ProjectCrawler:
-    """Reads every record of one project's query exactly as the overlap chain demands."""
+    """Reads every record of one project's query, until the chain proves the crawl complete
+    (see :mod:`connector.paging`), or fails loudly saying what it could not prove."""
 
     def __init__(
         self,
@@ -134,22 +164,66 @@ class ProjectCrawler:
         self.emit = emit
         self.stats = stats
         self.now_ms = now_ms
-        self.limit = settings.page_size
-        self.max_index = reachable_pages(self.limit, settings.max_offset) - 1
+        self.size = settings.page_size
         self.total_num: int | None = None
+        self.proven_records = 0
+        """Records in the final chains (each once): what the output must hold at least."""
+        self._ticks = itertools.count()
+        self._replans = 0
 
-    def _request(self, index: int, params: list[tuple[str, QueryValue]]) -> PageRequest:
-        return PageRequest(
-            self.project_id, page_offset(index, self.limit), self.limit, tuple(params)
+    @property
+    def max_index(self) -> int:
+        return reachable_pages(self.size, self.settings.max_offset) - 1
+
+    async def _read(
+        self, offset: int, params: list[tuple[str, QueryValue]], size: int | None = None
+    ) -> _Read:
+        request = PageRequest(self.project_id, offset, size or self.size, tuple(params))
+        sent = next(self._ticks)
+        page = await self.fetcher.fetch(request, self.stats)
+        return _Read(page, sent, next(self._ticks))
+
+    def _summary(self, read: _Read) -> PageRead:
+        page = read.page
+        keys = array("q", map(self._key, page.records))
+        return PageRead(
+            page.request.offset, page.request.limit, keys, page.total_num, read.sent, read.received
         )
 
     async def run(self) -> None:
-        first = await self.fetcher.fetch(self._request(0, self.params), self.stats)
-        self.total_num = first.total_num
-        if pages_needed(first.total_num, self.limit) - 1 <= self.max_index:
+        first = await self._first_page(self.params)
+        self.total_num = first.page.total_num
+        if pages_needed(first.page.total_num, self.size) - 1 <= self.max_index:
             await self._crawl(self.params, first)
             return
-        await self._crawl_split(first)
+        await self._crawl_split(first.page)
+
+    async def _first_page(self, params: list[tuple[str, QueryValue]]) -> _Read:
+        """Page 0, read twice when it is short while ``total_num`` announces more: once to
+        tell a transient short page from a server that caps the page size."""
+        read = await self._read(0, params)
+        length = len(read.page.records)
+        if not 0 < length < self.size or read.page.total_num <= length:
+            return read
+        again = await self._read(0, params)
+        self.stats.pages_reread += 1
+        if len(again.page.records) == length >= 2:
+            self._cap(length)
+        else:
+            self.stats.repair("short")
+        return again if len(again.page.records) >= length else read
+
+    def _cap(self, size: int) -> None:
+        log.warning(
+            "project %s: the server serves at most %d records per page (asked for %d): "
+            "reading with page size %d",
+            self.project_id,
+            size,
+            self.size,
+            size,
+        )
+        self.size = size
+        self.stats.page_size = size
 
     async def _crawl_split(self, first: Page) -> None:
         """The query reaches past the offset ceiling: read it in latest_update_time ranges."""
@@ -170,14 +244,15 @@ class ProjectCrawler:
         while pending:
             start, end = pending.pop()
             params = [*base, (TIME_FILTER[0], start), (TIME_FILTER[1], end)]
-            head = await self.fetcher.fetch(self._request(0, params), self.stats)
-            if pages_needed(head.total_num, self.limit) - 1 <= self.max_index:
+            head = await self._first_page(params)
+            total = head.page.total_num
+            if pages_needed(total, self.size) - 1 <= self.max_index:
                 self.stats.slices += 1
-                covered += head.total_num
+                covered += total
                 await self._crawl(params, head)
             elif start >= end:
                 raise DataLossError(
-                    f"{head.total_num} records share latest_update_time {start}: more than "
+                    f"{total} records share latest_update_time {start}: more than "
                     "offset paging can reach, and the range cannot be split further",
                     project_id=self.project_id,
                     offset=0,
@@ -194,28 +269,36 @@ class ProjectCrawler:
                 offset=0,
             )
 
-    async def _crawl(self, params: list[tuple[str, QueryValue]], first: Page) -> None:
-        chain = Chain(self.limit, self.max_index)
+    async def _crawl(self, params: list[tuple[str, QueryValue]], first: _Read) -> None:
+        while True:
+            try:
+                await self._crawl_chain(params, first)
+                return
+            except _Replan as replan:
+                self._replans += 1
+                if self._replans > MAX_REPLANS:
+                    raise DataLossError(
+                        f"pages keep coming back shorter than asked while the list goes on "
+                        f"(last {replan.size} of {self.size} records): re-planned "
+                        f"{MAX_REPLANS} times without a stable page size",
+                        project_id=self.project_id,
+                    ) from None
+                self._cap(replan.size)
+                self.stats.drift(f"re-planned with page size {replan.size}")
+                first = await self._read(0, params)
+
+    async def _crawl_chain(self, params: list[tuple[str, QueryValue]], first: _Read) -> None:
+        chain = Chain(self.size, self.max_index, lookahead=self.settings.concurrency)
         held: dict[int, _Held] = {}
         totals: set[int] = set()
 
-        async def accept(index: int, page: Page) -> None:
+        async def accept(index: int, read: _Read) -> None:
+            page = read.page
             records = page.records
             self.stats.pages += 1
             self.stats.records_received += len(records)
             totals.add(page.total_num)
-            tail = [self._key(r) for r in records[-TAIL_KEYS:]]
-            summary = PageSummary(
-                index=index,
-                limit=self.limit,
-                length=len(records),
-                total_num=page.total_num,
-                first_key=self._key(records[0]) if records else None,
-                last_key=tail[-1] if tail else None,
-                tail_keys=frozenset(tail),
-            )
-            replaced = chain.add(summary)
-            if replaced is not None:
+            if chain.add(index, self._summary(read)):
                 self.stats.pages_reread += 1
                 old = held.pop(index, None)
                 if old is not None:  # its boundary was never proven: keep the record
@@ -227,48 +310,73 @@ class ProjectCrawler:
                 records, start = records[1:], 1
             await self.emit(page, start, records)
 
+        def accept_probe(index: int, read: _Read) -> None:
+            self.stats.probes += 1
+            chain.add_probe(index, self._summary(read))
+
+        if first.page.request.limit != self.size:  # the size changed after it was read
+            first = await self._read(0, params)
         await accept(0, first)
         rounds = 0
         while True:
             state = chain.state()
             if state.complete:
-                break
-            if not state.wanted:
+                assert state.end_index is not None
+                moved = await asyncio.to_thread(_find_moved, chain, state.end_index)
+                if not moved:
+                    break
+                state = chain.state()
+            if state.ceiling and not state.wanted and not state.probes:
                 raise DataLossError(
                     "the list goes on past the offset ceiling although its first page said "
                     "it would not; rerun (the list changed during the crawl)",
                     project_id=self.project_id,
-                    offset=page_offset(self.max_index, self.limit),
+                    offset=page_offset(self.max_index, self.size),
                 )
-            if state.gaps:
-                self.stats.gaps_repaired += len(state.gaps)
+            for index in state.wanted:
+                cap = chain.cap_suspected(index)
+                if cap is not None and cap < self.size:
+                    for item in held.values():
+                        await self.emit(item.page, 0, [item.record])
+                    raise _Replan(cap)
+            if state.repairs or state.probes:
                 rounds += 1
-                if rounds > MAX_REPAIR_ROUNDS:
-                    raise DataLossError(
-                        f"the list kept changing: {len(state.gaps)} gaps remain after "
-                        f"{MAX_REPAIR_ROUNDS} rounds of re-reading",
-                        project_id=self.project_id,
-                        offset=page_offset(state.gaps[0], self.limit),
+                for repair in state.repairs:
+                    self.stats.repair(repair.kind)
+                chain.flaky += sum(r.kind == "short" for r in state.repairs)
+                if rounds > self.settings.max_repair_rounds:
+                    unproven = state.repairs or tuple(
+                        Repair("end", i, _end_detail(chain, i)) for i in state.probes
                     )
-                chain.note_repair()
-            await self._fetch_many(state.wanted, params, accept)
+                    raise DataLossError(
+                        _unproven(unproven, rounds - 1, self.stats.pages_reread),
+                        project_id=self.project_id,
+                        offset=page_offset(unproven[0].index, self.size),
+                    )
+                if any(r.kind == "gap" for r in state.repairs):
+                    chain.note_gap_round()
+            await self._fetch_many(chain, state, params, accept, accept_probe)
 
-        assert state.end_index is not None
+        end = state.end_index
+        assert end is not None
+        self.proven_records += len(chain.view_keys(end))
         for index, item in sorted(held.items()):
-            if index <= state.end_index and chain.boundary_ok(index - 1):
-                if not chain.exact(index - 1):
-                    self.stats.drift("records were inserted before a page while it was read")
-            else:
+            previous = chain.pages.get(index - 1)
+            keys = previous.keys[1 if index > 1 else 0 :] if previous is not None else ()
+            if not (index <= end and self._key(item.record) in keys):
                 await self.emit(item.page, 0, [item.record])
-        beyond = [i for i in chain.beyond_end(state.end_index) if chain.pages[i].length]
-        if beyond:
+        if chain.beyond_end(end):
             self.stats.drift("the list shrank while it was read (pages past its new end)")
+        found = chain.view_keys(end)
         if len(totals) > 1:
             self.stats.drift(f"total_num changed during the crawl ({min(totals)}..{max(totals)})")
-        if self.stats.gaps_repaired:
+        elif totals and (total := next(iter(totals))) != len(found):
+            self.stats.drift(f"total_num said {total} but the list held {len(found)} records")
+        if self.stats.repairs:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.stats.repairs.items()))
             self.stats.drift(
-                f"records moved between neighbouring pages while they were read: "
-                f"{self.stats.gaps_repaired} gaps, {chain.reread} pages re-read"
+                f"pages were read again to prove the crawl complete ({kinds}; "
+                f"{self.stats.pages_reread} pages re-read, {self.stats.probes} end probes)"
             )
 
     def _key(self, record: Any) -> int:
@@ -278,18 +386,60 @@ class ProjectCrawler:
 
     async def _fetch_many(
         self,
-        indexes: tuple[int, ...],
+        chain: Chain,
+        state: ChainState,
         params: list[tuple[str, QueryValue]],
-        accept: Callable[[int, Page], Awaitable[None]],
+        accept: Callable[[int, _Read], Awaitable[None]],
+        accept_probe: Callable[[int, _Read], None],
     ) -> None:
-        todo: Iterator[int] = iter(indexes)
+        jobs: Iterator[tuple[bool, int, int]] = iter(
+            [(True, i, chain.probe_offset(i)) for i in state.probes]
+            + [(False, i, chain.offset(i)) for i in state.wanted]
+        )
 
         async def worker() -> None:
-            for index in todo:
-                page = await self.fetcher.fetch(self._request(index, params), self.stats)
-                await accept(index, page)
+            for probe, index, offset in jobs:
+                read = await self._read(offset, params)
+                if probe:
+                    accept_probe(index, read)
+                else:
+                    await accept(index, read)
 
-        workers = min(self.settings.concurrency, len(indexes))
+        workers = min(self.settings.concurrency, len(state.wanted) + len(state.probes))
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
+
+
+def _find_moved(chain: Chain, end: int) -> bool:
+    """Records seen twice in the finished chain (runs in a thread: a pass over every key).
+
+    A vectorised check first: in the usual case every key is unique and that is all."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = chain.view_keys(end)
+    values = pa.Array.from_buffers(pa.int64(), len(keys), [None, pa.py_buffer(keys)])
+    if len(pc.unique(values)) == len(values):
+        return False
+    return bool(chain.note_moved(end))
+
+
+def _end_detail(chain: Chain, index: int) -> str:
+    page = chain.pages[index]
+    return (
+        f"the page at offset {page.offset} held {page.length} of {page.size} records, but its "
+        f"total_num ({page.total_num}) and the end probes do not agree on where the list ends"
+    )
+
+
+def _unproven(repairs: tuple[Repair, ...], rounds: int, reread: int) -> str:
+    """What the crawl could not prove, for the error."""
+    shown = "; ".join(r.detail for r in repairs[:3])
+    more = f" (and {len(repairs) - 3} more)" if len(repairs) > 3 else ""
+    return (
+        f"cannot prove the crawl complete after {rounds} rounds of re-reading "
+        f"({reread} pages re-read): {shown}{more}. The list kept changing or the server "
+        "answers inconsistently; nothing was published for this project "
+        "(--max-repair-rounds raises the limit)"
+    )

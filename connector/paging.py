@@ -1,85 +1,110 @@
-"""Offset/limit arithmetic and the completeness check of one crawl. Pure: no I/O.
+"""Offset/limit arithmetic and the completeness proof of one crawl. Pure: no I/O.
 
-Pages overlap by one record: page ``i`` starts at offset ``i * (limit - 1)``, so the
-first record of page ``i + 1`` is, when nothing moved, the last record of page ``i``.
-That overlap is what proves a crawl complete while the list may change under it:
+Pages overlap by one record: with page size ``s``, page ``i`` starts at offset
+``i * (s - 1)``, so the first record of page ``i + 1`` is, when nothing moved, the last
+record of page ``i``. The reference promises nothing about page sizes, ``total_num`` or a
+stable order, so the proof rests only on the records themselves:
 
-    If, for every pair of neighbouring pages, the first record of the later page is one of
-    the last records of the earlier page, and the chain from offset 0 ends in a page that
-    reached the end of the list, then every record that existed for the whole crawl was
-    read (assuming the server keeps existing records in a stable relative order).
+- **Continuity.** The first record of page ``i + 1`` must be one of page ``i``'s records.
+  If it is not (records were deleted before the boundary, or the page came back short),
+  that is a *gap*: a window of pages before it is read again, twice as wide each round.
+- **The end is proven, never assumed.** A page shorter than the page size ends the list
+  only when its own ``total_num`` agrees (``offset + length == total_num``) or when an
+  *end probe* (a read at the page's last record), twice in a row, finds nothing after that
+  record (one probe alone could be a page cut short). A full
+  page never ends the list, whatever ``total_num`` says: the next page is read.
+- **Moves into the part already read.** Inserts before a page boundary, between the reads
+  of its two pages, show as the later page starting inside (not at the end of) the earlier
+  one. Those records may be new, or may be records that moved there from the part not yet
+  read, which the crawl would then miss. Every page up to that boundary is read again,
+  after the later page, until no such shift remains.
+- **Order instability.** A record seen on two pages of the final chain, outside the
+  overlap of two neighbours, moved while the list was read (a server sorting on a
+  non-unique or changing key). Every page up to the later sighting is read again.
 
-A gap between two pages (inserts or deletes shifted the list between their requests) is
-repaired by re-reading a window of pages before it. The shift that caused a gap can lie
-anywhere before it, and re-reading may move the gap down, so the window doubles with every
-round of repairs: after a few rounds a round re-reads the whole list, which converges as
-soon as the list holds still for the length of one round.
+Assumption, the only one: a change that leaves none of these traces cannot be seen by an
+offset reader. That takes, between the reads of two neighbouring pages, a record moving
+into the part already read at the same moment as another record there is deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
-    "TAIL_KEYS",
     "Chain",
     "ChainState",
-    "PageSummary",
+    "PageRead",
+    "Repair",
     "page_offset",
     "pages_needed",
     "reachable_pages",
 ]
 
-TAIL_KEYS = 32
-"""How many keys at the end of a page a later page may start at without a repair."""
+
+END_PROBES = 2
+"""End probes that must agree when a short page's own ``total_num`` does not."""
 
 
-def page_offset(index: int, limit: int) -> int:
+def page_offset(index: int, size: int) -> int:
     """Offset of page ``index``: pages overlap by one record."""
-    return index * (limit - 1)
+    return index * (size - 1)
 
 
-def pages_needed(total: int, limit: int) -> int:
-    """Pages to read ``total`` records with one-record overlaps."""
-    if total <= 0:
+def pages_needed(total: int, size: int) -> int:
+    """Pages to read ``total`` records with one-record overlaps (at least one)."""
+    if total <= size:
         return 1
-    if total <= limit:
-        return 1
-    return 1 + -(-(total - limit) // (limit - 1))
+    return 1 + -(-(total - size) // (size - 1))
 
 
-def reachable_pages(limit: int, max_offset: int) -> int:
+def reachable_pages(size: int, max_offset: int) -> int:
     """How many pages offset paging can reach before ``offset`` exceeds ``max_offset``."""
-    return max_offset // (limit - 1) + 1
+    return max_offset // (size - 1) + 1
 
 
 @dataclass(frozen=True, slots=True)
-class PageSummary:
-    """What the completeness check needs to know about one page, not its records."""
+class PageRead:
+    """One response, reduced to what the proof needs: its records' keys and when it came.
 
-    index: int
-    limit: int
-    length: int
+    ``sent`` and ``received`` are ticks of the crawl's own clock (one tick per request
+    sent or answered), so "served after" is decidable without wall-clock time.
+    """
+
+    offset: int
+    size: int
+    keys: array[int]
     total_num: int
-    first_key: int | None
-    last_key: int | None
-    tail_keys: frozenset[int]
+    sent: int
+    received: int
 
     @property
-    def offset(self) -> int:
-        return page_offset(self.index, self.limit)
+    def length(self) -> int:
+        return len(self.keys)
 
     @property
-    def reaches_end(self) -> bool:
-        """The page saw the end of the list when it was read."""
-        return self.length < self.limit or self.offset + self.length >= self.total_num
+    def short(self) -> bool:
+        return len(self.keys) < self.size
 
-    def continues(self, later: PageSummary) -> bool:
-        """``later`` starts inside this page's tail: no record can fall between them."""
-        if later.length == 0:
-            return self.reaches_end
-        return later.first_key is not None and later.first_key in self.tail_keys
+    @property
+    def agrees_with_total(self) -> bool:
+        """A short page whose own ``total_num`` says the list ends where it ends."""
+        return self.short and self.offset + len(self.keys) == self.total_num
+
+    def after(self, other: PageRead) -> bool:
+        """This page was requested after ``other`` was answered: served later for sure."""
+        return self.sent > other.received
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """Why pages are read again: a kind and where, for the report and the error."""
+
+    kind: str  # "gap" | "shift" | "moved" | "short" | "end"
+    index: int
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,43 +112,99 @@ class ChainState:
     complete: bool
     end_index: int | None
     wanted: tuple[int, ...]
-    gaps: tuple[int, ...]
+    probes: tuple[int, ...]
+    repairs: tuple[Repair, ...]
+    ceiling: bool = False
 
 
 @dataclass(slots=True)
 class Chain:
-    """The pages read so far for one query, and what is still needed to finish."""
+    """The pages of one query read so far, and what is still needed to prove them complete.
 
-    limit: int
+    Pages are indexed by their place in the geometry of ``size``; only the latest read of
+    each page counts. ``obligations`` are windows of pages that must be read again (after a
+    shift: every page up to it; after a record seen twice: the pages between the two
+    sightings), with the tick they must be read after.
+    """
+
+    size: int
     max_index: int
-    pages: dict[int, PageSummary] = field(default_factory=dict)
-    repair_rounds: int = 0
-    reread: int = 0
+    lookahead: int = 1
+    pages: dict[int, PageRead] = field(default_factory=dict)
+    probes: dict[int, list[PageRead]] = field(default_factory=dict)
+    obligations: dict[tuple[int, int], int] = field(default_factory=dict)
+    gap_rounds: int = 0
+    short_lengths: dict[int, list[int]] = field(default_factory=dict)
+    longest: int = 0
+    """The most records any response of this chain held."""
+    totals: set[int] = field(default_factory=set)
+    """Every ``total_num`` answered: more than one, and it proves nothing alone."""
+    flaky: int = 0
+    """Short pages seen that did not end the list: each asks one more end probe, since a
+    server that cuts pages short can also cut a probe short."""
 
-    def add(self, page: PageSummary) -> PageSummary | None:
-        """Record ``page``; return the page it replaces, if it was read before."""
-        old = self.pages.get(page.index)
-        if old is not None:
-            self.reread += 1
-        self.pages[page.index] = page
-        return old
+    # -- recording ----------------------------------------------------------------------
 
-    def boundary_ok(self, index: int) -> bool:
-        """Pages ``index`` and ``index + 1`` are both read and continue each other."""
-        earlier = self.pages.get(index)
-        later = self.pages.get(index + 1)
-        return earlier is not None and later is not None and earlier.continues(later)
+    def offset(self, index: int) -> int:
+        return page_offset(index, self.size)
+
+    def add(self, index: int, page: PageRead) -> bool:
+        """Record the latest read of page ``index``; True when it was read before."""
+        again = index in self.pages
+        self.pages[index] = page
+        self.longest = max(self.longest, page.length)
+        self.totals.add(page.total_num)
+        self.probes.pop(index, None)  # probes prove the end of one read only
+        if page.short and not page.agrees_with_total:
+            self.short_lengths.setdefault(index, []).append(page.length)
+        return again
+
+    def add_probe(self, index: int, probe: PageRead) -> None:
+        self.probes.setdefault(index, []).append(probe)
+        self.longest = max(self.longest, probe.length)
+        self.totals.add(probe.total_num)
+
+    def probe_offset(self, index: int) -> int:
+        page = self.pages[index]
+        return page.offset + max(page.length - 1, 0)
+
+    # -- the proof ----------------------------------------------------------------------
+
+    def _end_proven(self, index: int, page: PageRead) -> bool | None:
+        """True: the list ends with this short page; False: it goes on; None: unknown.
+
+        Its own ``total_num`` agreeing proves it while ``total_num`` has held still and no
+        page came back cut short: otherwise the agreement may be a coincidence. Then end
+        probes, sent after the page was read, must find nothing after its last record, two
+        of them (one more for every page this server has cut short, up to 8): a probe could
+        itself be cut short."""
+        if page.agrees_with_total and len(self.totals) == 1 and not self.flaky:
+            return True
+        support = 0
+        for probe in self.probes.get(index, ()):
+            if not probe.after(page):
+                continue
+            verdict = _probe_verdict(probe, page)
+            if verdict is False:
+                return False
+            support += verdict is True
+        return True if support >= END_PROBES + min(self.flaky, 8) else None
 
     def _walk(self) -> Iterator[tuple[int, str]]:
-        """Walk from page 0: yield (index, 'missing' | 'gap' | 'end')."""
+        """Walk from page 0: yield (index, 'missing' | 'empty' | 'gap' | 'probe' | 'reread' |
+        'end' | 'ceiling'), continuing past gaps to collect them all."""
         index = 0
         while True:
             page = self.pages.get(index)
             if page is None:
                 yield index, "missing"
                 return
-            if page.reaches_end:
-                yield index, "end"
+            if page.short:
+                proven = self._end_proven(index, page)
+                if proven:
+                    yield index, "end"
+                    return
+                yield index, ("probe" if proven is None else "reread")
                 return
             if index + 1 > self.max_index:
                 yield index, "ceiling"
@@ -131,48 +212,206 @@ class Chain:
             later = self.pages.get(index + 1)
             if later is None:
                 yield index + 1, "missing"
-            elif not page.continues(later):
+            elif not later.keys:
+                yield index + 1, "empty"
+            elif later.keys[0] not in page.keys:
                 yield index, "gap"
             index += 1
 
-    def exact(self, index: int) -> bool:
-        """Page ``index + 1`` starts exactly at the last record of page ``index``."""
-        earlier = self.pages.get(index)
-        later = self.pages.get(index + 1)
-        return (
-            earlier is not None
-            and later is not None
-            and later.first_key is not None
-            and later.first_key == earlier.last_key
-        )
+    def _shift(self, index: int) -> bool:
+        """Records were inserted (or moved) before the boundary after page ``index`` while
+        its two pages were read, and page ``index`` was read first."""
+        page, later = self.pages[index], self.pages[index + 1]
+        if not later.keys or page.after(later):
+            return False
+        return page.keys.index(later.keys[0]) != page.length - 1
 
     def planned(self) -> int:
-        """Pages the largest ``total_num`` seen so far asks for (within the ceiling)."""
+        """Pages the largest ``total_num`` seen asks for (a hint, within the ceiling)."""
         total = max((p.total_num for p in self.pages.values()), default=0)
-        return min(pages_needed(total, self.limit), self.max_index + 1)
+        return min(pages_needed(total, self.size), self.max_index + 1)
 
     def state(self) -> ChainState:
         wanted: set[int] = {i for i in range(self.planned()) if i not in self.pages}
-        gaps: list[int] = []
+        probes: list[int] = []
+        repairs: list[Repair] = []
         end: int | None = None
+        ceiling = False
         for index, what in self._walk():
             if what == "missing":
                 wanted.add(index)
+                if index >= self.planned():  # pages keep coming back full: read ahead
+                    wanted.update(range(index, min(index + self.lookahead, self.max_index + 1)))
             elif what == "gap":
-                gaps.append(index)
-                width = 2**self.repair_rounds
+                width = 2**self.gap_rounds
                 wanted.update(range(max(0, index + 1 - width), index + 2))
+                repairs.append(Repair("gap", index, self._gap_detail(index)))
+            elif what == "empty":  # after a full page: cut short, or the list shrank
+                wanted.add(index)
+                repairs.append(
+                    Repair(
+                        "short",
+                        index,
+                        f"the page at offset {self.offset(index)} came back empty after a full "
+                        "page",
+                    )
+                )
+            elif what == "probe":
+                probes.append(index)
+            elif what == "reread":
+                wanted.add(index)
+                page = self.pages[index]
+                repairs.append(
+                    Repair(
+                        "short",
+                        index,
+                        f"page at offset {page.offset} held {page.length} of {page.size} "
+                        "records and the list goes on after it",
+                    )
+                )
             elif what == "end":
                 end = index
-            else:  # ceiling: the list goes on past what offset paging can reach
-                end = None
-        complete = end is not None and not wanted and not gaps
-        return ChainState(complete, end, tuple(sorted(wanted)), tuple(gaps))
+            else:
+                ceiling = True
+        if end is not None and not wanted and not probes and not repairs:
+            repairs += self._head_repairs(end, wanted)
+        complete = end is not None and not wanted and not probes and not repairs
+        return ChainState(
+            complete, end, tuple(sorted(wanted)), tuple(probes), tuple(repairs), ceiling
+        )
 
-    def note_repair(self) -> None:
-        """A round of repairs starts: the next round's windows are twice as wide."""
-        self.repair_rounds += 1
+    def _gap_detail(self, index: int) -> str:
+        page, later = self.pages[index], self.pages[index + 1]
+        return (
+            f"the page at offset {later.offset} does not start inside the page at offset "
+            f"{page.offset}"
+        )
+
+    def note_gap_round(self) -> None:
+        """A round of gap repairs starts: the next round's windows are twice as wide."""
+        self.gap_rounds += 1
+
+    # -- shifts and moves: pages to read again after a tick -------------------------------
+
+    def _head_repairs(self, end: int, wanted: set[int]) -> list[Repair]:
+        """Shifts and moves in the finished chain; adds the pages to read again."""
+        repairs: list[Repair] = []
+        for index in range(end):
+            if self._shift(index):
+                later = self.pages[index + 1]
+                self._oblige(0, index, later.received)
+                repairs.append(
+                    Repair(
+                        "shift",
+                        index,
+                        f"records were inserted or moved before offset {later.offset} while "
+                        "it was read",
+                    )
+                )
+        for (low, high), tick in list(self.obligations.items()):
+            stale = [i for i in range(low, min(high, end) + 1) if not self.pages[i].sent > tick]
+            if stale:
+                wanted.update(stale)
+            else:
+                del self.obligations[low, high]
+        if wanted and not repairs:
+            repairs.append(Repair("shift", max(wanted), "pages read before a shift or move"))
+        return repairs
+
+    def _oblige(self, low: int, high: int, tick: int) -> None:
+        """Pages ``low..high`` must be read again, each sent after ``tick``."""
+        self.obligations[low, high] = max(self.obligations.get((low, high), -1), tick)
+
+    def view_keys(self, end: int) -> array[int]:
+        """The keys of the finished chain without its overlaps: each record once, unless
+        a record moved while the list was read."""
+        out: array[int] = array("q")
+        previous: Sequence[int] = ()
+        for index in range(end + 1):
+            keys = self.pages[index].keys
+            out.extend(keys[_overlap(previous, keys) :])
+            previous = keys
+        return out
+
+    def note_moved(self, end: int) -> list[Repair]:
+        """Find the records seen twice in the finished chain; the pages between the two
+        sightings must be read again, after both.
+
+        A record seen twice moved out of the part already read, or a response showed the
+        list out of order: what it displaced lies between its two sightings."""
+        repairs: list[Repair] = []
+        for first, second, key in moved_records(self.pages[i] for i in range(end + 1)):
+            latest = max(self.pages[first].received, self.pages[second].received)
+            self._oblige(first, second, latest)
+            repairs.append(
+                Repair(
+                    "moved",
+                    second,
+                    f"a record (key {key & 0xFFFFFFFF:08x}) was seen at offsets "
+                    f"{self.pages[first].offset}.. and {self.pages[second].offset}..",
+                )
+            )
+        return repairs
 
     def beyond_end(self, end_index: int) -> list[int]:
-        """Pages read past the end of the finished chain (the list shrank while read)."""
-        return sorted(i for i in self.pages if i > end_index)
+        """Pages read past the end of the finished chain (non-empty: the list shrank)."""
+        return sorted(i for i, p in self.pages.items() if i > end_index and p.length)
+
+    def cap_suspected(self, index: int) -> int | None:
+        """A page read short twice with the same length while the list goes on: the
+        server serves at most that many records per page."""
+        lengths = self.short_lengths.get(index, [])
+        if len(lengths) >= 2 and lengths[-1] == lengths[-2] >= max(self.longest, 2):
+            return lengths[-1]
+        return None
+
+
+def _probe_verdict(probe: PageRead, page: PageRead) -> bool | None:
+    """What a probe of short ``page`` says: True, the list ends at its last record; False,
+    records follow it; None, nothing either way (the probe was cut short or the list
+    changed)."""
+    if page.length == 0:  # the probe of an empty page is a second read of it
+        return probe.length == 0
+    if probe.length >= 2:
+        return False
+    if probe.length == 1 and probe.keys[0] == page.keys[-1]:
+        return True
+    return None
+
+
+def moved_records(pages: Iterable[PageRead]) -> list[tuple[int, int, int]]:
+    """Records seen on two pages of a chain outside their overlaps: (first page index,
+    second page index, key) for each, at most one per later page.
+
+    A page's overlap with the page before it is the run of its first records that repeat
+    the earlier page's last ones, in order; everything else must be new.
+    """
+    seen: dict[int, int] = {}
+    found: dict[int, tuple[int, int, int]] = {}
+    previous: Sequence[int] = ()
+    for index, page in enumerate(pages):
+        keys = page.keys
+        skip = _overlap(previous, keys)
+        for key in keys[skip:]:
+            first = seen.get(key)
+            if first is not None and index not in found:
+                found[index] = (first, index, key)
+            seen.setdefault(key, index)
+        previous = keys
+    return sorted(found.values())
+
+
+def _overlap(earlier: Sequence[int], later: Sequence[int]) -> int:
+    """How many of ``later``'s first keys repeat ``earlier``'s last ones, in order."""
+    if not later or not earlier:
+        return 0
+    try:
+        start = len(earlier) - 1 - list(reversed(earlier)).index(later[0])
+    except ValueError:
+        return 0
+    count = 0
+    for a, b in zip(earlier[start:], later, strict=False):
+        if a != b:
+            break
+        count += 1
+    return count

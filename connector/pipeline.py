@@ -229,7 +229,7 @@ async def _sync_project(
                 f"--max-quarantined {config.max_quarantined}; nothing was published (the "
                 "reasons per field are in the run report)"
             )
-        _check_accounting(project_id, crawler.total_num, fetched, staged, stats)
+        _check_accounting(project_id, crawler.proven_records, fetched, staged, stats)
         result.files = await _uninterruptible(asyncio.to_thread(writer.publish))
         result.status = "published"
         result.records_written = staged.rows
@@ -260,6 +260,9 @@ async def _sync_project(
         result.throttled = stats.throttled
         result.pages = stats.pages
         result.pages_reread = stats.pages_reread
+        result.end_probes = stats.probes
+        result.repairs = dict(stats.repairs)
+        result.page_size = stats.page_size or config.fetch.page_size
         result.slices = stats.slices
         result.drift_detected = stats.drift_detected
         result.drift = list(stats.drift_reasons)
@@ -274,9 +277,10 @@ async def _sync_project(
 
 
 def _check_accounting(
-    project_id: str, total_num: int | None, fetched: int, staged: Staged, stats: CrawlStats
+    project_id: str, proven: int, fetched: int, staged: Staged, stats: CrawlStats
 ) -> None:
-    """fetched == written + quarantined + duplicates removed, and nothing silently missing."""
+    """fetched == written + quarantined + duplicates removed, and nothing of the records
+    the crawl proved present missing from what is about to be published."""
     accounted = staged.rows + staged.quarantined + staged.duplicates_removed
     if fetched != accounted:
         raise DataLossError(
@@ -284,15 +288,11 @@ def _check_accounting(
             f"quarantined {staged.quarantined} + duplicates removed {staged.duplicates_removed}",
             project_id=project_id,
         )
-    if (
-        not stats.drift_detected
-        and stats.slices == 1
-        and total_num is not None
-        and fetched != total_num
-    ):
+    kept = staged.rows + staged.quarantined
+    if kept < proven or (not stats.drift_detected and kept != proven):
         raise DataLossError(
-            f"the API announced total_num {total_num} but {fetched} records were read, and "
-            "no change of the list was seen during the crawl",
+            f"the crawl proved {proven} distinct records present but {kept} are about to be "
+            "published (written + quarantined)",
             project_id=project_id,
         )
 

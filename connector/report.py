@@ -24,6 +24,11 @@ class ProjectReport:
     throttled: int = 0
     pages: int = 0
     pages_reread: int = 0
+    end_probes: int = 0
+    repairs: dict[str, int] = field(default_factory=dict)
+    """Why pages were read again: gap, shift, moved, short, with how often."""
+    page_size: int = 0
+    """The page size used: smaller than asked when the server caps pages."""
     slices: int = 1
     drift_detected: bool = False
     drift: list[str] = field(default_factory=list)
@@ -109,8 +114,8 @@ class RunReport:
         ]
         for project in self.projects.values():
             line = f"  {project.project_id}: {project.status}, {project.records_written} records"
-            if project.drift_detected:
-                line += f", drift repaired ({project.pages_reread} pages re-read)"
+            if project.drift_detected and project.status == "published":
+                line += f", proven complete after re-reading {project.pages_reread} pages"
             if project.extra_fields:
                 line += f", unknown fields kept: {', '.join(sorted(project.extra_fields))}"
             if project.error:

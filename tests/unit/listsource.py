@@ -1,13 +1,17 @@
 """An in-memory PageSource: the seam for testing paging logic without a network.
 
 The list may change between requests (``mutate`` runs before each one), which is how the
-drift properties are tested; the integration tests do the same over real sockets.
+drift properties are tested; the integration tests do the same over real sockets. A
+``Gateway`` makes the answers behave as a real gateway may, which the reference does not
+promise otherwise: pages capped or cut short, ``total_num`` off, records out of order.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from connector.client import Page, PageRequest
@@ -28,15 +32,35 @@ def record(n: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """How answers depart from the list; each rate is a probability per request."""
+
+    seed: int = 0
+    cap: int | None = None
+    short_rate: float = 0.0
+    empty_rate: float = 0.0
+    swap_rate: float = 0.0
+    total_skew: int = 0
+    total_jitter: int = 0
+
+
 class ListSource:
     def __init__(
         self,
-        items: list[dict[str, Any]],
-        mutate: Callable[[list[dict[str, Any]], int], None] | None = None,
+        items: list[Any],
+        mutate: Callable[[list[Any], int], None] | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         self.items = items
         self.mutate = mutate
+        self.gateway = gateway or Gateway()
+        self.rng = random.Random(self.gateway.seed)
         self.requests: list[PageRequest] = []
+        self.altered: dict[str, int] = {}
+
+    def _alter(self, what: str) -> None:
+        self.altered[what] = self.altered.get(what, 0) + 1
 
     async def get_page(self, request: PageRequest) -> Page:
         if self.mutate is not None:
@@ -47,6 +71,23 @@ class ListSource:
         if "start_latest_update_time" in params:
             lo, hi = int(params["start_latest_update_time"]), int(params["end_latest_update_time"])
             items = [r for r in items if lo <= r["latest_update_time"] <= hi]
-        chunk = items[request.offset : request.offset + request.limit]
+        gateway, rng = self.gateway, self.rng
+        served = min(request.limit, gateway.cap or request.limit)
+        start = request.offset
+        chunk = items[start : start + served]
+        end = start + len(chunk)
+        if gateway.swap_rate and len(chunk) >= 2 and end < len(items):
+            if rng.random() < gateway.swap_rate:  # as if records end-2 and end were swapped
+                chunk = [*chunk[:-2], items[end], chunk[-1]]
+                self._alter("swap")
+        if gateway.short_rate and len(chunk) >= 2 and rng.random() < gateway.short_rate:
+            chunk = chunk[: rng.randrange(1, len(chunk))]
+            self._alter("short")
+        elif gateway.empty_rate and chunk and rng.random() < gateway.empty_rate:
+            chunk = []
+            self._alter("empty")
+        total = len(items) + gateway.total_skew
+        if gateway.total_jitter:
+            total += rng.randint(-gateway.total_jitter, gateway.total_jitter)
         copies = [dict(r) if isinstance(r, dict) else r for r in chunk]
-        return Page(request, len(items), copies, "req", time.time_ns() // 10**6)
+        return Page(request, max(total, 0), copies, "req", time.time_ns() // 10**6)
