@@ -76,10 +76,10 @@ class ListSource:
         start = request.offset
         chunk = items[start : start + served]
         end = start + len(chunk)
-        if gateway.swap_rate and len(chunk) >= 2 and end < len(items):
-            if rng.random() < gateway.swap_rate:  # as if records end-2 and end were swapped
-                chunk = [*chunk[:-2], items[end], chunk[-1]]
-                self._alter("swap")
+        swap = gateway.swap_rate and len(chunk) >= 2 and end < len(items)
+        if swap and rng.random() < gateway.swap_rate:  # as if records end-2 and end swapped
+            chunk = [*chunk[:-2], items[end], chunk[-1]]
+            self._alter("swap")
         if gateway.short_rate and len(chunk) >= 2 and rng.random() < gateway.short_rate:
             chunk = chunk[: rng.randrange(1, len(chunk))]
             self._alter("short")
