@@ -202,6 +202,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drift.add_argument("--drift-every", type=int, default=0, help="page requests per change")
     drift.add_argument("--drift-inserts", type=int, default=0, help="records added per change")
     drift.add_argument("--drift-deletes", type=int, default=0, help="records removed per change")
+    drift.add_argument(
+        "--drift-moves",
+        type=int,
+        default=0,
+        metavar="N",
+        help="records moved to the front per change, keeping their identity (a list sorted "
+        "by a time that changes)",
+    )
     drift.add_argument("--drift-max-events", type=int, default=None, help="changes per project")
     drift.add_argument(
         "--drift-project", action="append", default=None, help="limit drift to this project"
@@ -280,6 +288,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         deletes=args.drift_deletes,
         max_events=args.drift_max_events,
         projects=None if args.drift_project is None else frozenset(args.drift_project),
+        moves=args.drift_moves,
     )
     return SimulatorConfig(
         seed=args.seed,

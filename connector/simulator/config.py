@@ -157,8 +157,11 @@ class DriftConfig:
 
     After every ``every_n_requests`` page requests for a project, ``deletes`` records are
     removed and ``inserts`` new ones added, at seeded random positions at or before the end
-    of the page just served, so later offsets shift. ``max_events`` bounds the number of
-    changes per project (``None``: unbounded); ``projects`` limits drift to some projects.
+    of the page just served, so later offsets shift. Then ``moves`` records, at seeded random
+    positions anywhere after the first, are moved to the front one after the other (a list
+    sorted by a time that changes): they keep their identity, so they count as present the
+    whole time. ``max_events`` bounds the number of changes per project (``None``:
+    unbounded); ``projects`` limits drift to some projects.
     """
 
     every_n_requests: int = 0
@@ -166,9 +169,10 @@ class DriftConfig:
     deletes: int = 0
     max_events: int | None = None
     projects: frozenset[str] | None = None
+    moves: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("every_n_requests", "inserts", "deletes"):
+        for name in ("every_n_requests", "inserts", "deletes", "moves"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DriftConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.max_events is not None and self.max_events < 0:
@@ -178,7 +182,9 @@ class DriftConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.every_n_requests > 0 and (self.inserts > 0 or self.deletes > 0)
+        return self.every_n_requests > 0 and (
+            self.inserts > 0 or self.deletes > 0 or self.moves > 0
+        )
 
     def applies_to(self, project_id: str) -> bool:
         return self.enabled and (self.projects is None or project_id in self.projects)

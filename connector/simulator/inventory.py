@@ -12,6 +12,8 @@ all pages concatenated, and drift keeps two sets:
   each exactly once);
 - :meth:`Inventory.ever_records`: present at some time (a crawl's output is a subset).
 
+Records moved to the front by drift stay "stable": they were present the whole time.
+
 Not thread-safe: the server's event loop owns it; call it from another thread only while
 no request is in flight.
 """
@@ -147,6 +149,11 @@ class Inventory:
             project.next_key += 1
             table.insert(position, key)
             inserted.append(key)
+        moved = [table.keys[position] for position in plan.moves]
+        for position in sorted(plan.moves, reverse=True):
+            table.delete(position)
+        for key in moved:  # one after the other: the last one moved ends up first
+            table.insert(0, key)
         project.results.clear()
         image_id = project.generator.image_id
         project.events.append(
@@ -155,6 +162,7 @@ class Inventory:
                 offset=offset,
                 inserted=tuple(image_id(key) for key in inserted),
                 deleted=tuple(image_id(key) for key in deleted),
+                moved=tuple(image_id(key) for key in moved),
             )
         )
 
