@@ -97,6 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency (0)")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="uniform ± jitter (0)")
+    serve.add_argument(
+        "--shared-image-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="fraction of records showing another record's image (same image_id, digest, name, "
+        "version) on another host: image_id alone is then not unique (0)",
+    )
 
     auth = parser.add_argument_group("auth and throttling")
     auth.add_argument(
@@ -311,6 +319,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         max_offset=args.max_offset,
         faults=faults,
         drift=drift,
+        shared_image_rate=args.shared_image_rate,
     )
 
 

@@ -1,6 +1,7 @@
 """Configuration of the HSS API simulator: frozen, validated dataclasses.
 
-Everything is off by default: no auth, no rate limit, no latency, no faults, no drift.
+Everything is off by default: no auth, no rate limit, no latency, no faults, no drift, no
+shared images.
 Use :func:`dataclasses.replace` to derive variants. Secrets (tokens, secret keys, security
 tokens, passwords) never appear in a ``repr``.
 """
@@ -206,6 +207,16 @@ class SimulatorConfig:
     (default: the rate rounded up); ``rate_per_minute`` adds a per-minute limit (0: none).
     The credential is the token, the access key, or the IAM user of an issued token.
     ``retry_after`` (seconds) is sent in ``Retry-After`` on 429 when set.
+
+    ``shared_image_rate`` is about the fraction of records that show the same image as an
+    earlier record of the project (same ``image_id``, ``image_digest``, ``image_name``,
+    ``image_version``, type, size, times and counts) on a different host (``host_name``,
+    ``host_id``, ``agent_id``): ``image_id`` alone is then not unique, the natural key
+    (``image_id, image_digest, image_name, image_version, host_id, agent_id``) still is.
+    Records of one image lie within 64 places of each other in the initial order. At most
+    all but one record in ``min(64, hosts)`` can share (the host pool is a 25th of the
+    project's records, up to 20,000); a project of fewer than 50 records has one host and
+    shares nothing.
     """
 
     seed: int = 0
@@ -222,6 +233,7 @@ class SimulatorConfig:
     max_offset: int = 2_000_000
     faults: FaultConfig = field(default_factory=FaultConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    shared_image_rate: float = 0.0
     access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     security_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
     signature_max_skew_s: float = 900.0
@@ -255,6 +267,7 @@ class SimulatorConfig:
             raise ValueError("latency_ms and jitter_ms must be >= 0")
         if self.max_offset < 0:
             raise ValueError(f"max_offset must be >= 0, got {self.max_offset}")
+        _check_rate("shared_image_rate", self.shared_image_rate)
 
     def _check_credentials(self) -> None:
         keys = _check_mapping("access_keys", self.access_keys)

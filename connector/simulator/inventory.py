@@ -13,6 +13,9 @@ all pages concatenated, and drift keeps two sets:
 - :meth:`Inventory.ever_records`: present at some time (a crawl's output is a subset).
 
 Records moved to the front by drift stay "stable": they were present the whole time.
+With shared images (``SimulatorConfig.shared_image_rate``) ``image_id`` is not unique: use
+:func:`natural_key` to tell records apart, and the ``..._by_natural_key`` variants of the
+``image_id``-keyed helpers.
 
 Not thread-safe: the server's event loop owns it; call it from another thread only while
 no request is in flight.
@@ -21,8 +24,9 @@ no request is in flight.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -34,9 +38,19 @@ from connector.simulator.generator import Hidden, ProjectGenerator, Record
 from connector.simulator.table import Table
 from connector.simulator.vocabulary import ENTERPRISE_PROJECT_IDS
 
-__all__ = ["Inventory", "Page"]
+__all__ = ["NATURAL_KEY", "Inventory", "NaturalKey", "Page", "natural_key"]
 
 FilterValue = str | int | bool
+NATURAL_KEY = ("image_id", "image_digest", "image_name", "image_version", "host_id", "agent_id")
+"""The fields that identify a record: ``image_id`` alone does not when images are shared."""
+NaturalKey = tuple[Any, ...]
+
+
+def natural_key(record: Record) -> NaturalKey:
+    """The record's :data:`NATURAL_KEY` values (``None`` for a field it lacks)."""
+    return tuple(record.get(name) for name in NATURAL_KEY)
+
+
 _RESULT_CACHE_SIZE = 256
 _RECORD_CACHE_SIZE = 200_000  # the benchmark's 100,000 records stay generated once
 
@@ -71,7 +85,7 @@ class _Project:
 
     def __init__(self, config: SimulatorConfig, project_id: str) -> None:
         count = config.records_for(project_id)
-        self.generator = ProjectGenerator(config.seed, project_id, count)
+        self.generator = ProjectGenerator(config.seed, project_id, count, config.shared_image_rate)
         self.table = Table(self.generator, range(count))
         self.initial_count = count
         self.next_key = count
@@ -220,31 +234,74 @@ class Inventory:
         """Page requests served for the project so far (the drift counter)."""
         return self._project(project_id).page_requests
 
-    def data_faults(
-        self, project_id: str, **filters: FilterValue
-    ) -> dict[str, tuple[DataFault, ...]]:
-        """``image_id`` -> data faults, for every record ever present that has any."""
+    def _faulted(self, project_id: str, filters: dict[str, FilterValue]) -> Iterator[_Served]:
+        """Every record ever present that has data faults."""
         project = self._project(project_id)
-        out: dict[str, tuple[DataFault, ...]] = {}
         for key in self._select(project, range(project.next_key), filters):
             served = self._served(project, key)
             if served.faults:
-                out[served.record["image_id"]] = served.faults
-        return out
+                yield served
+
+    def data_faults(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[str, tuple[DataFault, ...]]:
+        """``image_id`` -> data faults, for every record ever present that has any.
+
+        With shared images two records may have one ``image_id``: use
+        :meth:`data_faults_by_natural_key`.
+        """
+        return {
+            served.record["image_id"]: served.faults
+            for served in self._faulted(project_id, filters)
+        }
+
+    def data_faults_by_natural_key(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[NaturalKey, tuple[DataFault, ...]]:
+        """:func:`natural_key` of the record as served -> data faults, for every record ever
+        present that has any (a field a fault dropped counts as ``None``)."""
+        return {
+            natural_key(served.record): served.faults
+            for served in self._faulted(project_id, filters)
+        }
 
     def quarantine_ids(self, project_id: str, **filters: FilterValue) -> set[str]:
         """``image_id`` of every record with a fault that loses data (must be quarantined)."""
         return {
-            image_id
-            for image_id, faults in self.data_faults(project_id, **filters).items()
-            if not all(fault.lossless for fault in faults)
+            served.record["image_id"]
+            for served in self._faulted(project_id, filters)
+            if not all(fault.lossless for fault in served.faults)
+        }
+
+    def quarantine_keys(self, project_id: str, **filters: FilterValue) -> set[NaturalKey]:
+        """:func:`natural_key` (as served) of every record that must be quarantined."""
+        return {
+            natural_key(served.record)
+            for served in self._faulted(project_id, filters)
+            if not all(fault.lossless for fault in served.faults)
         }
 
     def hidden_attributes(self, project_id: str, **filters: FilterValue) -> dict[str, Hidden]:
-        """``image_id`` -> the attributes filters match but the API does not return."""
+        """``image_id`` -> the attributes filters match but the API does not return.
+
+        With shared images two records may have one ``image_id``: use
+        :meth:`hidden_by_natural_key`.
+        """
         project = self._project(project_id)
         generator = project.generator
         return {
             generator.image_id(key): generator.hidden(key)
+            for key in self._select(project, None, filters)
+        }
+
+    def hidden_by_natural_key(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[NaturalKey, Hidden]:
+        """:func:`natural_key` (as served) -> the attributes filters match but the API does
+        not return, for every record served now."""
+        project = self._project(project_id)
+        generator = project.generator
+        return {
+            natural_key(self._served(project, key).record): generator.hidden(key)
             for key in self._select(project, None, filters)
         }
