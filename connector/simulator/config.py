@@ -1,7 +1,7 @@
 """Configuration of the HSS API simulator: frozen, validated dataclasses.
 
 Everything is off by default: no auth, no rate limit, no latency, no faults, no drift, no
-shared images.
+gateway behaviours, no shared images.
 Use :func:`dataclasses.replace` to derive variants. Secrets (tokens, secret keys, security
 tokens, passwords) never appear in a ``repr``.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["DriftConfig", "FaultConfig", "ProjectFailure", "SimulatorConfig"]
+__all__ = ["DriftConfig", "FaultConfig", "GatewayConfig", "ProjectFailure", "SimulatorConfig"]
 
 _TRANSPORT_RATES = (
     "http_500_rate",
@@ -36,6 +36,13 @@ _DATA_RATES = (
 def _check_rate(name: str, value: float) -> None:
     if not (0.0 <= value <= 1.0) or math.isnan(value):
         raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+
+
+def _check_count(name: str, value: object, minimum: int | None = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _check_mapping(name: str, value: object) -> dict[str, str]:
@@ -191,6 +198,65 @@ class DriftConfig:
         return self.enabled and (self.projects is None or project_id in self.projects)
 
 
+_PAGE_RATES = ("short_page_rate", "empty_page_rate", "missing_data_list_rate", "swap_rate")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """What a real API gateway may do that the reference does not rule out; all off by
+    default and deterministic by the simulator's seed.
+
+    ``page_cap`` is a property of the server: a page holds at most that many records
+    whatever ``limit`` asks (``limit`` is still validated, ``total_num`` is unaffected).
+
+    The page behaviours are drawn per page response from one seeded stream per project (so a
+    re-read of the same page usually gets it whole); at most one hits a response and their
+    rates must sum to at most 1:
+
+    - ``short_page_rate``: a page of n >= 2 records holds only its first k, k a seeded
+      uniform integer in [1, n - 1];
+    - ``empty_page_rate``: ``data_list`` is ``[]`` although records exist there;
+    - ``missing_data_list_rate``: the body is ``{"total_num": N}`` with no ``data_list``;
+    - ``swap_rate``: the page is served as if the records at positions ``end - 2`` and
+      ``end`` were swapped (``end`` = offset + records served): its second-to-last record
+      is replaced by the record just after the page, when both exist. The list itself does
+      not change (a sort on a non-unique key).
+
+    ``total_num`` stays as it would be under all four. It is reported as the true total plus
+    ``total_skew`` (negative: it lags, positive: it leads) plus a seeded uniform integer in
+    ``[-total_jitter, total_jitter]`` drawn per page response, clamped at 0.
+    """
+
+    page_cap: int | None = None
+    short_page_rate: float = 0.0
+    empty_page_rate: float = 0.0
+    missing_data_list_rate: float = 0.0
+    swap_rate: float = 0.0
+    total_skew: int = 0
+    total_jitter: int = 0
+
+    def __post_init__(self) -> None:
+        if self.page_cap is not None:
+            _check_count("GatewayConfig.page_cap", self.page_cap, minimum=1)
+        for name in _PAGE_RATES:
+            _check_rate(f"GatewayConfig.{name}", getattr(self, name))
+        total = sum(getattr(self, name) for name in _PAGE_RATES)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"gateway page behaviour rates must sum to at most 1, got {total:g}")
+        _check_count("GatewayConfig.total_skew", self.total_skew, minimum=None)
+        _check_count("GatewayConfig.total_jitter", self.total_jitter)
+
+    @property
+    def page_enabled(self) -> bool:
+        """Whether any page behaviour (short, empty, missing data_list, swap) is on."""
+        return any(getattr(self, name) > 0 for name in _PAGE_RATES)
+
+    @property
+    def total_enabled(self) -> bool:
+        """Whether ``total_num`` is reported other than true."""
+        return self.total_skew != 0 or self.total_jitter > 0
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
     """What the simulated API serves and how it behaves.
@@ -233,6 +299,7 @@ class SimulatorConfig:
     max_offset: int = 2_000_000
     faults: FaultConfig = field(default_factory=FaultConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
     shared_image_rate: float = 0.0
     access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     security_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -268,6 +335,13 @@ class SimulatorConfig:
         if self.max_offset < 0:
             raise ValueError(f"max_offset must be >= 0, got {self.max_offset}")
         _check_rate("shared_image_rate", self.shared_image_rate)
+        for name, kind in (
+            ("faults", FaultConfig),
+            ("drift", DriftConfig),
+            ("gateway", GatewayConfig),
+        ):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"{name} must be a {kind.__name__}")
 
     def _check_credentials(self) -> None:
         keys = _check_mapping("access_keys", self.access_keys)

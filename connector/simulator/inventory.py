@@ -34,6 +34,7 @@ from connector.simulator.config import SimulatorConfig
 from connector.simulator.drift import DriftEvent, DriftPlanner
 from connector.simulator.faults import DataFault, apply_data_faults
 from connector.simulator.filters import Filters, PageQuery, filters_from_values
+from connector.simulator.gateway import PageBehaviour, PageShape
 from connector.simulator.generator import Hidden, ProjectGenerator, Record
 from connector.simulator.table import Table
 from connector.simulator.vocabulary import ENTERPRISE_PROJECT_IDS
@@ -61,6 +62,9 @@ class Page:
     encoded: list[bytes]
     """Each record of the page as JSON, encoded once when first served (served records
     never change)."""
+    behaviour: PageBehaviour | None = None
+    """The gateway behaviour that altered the page, if any (``MISSING_DATA_LIST``: the body
+    has no ``data_list``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +117,7 @@ class Inventory:
         self.config = config
         self._projects: dict[str, _Project] = {}
         self._data_faults = config.faults.data_enabled
+        self._page_cap = config.gateway.page_cap
 
     enterprise_project_ids = ENTERPRISE_PROJECT_IDS
     """The enterprise projects records belong to ("0" is the default one)."""
@@ -139,12 +144,23 @@ class Inventory:
 
     # -- serving ---------------------------------------------------------------------
 
-    def serve_page(self, project_id: str, query: PageQuery) -> Page:
-        """One page as the API serves it; counts as a page request for drift."""
+    def serve_page(self, project_id: str, query: PageQuery, shape: PageShape | None = None) -> Page:
+        """One page as the API serves it; counts as a page request for drift.
+
+        The page holds at most ``GatewayConfig.page_cap`` records; ``shape`` alters it once
+        (drift still sees the page as it would have been).
+        """
         project = self._project(project_id)
         result = project.result(query.filters)
-        keys = result[query.offset : query.offset + query.limit]
-        page = Page(len(result), [self._served(project, key).encoded for key in keys])
+        cap = self._page_cap
+        limit = query.limit if cap is None or cap >= query.limit else cap
+        keys = result[query.offset : query.offset + limit]
+        if shape is None:
+            page = Page(len(result), [self._served(project, key).encoded for key in keys])
+        else:
+            served, behaviour = shape.apply(result, query.offset, keys)
+            encoded = [self._served(project, key).encoded for key in served]
+            page = Page(len(result), encoded, behaviour)
         project.page_requests += 1
         if project.drift is not None and project.drift.due(project.page_requests):
             self._drift(project, project.drift, query.offset, keys)
