@@ -3,7 +3,8 @@
 Serves a seeded, deterministic inventory for any project id with the reference's paging,
 filters, validation, auth (tokens, AK/SK signatures with lock-out, and project-scoped tokens
 from a simulated IAM at ``POST /v3/auth/tokens``), throttling, plus configurable latency,
-faults and drift::
+faults, drift, gateway behaviours (capped, short, empty pages, a lagging total, records
+swapped across pages) and images shared by several hosts::
 
     async with running_simulator(SimulatorConfig(records=5000)) as sim:
         ...  # GET f"{sim.base_url}/v5/<project>/image/local-repositories?limit=200"
@@ -13,20 +14,31 @@ faults and drift::
 """
 
 from connector.simulator.app import create_app
-from connector.simulator.config import DriftConfig, FaultConfig, ProjectFailure, SimulatorConfig
+from connector.simulator.config import (
+    DriftConfig,
+    FaultConfig,
+    GatewayConfig,
+    ProjectFailure,
+    SimulatorConfig,
+)
 from connector.simulator.drift import DriftEvent
 from connector.simulator.faults import DataFault, DataFaultKind, TransportFault
-from connector.simulator.inventory import Inventory
+from connector.simulator.gateway import PageBehaviour
+from connector.simulator.inventory import NATURAL_KEY, Inventory, NaturalKey, natural_key
 from connector.simulator.server import RunningSimulator, running_simulator, simulator_in_thread
 from connector.simulator.stats import ProjectStats, RequestLogEntry, SimulatorStats
 
 __all__ = [
+    "NATURAL_KEY",
     "DataFault",
     "DataFaultKind",
     "DriftConfig",
     "DriftEvent",
     "FaultConfig",
+    "GatewayConfig",
     "Inventory",
+    "NaturalKey",
+    "PageBehaviour",
     "ProjectFailure",
     "ProjectStats",
     "RequestLogEntry",
@@ -35,6 +47,7 @@ __all__ = [
     "SimulatorStats",
     "TransportFault",
     "create_app",
+    "natural_key",
     "running_simulator",
     "simulator_in_thread",
 ]

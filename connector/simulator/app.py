@@ -4,7 +4,8 @@ simulated IAM's ``POST /v3/auth/tokens`` (see :mod:`connector.simulator.iam`).
 A list request goes through the stages of the real service, in its order: route (404
 ``APIG.0101``), authentication (401 ``APIG.0301`` / ``APIG.0307``), throttling (429
 ``APIG.0308``), parameter validation (400 ``HSS.0001``), then the backend, where injected
-faults may strike, and finally the page. Every response carries ``X-Request-Id``; gateway
+faults may strike, and finally the page, which gateway behaviours (``GatewayConfig``) may
+alter when no transport fault corrupts it. Every response carries ``X-Request-Id``; gateway
 errors also put ``request_id`` in the body. Latency is added before anything else.
 """
 
@@ -25,6 +26,7 @@ from connector.simulator.auth import Authenticator, AuthError, authenticator_for
 from connector.simulator.config import SimulatorConfig
 from connector.simulator.faults import TransportFault, TransportFaults
 from connector.simulator.filters import InvalidParameter, PageQuery, parse_page_query
+from connector.simulator.gateway import GatewayBehaviours, PageBehaviour
 from connector.simulator.iam import SUBJECT_TOKEN_HEADER, IamError, IamService, TokenRegistry
 from connector.simulator.inventory import Inventory
 from connector.simulator.ratelimit import RateLimiter
@@ -61,6 +63,7 @@ class SimulatorState:
         "clock",
         "config",
         "faults",
+        "gateway",
         "iam",
         "inventory",
         "limiter",
@@ -84,6 +87,7 @@ class SimulatorState:
         self.authenticator: Authenticator = authenticator_for(config, registry, clock)
         self.limiter = RateLimiter(config.rate, config.effective_burst, config.rate_per_minute)
         self.faults = TransportFaults(config.faults, config.seed)
+        self.gateway = GatewayBehaviours(config.gateway, config.seed)
         self.rng = random.Random(f"{config.seed}\x00server")
 
     def new_request_id(self) -> str:
@@ -154,13 +158,19 @@ class _Answer(NamedTuple):
     fault: str | None = None
     """The name of the fault injected, if any."""
     error_code: str | None = None
+    served: int | None = None
+    """Records in the page served (``None``: no readable page)."""
+    behaviour: str | None = None
+    """The gateway behaviour that altered the page, if any."""
+    total_num: int | None = None
 
 
 async def _list_local_images(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request[_REQUEST_ID]
     project_id = request.match_info["project_id"]
-    response, fault, error_code = await _answer(request, state, project_id, request_id)
+    answer = await _answer(request, state, project_id, request_id)
+    response, fault = answer.response, answer.fault
     status = NO_RESPONSE if fault == TransportFault.RESET.value else response.status
     query = request.query
     state.stats.record(
@@ -171,7 +181,10 @@ async def _list_local_images(request: web.Request) -> web.StreamResponse:
             status=status,
             fault=fault,
             request_id=request_id,
-            error_code=error_code,
+            error_code=answer.error_code,
+            served=answer.served,
+            behaviour=answer.behaviour,
+            total_num=answer.total_num,
         )
     )
     return response
@@ -204,18 +217,32 @@ async def _answer(
         return _Answer(response, "project_failure", failure.error_code)
     fault = state.faults.draw(project_id)
     if fault is None:
-        return _Answer(_ok(_page_body(state, project_id, query), request_id))
+        return _page(state, project_id, query, request_id)
     if fault in _NO_PAGE_FAULTS:
         error_code = "HSS.0500" if fault is TransportFault.HTTP_500 else None
         return _Answer(_transport_fault(request, fault, request_id), fault.value, error_code)
     if fault is TransportFault.SLOW:
         await asyncio.sleep(state.config.faults.slow_seconds)
-    body = _page_body(state, project_id, query)
+        return _page(state, project_id, query, request_id, fault.value)
+    body = _page_body(state, project_id, query, gateway=False).body
     if fault is TransportFault.INVALID_JSON:
         body = body.replace(b'"data_list":[', b'"data_list":[,', 1)
-    elif fault is TransportFault.TRUNCATE:
-        return _Answer(await _truncated(request, body, request_id), fault.value)
-    return _Answer(_ok(body, request_id), fault.value)
+        return _Answer(_ok(body, request_id), fault.value)
+    assert fault is TransportFault.TRUNCATE, fault
+    return _Answer(await _truncated(request, body, request_id), fault.value)
+
+
+def _page(
+    state: SimulatorState,
+    project_id: str,
+    query: PageQuery,
+    request_id: str,
+    fault: str | None = None,
+) -> _Answer:
+    """A page served whole (gateway behaviours may alter it)."""
+    page = _page_body(state, project_id, query)
+    response = _ok(page.body, request_id)
+    return _Answer(response, fault, None, page.served, page.behaviour, page.total_num)
 
 
 async def _issue_token(request: web.Request) -> web.StreamResponse:
@@ -233,12 +260,34 @@ async def _issue_token(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _page_body(state: SimulatorState, project_id: str, query: PageQuery) -> bytes:
+class _Body(NamedTuple):
+    body: bytes
+    served: int
+    behaviour: str | None
+    total_num: int
+
+
+def _page_body(
+    state: SimulatorState, project_id: str, query: PageQuery, *, gateway: bool = True
+) -> _Body:
     """``{"total_num":N,"data_list":[...]}`` from the records' cached JSON: the same bytes
-    as ``orjson.dumps`` of the whole page, without encoding each record again."""
-    page = state.inventory.serve_page(project_id, query)
+    as ``orjson.dumps`` of the whole page, without encoding each record again.
+
+    ``gateway``: draw a page behaviour (not for a body a transport fault corrupts). The
+    reported total is skewed and jittered in every body.
+    """
+    behaviours = state.gateway
+    shape = behaviours.draw(project_id) if gateway and behaviours.page_enabled else None
+    page = state.inventory.serve_page(project_id, query, shape)
+    total = page.total
+    if behaviours.total_enabled:
+        total = behaviours.reported_total(project_id, total)
+    behaviour = page.behaviour
+    if behaviour is PageBehaviour.MISSING_DATA_LIST:
+        return _Body(b'{"total_num":%d}' % total, 0, behaviour.value, total)
     records = b",".join(page.encoded)
-    return b'{"total_num":%d,"data_list":[%b]}' % (page.total, records)
+    body = b'{"total_num":%d,"data_list":[%b]}' % (total, records)
+    return _Body(body, len(page.encoded), None if behaviour is None else behaviour.value, total)
 
 
 def _ok(body: bytes, request_id: str) -> web.Response:

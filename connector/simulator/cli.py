@@ -23,7 +23,13 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from connector.simulator.config import DriftConfig, FaultConfig, ProjectFailure, SimulatorConfig
+from connector.simulator.config import (
+    DriftConfig,
+    FaultConfig,
+    GatewayConfig,
+    ProjectFailure,
+    SimulatorConfig,
+)
 from connector.simulator.server import running_simulator
 
 __all__ = ["ENVIRONMENT", "add_arguments", "config_from_args", "run"]
@@ -97,6 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency (0)")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="uniform ± jitter (0)")
+    serve.add_argument(
+        "--shared-image-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="fraction of records showing another record's image (same image_id, digest, name, "
+        "version) on another host: image_id alone is then not unique (0)",
+    )
 
     auth = parser.add_argument_group("auth and throttling")
     auth.add_argument(
@@ -202,9 +216,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     drift.add_argument("--drift-every", type=int, default=0, help="page requests per change")
     drift.add_argument("--drift-inserts", type=int, default=0, help="records added per change")
     drift.add_argument("--drift-deletes", type=int, default=0, help="records removed per change")
+    drift.add_argument(
+        "--drift-moves",
+        type=int,
+        default=0,
+        metavar="N",
+        help="records moved to the front per change, keeping their identity (a list sorted "
+        "by a time that changes)",
+    )
     drift.add_argument("--drift-max-events", type=int, default=None, help="changes per project")
     drift.add_argument(
         "--drift-project", action="append", default=None, help="limit drift to this project"
+    )
+
+    gateway = parser.add_argument_group(
+        "gateway (what a real API gateway may do; rates are probabilities per page response)"
+    )
+    gateway.add_argument(
+        "--page-cap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serve at most N records per page whatever limit asks; limit is still validated, "
+        "total_num unaffected (off)",
+    )
+    for name, help_text in (
+        ("short-page", "a page of n >= 2 records holds only its first 1..n-1 (seeded)"),
+        ("empty-page", "data_list is [] although records exist there"),
+        ("missing-data-list", 'the body is {"total_num": N} without data_list'),
+        (
+            "swap",
+            "the page's second-to-last record is replaced by the one just after the page "
+            "(as if they were swapped; the list does not change)",
+        ),
+    ):
+        gateway.add_argument(f"--{name}-rate", type=float, default=0.0, metavar="P", help=help_text)
+    gateway.add_argument(
+        "--total-skew",
+        type=int,
+        default=0,
+        metavar="N",
+        help="total_num reported as the true total + N, at least 0 (negative: it lags; "
+        "positive: it leads) (0)",
+    )
+    gateway.add_argument(
+        "--total-jitter",
+        type=int,
+        default=0,
+        metavar="N",
+        help="plus a seeded uniform integer in [-N, N] per page response (0)",
     )
 
 
@@ -280,6 +340,16 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         deletes=args.drift_deletes,
         max_events=args.drift_max_events,
         projects=None if args.drift_project is None else frozenset(args.drift_project),
+        moves=args.drift_moves,
+    )
+    gateway = GatewayConfig(
+        page_cap=args.page_cap,
+        short_page_rate=args.short_page_rate,
+        empty_page_rate=args.empty_page_rate,
+        missing_data_list_rate=args.missing_data_list_rate,
+        swap_rate=args.swap_rate,
+        total_skew=args.total_skew,
+        total_jitter=args.total_jitter,
     )
     return SimulatorConfig(
         seed=args.seed,
@@ -302,6 +372,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         max_offset=args.max_offset,
         faults=faults,
         drift=drift,
+        gateway=gateway,
+        shared_image_rate=args.shared_image_rate,
     )
 
 

@@ -1,6 +1,7 @@
 """Configuration of the HSS API simulator: frozen, validated dataclasses.
 
-Everything is off by default: no auth, no rate limit, no latency, no faults, no drift.
+Everything is off by default: no auth, no rate limit, no latency, no faults, no drift, no
+gateway behaviours, no shared images.
 Use :func:`dataclasses.replace` to derive variants. Secrets (tokens, secret keys, security
 tokens, passwords) never appear in a ``repr``.
 """
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["DriftConfig", "FaultConfig", "ProjectFailure", "SimulatorConfig"]
+__all__ = ["DriftConfig", "FaultConfig", "GatewayConfig", "ProjectFailure", "SimulatorConfig"]
 
 _TRANSPORT_RATES = (
     "http_500_rate",
@@ -35,6 +36,13 @@ _DATA_RATES = (
 def _check_rate(name: str, value: float) -> None:
     if not (0.0 <= value <= 1.0) or math.isnan(value):
         raise ValueError(f"{name} must be a probability between 0 and 1, got {value!r}")
+
+
+def _check_count(name: str, value: object, minimum: int | None = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _check_mapping(name: str, value: object) -> dict[str, str]:
@@ -157,8 +165,11 @@ class DriftConfig:
 
     After every ``every_n_requests`` page requests for a project, ``deletes`` records are
     removed and ``inserts`` new ones added, at seeded random positions at or before the end
-    of the page just served, so later offsets shift. ``max_events`` bounds the number of
-    changes per project (``None``: unbounded); ``projects`` limits drift to some projects.
+    of the page just served, so later offsets shift. Then ``moves`` records, at seeded random
+    positions anywhere after the first, are moved to the front one after the other (a list
+    sorted by a time that changes): they keep their identity, so they count as present the
+    whole time. ``max_events`` bounds the number of changes per project (``None``:
+    unbounded); ``projects`` limits drift to some projects.
     """
 
     every_n_requests: int = 0
@@ -166,9 +177,10 @@ class DriftConfig:
     deletes: int = 0
     max_events: int | None = None
     projects: frozenset[str] | None = None
+    moves: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("every_n_requests", "inserts", "deletes"):
+        for name in ("every_n_requests", "inserts", "deletes", "moves"):
             if getattr(self, name) < 0:
                 raise ValueError(f"DriftConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.max_events is not None and self.max_events < 0:
@@ -178,10 +190,71 @@ class DriftConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.every_n_requests > 0 and (self.inserts > 0 or self.deletes > 0)
+        return self.every_n_requests > 0 and (
+            self.inserts > 0 or self.deletes > 0 or self.moves > 0
+        )
 
     def applies_to(self, project_id: str) -> bool:
         return self.enabled and (self.projects is None or project_id in self.projects)
+
+
+_PAGE_RATES = ("short_page_rate", "empty_page_rate", "missing_data_list_rate", "swap_rate")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """What a real API gateway may do that the reference does not rule out; all off by
+    default and deterministic by the simulator's seed.
+
+    ``page_cap`` is a property of the server: a page holds at most that many records
+    whatever ``limit`` asks (``limit`` is still validated, ``total_num`` is unaffected).
+
+    The page behaviours are drawn per page response from one seeded stream per project (so a
+    re-read of the same page usually gets it whole); at most one hits a response and their
+    rates must sum to at most 1:
+
+    - ``short_page_rate``: a page of n >= 2 records holds only its first k, k a seeded
+      uniform integer in [1, n - 1];
+    - ``empty_page_rate``: ``data_list`` is ``[]`` although records exist there;
+    - ``missing_data_list_rate``: the body is ``{"total_num": N}`` with no ``data_list``;
+    - ``swap_rate``: the page is served as if the records at positions ``end - 2`` and
+      ``end`` were swapped (``end`` = offset + records served): its second-to-last record
+      is replaced by the record just after the page, when both exist. The list itself does
+      not change (a sort on a non-unique key).
+
+    ``total_num`` stays as it would be under all four. It is reported as the true total plus
+    ``total_skew`` (negative: it lags, positive: it leads) plus a seeded uniform integer in
+    ``[-total_jitter, total_jitter]`` drawn per page response, clamped at 0.
+    """
+
+    page_cap: int | None = None
+    short_page_rate: float = 0.0
+    empty_page_rate: float = 0.0
+    missing_data_list_rate: float = 0.0
+    swap_rate: float = 0.0
+    total_skew: int = 0
+    total_jitter: int = 0
+
+    def __post_init__(self) -> None:
+        if self.page_cap is not None:
+            _check_count("GatewayConfig.page_cap", self.page_cap, minimum=1)
+        for name in _PAGE_RATES:
+            _check_rate(f"GatewayConfig.{name}", getattr(self, name))
+        total = sum(getattr(self, name) for name in _PAGE_RATES)
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"gateway page behaviour rates must sum to at most 1, got {total:g}")
+        _check_count("GatewayConfig.total_skew", self.total_skew, minimum=None)
+        _check_count("GatewayConfig.total_jitter", self.total_jitter)
+
+    @property
+    def page_enabled(self) -> bool:
+        """Whether any page behaviour (short, empty, missing data_list, swap) is on."""
+        return any(getattr(self, name) > 0 for name in _PAGE_RATES)
+
+    @property
+    def total_enabled(self) -> bool:
+        """Whether ``total_num`` is reported other than true."""
+        return self.total_skew != 0 or self.total_jitter > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +273,16 @@ class SimulatorConfig:
     (default: the rate rounded up); ``rate_per_minute`` adds a per-minute limit (0: none).
     The credential is the token, the access key, or the IAM user of an issued token.
     ``retry_after`` (seconds) is sent in ``Retry-After`` on 429 when set.
+
+    ``shared_image_rate`` is about the fraction of records that show the same image as an
+    earlier record of the project (same ``image_id``, ``image_digest``, ``image_name``,
+    ``image_version``, type, size, times and counts) on a different host (``host_name``,
+    ``host_id``, ``agent_id``): ``image_id`` alone is then not unique, the natural key
+    (``image_id, image_digest, image_name, image_version, host_id, agent_id``) still is.
+    Records of one image lie within 64 places of each other in the initial order. At most
+    all but one record in ``min(64, hosts)`` can share (the host pool is a 25th of the
+    project's records, up to 20,000); a project of fewer than 50 records has one host and
+    shares nothing.
     """
 
     seed: int = 0
@@ -216,6 +299,8 @@ class SimulatorConfig:
     max_offset: int = 2_000_000
     faults: FaultConfig = field(default_factory=FaultConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    shared_image_rate: float = 0.0
     access_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     security_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
     signature_max_skew_s: float = 900.0
@@ -249,6 +334,14 @@ class SimulatorConfig:
             raise ValueError("latency_ms and jitter_ms must be >= 0")
         if self.max_offset < 0:
             raise ValueError(f"max_offset must be >= 0, got {self.max_offset}")
+        _check_rate("shared_image_rate", self.shared_image_rate)
+        for name, kind in (
+            ("faults", FaultConfig),
+            ("drift", DriftConfig),
+            ("gateway", GatewayConfig),
+        ):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"{name} must be a {kind.__name__}")
 
     def _check_credentials(self) -> None:
         keys = _check_mapping("access_keys", self.access_keys)

@@ -12,20 +12,27 @@ __all__ = ["DriftEvent", "DriftPlan", "DriftPlanner"]
 
 @dataclass(frozen=True, slots=True)
 class DriftEvent:
-    """One change: after page request ``request_number`` (1-based) served at ``offset``."""
+    """One change: after page request ``request_number`` (1-based) served at ``offset``.
+
+    ``moved`` lists the records moved to the front, in the order they were moved (the last
+    one is first after the event).
+    """
 
     request_number: int
     offset: int
     inserted: tuple[str, ...]
     deleted: tuple[str, ...]
+    moved: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class DriftPlan:
-    """Positions to delete (descending, applied first), then to insert at (in order)."""
+    """Positions to delete (descending, applied first), then to insert at (in order), then
+    of the records to move to the front (in the list after the inserts, in moving order)."""
 
     deletes: tuple[int, ...]
     inserts: tuple[int, ...]
+    moves: tuple[int, ...] = ()
 
 
 class DriftPlanner:
@@ -53,5 +60,9 @@ class DriftPlanner:
         for _ in range(self._config.inserts):
             inserts.append(self._rng.randint(0, remaining))
             remaining += 1
+        moves: list[int] = []
+        if self._config.moves:
+            after = size - len(deletes) + len(inserts)
+            moves = self._rng.sample(range(1, after), min(self._config.moves, max(0, after - 1)))
         self.events += 1
-        return DriftPlan(tuple(sorted(deletes, reverse=True)), tuple(inserts))
+        return DriftPlan(tuple(sorted(deletes, reverse=True)), tuple(inserts), tuple(moves))

@@ -5,6 +5,15 @@ Every attribute is drawn from a BLAKE2b hash of (seed, project_id, key), so a pa
 generated in microseconds per record and nothing is built up front. The enterprise project
 of each key comes from one SHAKE-256 stream per project instead, so that filtering a
 million keys by enterprise project runs at C speed.
+
+With ``shared_image_rate`` > 0, keys fall in blocks of ``min(64, host_count)``: the first
+key of a block shows its own image; any other key, if drawn, shows the image of the nearest
+earlier key of its block that shows its own, on the host ``d`` places after that key's
+(``d`` the distance between the keys, less than the block and so than the host pool). The
+records showing one image are therefore on distinct hosts, and the natural key (image_id,
+image_digest, image_name, image_version, host_id, agent_id) stays unique. The draw rate is
+scaled so that about ``shared_image_rate`` of all keys show another's image (at most all
+but the first of each block).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -42,6 +51,8 @@ _P_IDS = b"hss-sim-ids"
 _P_HOST = b"hss-sim-host"
 _P_HIDDEN = b"hss-sim-hidden"
 _P_FAULTS = b"hss-sim-faults"
+_P_SHARE = b"hss-sim-share"
+_SHARE_BLOCK = 64  # keys that may show one image (if the host pool is that large)
 
 UNSCAN, SUCCESS, SCANNING, FAILED, WAITING = range(len(SCAN_STATUSES))
 
@@ -77,7 +88,8 @@ class Core(NamedTuple):
 
     ``latest_scan_time`` is 0 for never-scanned images; ``severity`` and ``failure`` are
     indexes into their vocabularies, -1 when absent; ``variant`` holds spare random bits
-    that choose between equivalent serialisations.
+    that choose between equivalent serialisations. ``image_key`` is the key whose image
+    (``image_id``, digest) the record shows: its own, or another's for a shared image.
     """
 
     key: int
@@ -98,6 +110,7 @@ class Core(NamedTuple):
     severity: int
     failure: int
     variant: int
+    image_key: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +149,12 @@ def _severity(vul_num: int, malicious: int) -> int:
 class ProjectGenerator:
     """Generates the records of one project; caches only its (small) host pool."""
 
-    def __init__(self, seed: int, project_id: str, initial_count: int) -> None:
+    core: Callable[[int], Core]
+    """The scalar attributes of a key (with its shared image, if it shows one)."""
+
+    def __init__(
+        self, seed: int, project_id: str, initial_count: int, shared_image_rate: float = 0.0
+    ) -> None:
         self.project_id = project_id
         self._prefix = f"{seed}\x00{project_id}\x00".encode()
         self.host_count = max(1, min(20_000, initial_count // 25))
@@ -145,8 +163,14 @@ class ProjectGenerator:
         # Hash states with the prefix already absorbed: copying one beats building one.
         self._hashers = {
             person: hashlib.blake2b(self._prefix, digest_size=64, person=person)
-            for person in (_P_CORE, _P_IDS, _P_HOST, _P_HIDDEN, _P_FAULTS)
+            for person in (_P_CORE, _P_IDS, _P_HOST, _P_HIDDEN, _P_FAULTS, _P_SHARE)
         }
+        block = self._share_block = min(_SHARE_BLOCK, self.host_count)
+        sharing = shared_image_rate > 0 and block > 1
+        rate = min(1.0, shared_image_rate * block / (block - 1)) if sharing else 0.0
+        self._share_threshold = int(rate * 2**64)  # of a 64-bit draw
+        self.core = self._shared_core if sharing else self._own_core
+        self.sharing = sharing
 
     def _digest(self, key: int, person: bytes) -> bytes:
         """64 bytes of BLAKE2b(seed, project_id, key), domain-separated by ``person``."""
@@ -154,7 +178,7 @@ class ProjectGenerator:
         hasher.update(b"%d" % key)
         return hasher.digest()
 
-    def core(self, key: int) -> Core:
+    def _own_core(self, key: int) -> Core:
         u0, u1, u2, u3, u4, u5, u6, u7 = _U64X8.unpack(self._digest(key, _P_CORE))
         name, image_type = IMAGE_NAMES[u0 % len(IMAGE_NAMES)]
         draw = u1 % 100
@@ -207,7 +231,30 @@ class ProjectGenerator:
             severity,
             failure,
             u1 >> 32,
+            key,
         )
+
+    def _draws_shared(self, key: int) -> bool:
+        return int.from_bytes(self._digest(key, _P_SHARE)[:8], "little") < self._share_threshold
+
+    def _shared_core(self, key: int) -> Core:
+        first = key - key % self._share_block
+        if key == first or not self._draws_shared(key):
+            return self._own_core(key)
+        source = key - 1
+        while source > first and self._draws_shared(source):
+            source -= 1
+        image = self._own_core(source)
+        distance = key - source
+        count, host = self.host_count, self.host
+        name = host((image.host + distance) % count).name
+        if any(host((image.host + d) % count).name == name for d in range(distance)):
+            return self._own_core(key)  # a host name drawn twice: keep to an image of its own
+        return image._replace(key=key, host=(image.host + distance) % count)
+
+    def image_key(self, key: int) -> int:
+        """The key whose image ``key`` shows: its own, or an earlier key's (shared image)."""
+        return self.core(key).image_key if self.sharing else key
 
     def host(self, index: int) -> Host:
         host = self._hosts.get(index)
@@ -233,11 +280,11 @@ class ProjectGenerator:
 
     def image_id(self, key: int) -> str:
         """The ``image_id`` of a key, the same as in :meth:`record`."""
-        return _uuid(self._digest(key, _P_IDS))
+        return _uuid(self._digest(self.image_key(key), _P_IDS))
 
     def record(self, core: Core) -> Record:
         """The fault-free record as the API returns it (fields absent where it omits them)."""
-        ids = self._digest(core.key, _P_IDS)
+        ids = self._digest(core.image_key, _P_IDS)
         host = self.host(core.host)
         record: Record = {
             "image_name": core.image_name,

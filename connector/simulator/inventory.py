@@ -12,6 +12,11 @@ all pages concatenated, and drift keeps two sets:
   each exactly once);
 - :meth:`Inventory.ever_records`: present at some time (a crawl's output is a subset).
 
+Records moved to the front by drift stay "stable": they were present the whole time.
+With shared images (``SimulatorConfig.shared_image_rate``) ``image_id`` is not unique: use
+:func:`natural_key` to tell records apart, and the ``..._by_natural_key`` variants of the
+``image_id``-keyed helpers.
+
 Not thread-safe: the server's event loop owns it; call it from another thread only while
 no request is in flight.
 """
@@ -19,8 +24,9 @@ no request is in flight.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -28,13 +34,24 @@ from connector.simulator.config import SimulatorConfig
 from connector.simulator.drift import DriftEvent, DriftPlanner
 from connector.simulator.faults import DataFault, apply_data_faults
 from connector.simulator.filters import Filters, PageQuery, filters_from_values
+from connector.simulator.gateway import PageBehaviour, PageShape
 from connector.simulator.generator import Hidden, ProjectGenerator, Record
 from connector.simulator.table import Table
 from connector.simulator.vocabulary import ENTERPRISE_PROJECT_IDS
 
-__all__ = ["Inventory", "Page"]
+__all__ = ["NATURAL_KEY", "Inventory", "NaturalKey", "Page", "natural_key"]
 
 FilterValue = str | int | bool
+NATURAL_KEY = ("image_id", "image_digest", "image_name", "image_version", "host_id", "agent_id")
+"""The fields that identify a record: ``image_id`` alone does not when images are shared."""
+NaturalKey = tuple[Any, ...]
+
+
+def natural_key(record: Record) -> NaturalKey:
+    """The record's :data:`NATURAL_KEY` values (``None`` for a field it lacks)."""
+    return tuple(record.get(name) for name in NATURAL_KEY)
+
+
 _RESULT_CACHE_SIZE = 256
 _RECORD_CACHE_SIZE = 200_000  # the benchmark's 100,000 records stay generated once
 
@@ -45,6 +62,9 @@ class Page:
     encoded: list[bytes]
     """Each record of the page as JSON, encoded once when first served (served records
     never change)."""
+    behaviour: PageBehaviour | None = None
+    """The gateway behaviour that altered the page, if any (``MISSING_DATA_LIST``: the body
+    has no ``data_list``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +89,7 @@ class _Project:
 
     def __init__(self, config: SimulatorConfig, project_id: str) -> None:
         count = config.records_for(project_id)
-        self.generator = ProjectGenerator(config.seed, project_id, count)
+        self.generator = ProjectGenerator(config.seed, project_id, count, config.shared_image_rate)
         self.table = Table(self.generator, range(count))
         self.initial_count = count
         self.next_key = count
@@ -97,6 +117,7 @@ class Inventory:
         self.config = config
         self._projects: dict[str, _Project] = {}
         self._data_faults = config.faults.data_enabled
+        self._page_cap = config.gateway.page_cap
 
     enterprise_project_ids = ENTERPRISE_PROJECT_IDS
     """The enterprise projects records belong to ("0" is the default one)."""
@@ -123,12 +144,23 @@ class Inventory:
 
     # -- serving ---------------------------------------------------------------------
 
-    def serve_page(self, project_id: str, query: PageQuery) -> Page:
-        """One page as the API serves it; counts as a page request for drift."""
+    def serve_page(self, project_id: str, query: PageQuery, shape: PageShape | None = None) -> Page:
+        """One page as the API serves it; counts as a page request for drift.
+
+        The page holds at most ``GatewayConfig.page_cap`` records; ``shape`` alters it once
+        (drift still sees the page as it would have been).
+        """
         project = self._project(project_id)
         result = project.result(query.filters)
-        keys = result[query.offset : query.offset + query.limit]
-        page = Page(len(result), [self._served(project, key).encoded for key in keys])
+        cap = self._page_cap
+        limit = query.limit if cap is None or cap >= query.limit else cap
+        keys = result[query.offset : query.offset + limit]
+        if shape is None:
+            page = Page(len(result), [self._served(project, key).encoded for key in keys])
+        else:
+            served, behaviour = shape.apply(result, query.offset, keys)
+            encoded = [self._served(project, key).encoded for key in served]
+            page = Page(len(result), encoded, behaviour)
         project.page_requests += 1
         if project.drift is not None and project.drift.due(project.page_requests):
             self._drift(project, project.drift, query.offset, keys)
@@ -147,6 +179,11 @@ class Inventory:
             project.next_key += 1
             table.insert(position, key)
             inserted.append(key)
+        moved = [table.keys[position] for position in plan.moves]
+        for position in sorted(plan.moves, reverse=True):
+            table.delete(position)
+        for key in moved:  # one after the other: the last one moved ends up first
+            table.insert(0, key)
         project.results.clear()
         image_id = project.generator.image_id
         project.events.append(
@@ -155,6 +192,7 @@ class Inventory:
                 offset=offset,
                 inserted=tuple(image_id(key) for key in inserted),
                 deleted=tuple(image_id(key) for key in deleted),
+                moved=tuple(image_id(key) for key in moved),
             )
         )
 
@@ -212,31 +250,74 @@ class Inventory:
         """Page requests served for the project so far (the drift counter)."""
         return self._project(project_id).page_requests
 
-    def data_faults(
-        self, project_id: str, **filters: FilterValue
-    ) -> dict[str, tuple[DataFault, ...]]:
-        """``image_id`` -> data faults, for every record ever present that has any."""
+    def _faulted(self, project_id: str, filters: dict[str, FilterValue]) -> Iterator[_Served]:
+        """Every record ever present that has data faults."""
         project = self._project(project_id)
-        out: dict[str, tuple[DataFault, ...]] = {}
         for key in self._select(project, range(project.next_key), filters):
             served = self._served(project, key)
             if served.faults:
-                out[served.record["image_id"]] = served.faults
-        return out
+                yield served
+
+    def data_faults(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[str, tuple[DataFault, ...]]:
+        """``image_id`` -> data faults, for every record ever present that has any.
+
+        With shared images two records may have one ``image_id``: use
+        :meth:`data_faults_by_natural_key`.
+        """
+        return {
+            served.record["image_id"]: served.faults
+            for served in self._faulted(project_id, filters)
+        }
+
+    def data_faults_by_natural_key(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[NaturalKey, tuple[DataFault, ...]]:
+        """:func:`natural_key` of the record as served -> data faults, for every record ever
+        present that has any (a field a fault dropped counts as ``None``)."""
+        return {
+            natural_key(served.record): served.faults
+            for served in self._faulted(project_id, filters)
+        }
 
     def quarantine_ids(self, project_id: str, **filters: FilterValue) -> set[str]:
         """``image_id`` of every record with a fault that loses data (must be quarantined)."""
         return {
-            image_id
-            for image_id, faults in self.data_faults(project_id, **filters).items()
-            if not all(fault.lossless for fault in faults)
+            served.record["image_id"]
+            for served in self._faulted(project_id, filters)
+            if not all(fault.lossless for fault in served.faults)
+        }
+
+    def quarantine_keys(self, project_id: str, **filters: FilterValue) -> set[NaturalKey]:
+        """:func:`natural_key` (as served) of every record that must be quarantined."""
+        return {
+            natural_key(served.record)
+            for served in self._faulted(project_id, filters)
+            if not all(fault.lossless for fault in served.faults)
         }
 
     def hidden_attributes(self, project_id: str, **filters: FilterValue) -> dict[str, Hidden]:
-        """``image_id`` -> the attributes filters match but the API does not return."""
+        """``image_id`` -> the attributes filters match but the API does not return.
+
+        With shared images two records may have one ``image_id``: use
+        :meth:`hidden_by_natural_key`.
+        """
         project = self._project(project_id)
         generator = project.generator
         return {
             generator.image_id(key): generator.hidden(key)
+            for key in self._select(project, None, filters)
+        }
+
+    def hidden_by_natural_key(
+        self, project_id: str, **filters: FilterValue
+    ) -> dict[NaturalKey, Hidden]:
+        """:func:`natural_key` (as served) -> the attributes filters match but the API does
+        not return, for every record served now."""
+        project = self._project(project_id)
+        generator = project.generator
+        return {
+            natural_key(self._served(project, key).record): generator.hidden(key)
             for key in self._select(project, None, filters)
         }

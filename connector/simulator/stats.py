@@ -1,7 +1,8 @@
 """Request statistics for tests and benchmarks: counters and a bounded request log.
 
 List requests are counted per project (``requests``, ``statuses``, ``error_codes``: the
-gateway's or HSS's ``error_code`` of refused requests). The simulated IAM's logins are
+gateway's or HSS's ``error_code`` of refused requests, ``faults``, ``behaviours``: the
+gateway behaviours that altered a page, ``records_served``). The simulated IAM's logins are
 counted apart (``iam_requests``, ``tokens_issued`` and ``tokens_by_project``): they are
 not list requests.
 """
@@ -19,6 +20,16 @@ NO_RESPONSE = 0
 
 @dataclass(frozen=True, slots=True)
 class RequestLogEntry:
+    """One list request.
+
+    ``served`` is how many records the response's ``data_list`` held (0 for a body without
+    ``data_list``); ``None`` when the response carried no readable page (an error, a reset,
+    a truncated or invalid body, an HTML page). ``total_num`` is the total it reported
+    (``None`` likewise). ``behaviour`` names the gateway behaviour that altered the page:
+    ``"short"``, ``"empty"``, ``"missing_data_list"`` or ``"swap"`` (``None``: served as
+    the list has it, up to the page cap).
+    """
+
     project_id: str
     offset: int | None
     limit: int | None
@@ -26,6 +37,9 @@ class RequestLogEntry:
     fault: str | None
     request_id: str
     error_code: str | None = None
+    served: int | None = None
+    behaviour: str | None = None
+    total_num: int | None = None
 
 
 @dataclass(slots=True)
@@ -35,6 +49,8 @@ class ProjectStats:
     faults: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     error_codes: Counter[str] = field(default_factory=Counter)
+    behaviours: Counter[str] = field(default_factory=Counter)
+    records_served: int = 0
 
     def record(self, entry: RequestLogEntry) -> None:
         self.requests += 1
@@ -45,6 +61,10 @@ class ProjectStats:
             self.throttled += 1
         if entry.fault is not None:
             self.faults[entry.fault] += 1
+        if entry.behaviour is not None:
+            self.behaviours[entry.behaviour] += 1
+        if entry.served is not None:
+            self.records_served += entry.served
 
 
 class SimulatorStats:
@@ -98,6 +118,14 @@ class SimulatorStats:
     @property
     def error_codes(self) -> Counter[str]:
         return self.total.error_codes
+
+    @property
+    def behaviours(self) -> Counter[str]:
+        return self.total.behaviours
+
+    @property
+    def records_served(self) -> int:
+        return self.total.records_served
 
     def reset(self) -> None:
         self.total = ProjectStats()
