@@ -346,13 +346,21 @@ class ProjectCrawler:
                 chain.flaky += sum(r.kind == "short" for r in state.repairs)
                 if rounds > self.settings.max_repair_rounds:
                     unproven = state.repairs or tuple(
-                        Repair("end", i, _end_detail(chain, i)) for i in state.probes
+                        Repair("end", i, _end_detail(chain, i)) for i, _ in state.probes
                     )
                     raise DataLossError(
                         _unproven(unproven, rounds - 1, self.stats.pages_reread),
                         project_id=self.project_id,
                         offset=page_offset(unproven[0].index, self.size),
                     )
+                log.debug(
+                    "project %s: round %d: %d pages and %d end probes to read (%s)",
+                    self.project_id,
+                    rounds,
+                    len(state.wanted),
+                    len(state.probes),
+                    "; ".join(r.detail for r in state.repairs[:3]) or "end of the list",
+                )
                 if any(r.kind == "gap" for r in state.repairs):
                     chain.note_gap_round()
             await self._fetch_many(chain, state, params, accept, accept_probe)
@@ -393,7 +401,7 @@ class ProjectCrawler:
         accept_probe: Callable[[int, _Read], None],
     ) -> None:
         jobs: Iterator[tuple[bool, int, int]] = iter(
-            [(True, i, chain.probe_offset(i)) for i in state.probes]
+            [(True, i, offset) for i, offset in state.probes]
             + [(False, i, chain.offset(i)) for i in state.wanted]
         )
 

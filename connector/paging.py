@@ -112,7 +112,8 @@ class ChainState:
     complete: bool
     end_index: int | None
     wanted: tuple[int, ...]
-    probes: tuple[int, ...]
+    probes: tuple[tuple[int, int], ...]
+    """(page index, offset) of each end probe to send."""
     repairs: tuple[Repair, ...]
     ceiling: bool = False
 
@@ -164,56 +165,81 @@ class Chain:
         self.longest = max(self.longest, probe.length)
         self.totals.add(probe.total_num)
 
-    def probe_offset(self, index: int) -> int:
-        page = self.pages[index]
-        return page.offset + max(page.length - 1, 0)
+    def _short(self, index: int, page: PageRead, later: PageRead | None) -> str:
+        """A short page: 'end' of the list, 'cut' short while the list goes on, 'probe'
+        (not known yet), or 'recheck' (the page after it holds records, but was read before
+        it: the list may have shrunk since, so that page is read again)."""
+        if later is not None and later.keys:  # a later page holds records
+            return "cut" if later.after(page) else "recheck"
+        proven = self._end_proven(index, page)
+        return "end" if proven is True else "cut" if proven is False else "probe"
 
-    # -- the proof ----------------------------------------------------------------------
+    def _end_proven(self, index: int, page: PageRead) -> bool | list[int]:
+        """True: the list ends with this short page; False: it goes on (or moved under
+        it); else the offsets of the end probes still needed to tell.
 
-    def _end_proven(self, index: int, page: PageRead) -> bool | None:
-        """True: the list ends with this short page; False: it goes on; None: unknown.
+        Its own ``total_num`` agreeing proves it while ``total_num`` has held still, no
+        page came back cut short and the page is not empty (an empty answer with
+        total_num 0 is what a failing backend sends). Otherwise two kinds of probe, sent
+        after the page was read:
 
-        Its own ``total_num`` agreeing proves it while ``total_num`` has held still and no
-        page came back cut short: otherwise the agreement may be a coincidence. Then end
-        probes, sent after the page was read, must find nothing after its last record, two
-        of them (one more for every page this server has cut short, up to 8): a probe could
-        itself be cut short."""
-        if page.agrees_with_total and len(self.totals) == 1 and not self.flaky:
+        - one at its last record must start with that record and hold nothing after it
+          (the list did not move under the page);
+        - reads just past its end must come back empty: two of them (three for an empty
+          list), one more for every page this server has cut short (up to 8). A page cut
+          short still starts where it should, so it cannot fake an empty read; only a
+          transient empty answer can, and each read more makes that less likely.
+        """
+        trusted = len(self.totals) == 1 and not self.flaky and page.length
+        if trusted and page.agrees_with_total:
             return True
-        support = 0
+        end = page.offset + page.length
+        placed = page.length == 0
+        empty = 0
         for probe in self.probes.get(index, ()):
             if not probe.after(page):
                 continue
-            verdict = _probe_verdict(probe, page)
-            if verdict is False:
-                return False
-            support += verdict is True
-        return True if support >= END_PROBES + min(self.flaky, 8) else None
+            if probe.offset == end - 1:
+                if not probe.keys or probe.keys[0] != page.keys[-1] or probe.length > 1:
+                    return False
+                placed = True
+            elif probe.offset == end:
+                if probe.keys:
+                    return False
+                empty += 1
+        wanted = END_PROBES + min(self.flaky, 8) + (page.length == 0)  # an empty list: 3
+        needed = [end - 1] * (not placed) + [end] * (wanted - empty)
+        return needed or True
 
     def _walk(self) -> Iterator[tuple[int, str]]:
-        """Walk from page 0: yield (index, 'missing' | 'empty' | 'gap' | 'probe' | 'reread' |
-        'end' | 'ceiling'), continuing past gaps to collect them all."""
+        """Walk from page 0: yield (index, 'missing' | 'empty' | 'cut' | 'gap' | 'probe' |
+        'end' | 'ceiling'). The walk goes on past every problem it can see beyond, so that
+        one round repairs them all."""
         index = 0
         while True:
             page = self.pages.get(index)
+            later = self.pages.get(index + 1)
             if page is None:
                 yield index, "missing"
-                return
-            if page.short:
-                proven = self._end_proven(index, page)
-                if proven:
-                    yield index, "end"
+                if later is None:
                     return
-                yield index, ("probe" if proven is None else "reread")
-                return
-            if index + 1 > self.max_index:
+            elif page.short:
+                verdict = self._short(index, page, later)
+                yield index, verdict
+                if verdict != "cut" or later is None or not later.keys:
+                    if verdict == "cut":
+                        yield index + 1, "missing"
+                    return
+            elif index + 1 > self.max_index:
                 yield index, "ceiling"
                 return
-            later = self.pages.get(index + 1)
-            if later is None:
+            elif later is None:
                 yield index + 1, "missing"
-            elif not later.keys:
-                yield index + 1, "empty"
+            elif not later.keys:  # after a full page: cut short, or the list shrank
+                yield index, "empty"
+                index += 1
+                if index + 1 not in self.pages:
+                    return
             elif later.keys[0] not in page.keys:
                 yield index, "gap"
             index += 1
@@ -233,7 +259,7 @@ class Chain:
 
     def state(self) -> ChainState:
         wanted: set[int] = {i for i in range(self.planned()) if i not in self.pages}
-        probes: list[int] = []
+        probes: list[tuple[int, int]] = []
         repairs: list[Repair] = []
         end: int | None = None
         ceiling = False
@@ -246,26 +272,38 @@ class Chain:
                 width = 2**self.gap_rounds
                 wanted.update(range(max(0, index + 1 - width), index + 2))
                 repairs.append(Repair("gap", index, self._gap_detail(index)))
-            elif what == "empty":  # after a full page: cut short, or the list shrank
-                wanted.add(index)
+            elif what == "empty":  # read both again: the full page may be the stale one
+                wanted.update((index, index + 1))
+                repairs.append(
+                    Repair(
+                        "short",
+                        index + 1,
+                        f"the page at offset {self.offset(index + 1)} came back empty after a "
+                        "full page",
+                    )
+                )
+            elif what == "probe":
+                needed = self._end_proven(index, self.pages[index])
+                if isinstance(needed, list):
+                    probes += [(index, offset) for offset in needed]
+            elif what == "recheck":
+                wanted.add(index + 1)
                 repairs.append(
                     Repair(
                         "short",
                         index,
-                        f"the page at offset {self.offset(index)} came back empty after a full "
-                        "page",
+                        f"the page at offset {self.offset(index)} came back short, but the page "
+                        "after it was read earlier and holds records",
                     )
                 )
-            elif what == "probe":
-                probes.append(index)
-            elif what == "reread":
+            elif what == "cut":
                 wanted.add(index)
                 page = self.pages[index]
                 repairs.append(
                     Repair(
                         "short",
                         index,
-                        f"page at offset {page.offset} held {page.length} of {page.size} "
+                        f"the page at offset {page.offset} held {page.length} of {page.size} "
                         "records and the list goes on after it",
                     )
                 )
@@ -364,19 +402,6 @@ class Chain:
         if len(lengths) >= 2 and lengths[-1] == lengths[-2] >= max(self.longest, 2):
             return lengths[-1]
         return None
-
-
-def _probe_verdict(probe: PageRead, page: PageRead) -> bool | None:
-    """What a probe of short ``page`` says: True, the list ends at its last record; False,
-    records follow it; None, nothing either way (the probe was cut short or the list
-    changed)."""
-    if page.length == 0:  # the probe of an empty page is a second read of it
-        return probe.length == 0
-    if probe.length >= 2:
-        return False
-    if probe.length == 1 and probe.keys[0] == page.keys[-1]:
-        return True
-    return None
 
 
 def moved_records(pages: Iterable[PageRead]) -> list[tuple[int, int, int]]:
