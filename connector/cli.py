@@ -15,10 +15,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
@@ -84,6 +85,19 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _number(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused here, before any range check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+_seconds = _number
+
 _FETCH = FetchSettings()
 _RETRY = RetryPolicy()
 
@@ -92,7 +106,7 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
     ("page_size", _int, "N", _FETCH.page_size, "Records per request, 10..200."),
     (
         "rate",
-        float,
+        _number,
         "R",
         _FETCH.rate,
         "Requests per second per endpoint and credential, shared by its projects; 0 = no limit. Lowered automatically when throttled, then recovered.",
@@ -113,9 +127,15 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
         _RETRY.max_attempts,
         "Attempts per page for throttling and transient faults.",
     ),
-    ("max_retry_time", float, "S", _RETRY.max_elapsed_s, "Stop retrying one page after S seconds."),
-    ("connect_timeout", float, "S", _FETCH.connect_timeout_s, "Connect timeout, seconds."),
-    ("read_timeout", float, "S", _FETCH.read_timeout_s, "Read timeout, seconds."),
+    (
+        "max_retry_time",
+        _seconds,
+        "S",
+        _RETRY.max_elapsed_s,
+        "Stop retrying one page after S seconds.",
+    ),
+    ("connect_timeout", _seconds, "S", _FETCH.connect_timeout_s, "Connect timeout, seconds."),
+    ("read_timeout", _seconds, "S", _FETCH.read_timeout_s, "Read timeout, seconds."),
     (
         "max_offset",
         _int,
@@ -265,10 +285,37 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
-    """Flags over the config file over the defaults; credentials from env or files only."""
+    """Flags over the config file over the defaults; credentials from env or files only.
+
+    An invalid value is named where it was given: the flag, or the config file and its key.
+    """
     env = os.environ if environ is None else environ
     file = load_config_file(args.config) if args.config else FileSettings()
+    with _named_where_given(args, file):
+        return _config(args, file, env)
 
+
+@contextlib.contextmanager
+def _named_where_given(args: argparse.Namespace, file: FileSettings) -> Iterator[None]:
+    """Re-point an error about a flag at the config file's key when the value came from there.
+
+    The dataclasses name flags (``--read-timeout``); a value the file gave is named as
+    ``FILE: read_timeout`` (``FILE: filters.scan_status`` for a filter) instead.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        key = (error.where or "").removeprefix("--").replace("-", "_")
+        if not args.config or not key or getattr(args, key, None) is not None:
+            raise
+        if key in file.get("filters", {}):
+            key = f"filters.{key}"
+        elif key not in file:
+            raise
+        raise ConfigError(str(error.args[0]), where=f"{args.config}: {key}") from None
+
+
+def _config(args: argparse.Namespace, file: FileSettings, env: Mapping[str, str]) -> Config:
     def pick(key: str, default: Any = None) -> Any:
         flag = getattr(args, key, None)
         return flag if flag is not None else file.get(key, default)

@@ -39,6 +39,8 @@ __all__ = [
 MIN_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 200
 MAX_OFFSET = 2_000_000
+MAX_TIMEOUT_S = 3600.0
+MAX_RETRY_TIME_S = 86_400.0
 
 SCAN_STATUS = ("unscan", "success", "scanning", "failed", "waiting_for_scan")
 LOCAL_IMAGE_TYPE = ("other_image", "swr_image")
@@ -151,27 +153,8 @@ class Filters:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
-                continue
-            kind, choices = f.metadata["kind"], f.metadata["choices"]
-            where = _flag(f.name)
-            if kind in ("int", "time"):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"expected an integer, got {value!r}", where=where)
-                if value < 0 or value > 2**63 - 1:
-                    raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
-            elif kind == "bool":
-                if not isinstance(value, bool):
-                    raise ConfigError(f"expected true or false, got {value!r}", where=where)
-            else:
-                if not isinstance(value, str) or not value:
-                    raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
-                if choices and value not in choices:
-                    raise ConfigError(
-                        f"{value!r} is not one of {', '.join(choices)} (the API would silently "
-                        "return nothing for it)",
-                        where=where,
-                    )
+            if value is not None:
+                check_filter(f.name, value, where=_flag(f.name))
         if self.image_version is not None and self.image_name is None:
             raise ConfigError(
                 "the API ignores --image-version without --image-name; give both",
@@ -205,10 +188,67 @@ class RetryPolicy:
     """The provider advises retrying throttled calls after 2 to 5 seconds."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigError(
+                f"expected an integer, got {self.max_attempts!r}", where="--max-attempts"
+            )
         if self.max_attempts < 1:
-            raise ConfigError("must be at least 1", where="--max-attempts")
-        if self.max_elapsed_s <= 0 or self.base_delay_s < 0 or self.max_delay_s < 0:
-            raise ConfigError("retry times must be positive")
+            raise ConfigError(
+                f"must be at least 1, got {self.max_attempts}", where="--max-attempts"
+            )
+        check_seconds(self.max_elapsed_s, where="--max-retry-time", maximum=MAX_RETRY_TIME_S)
+        for name in ("base_delay_s", "max_delay_s", "throttle_delay_s"):
+            check_seconds(
+                getattr(self, name),
+                where=f"RetryPolicy.{name}",
+                maximum=MAX_RETRY_TIME_S,
+                zero=True,
+            )
+
+
+_FILTER_FIELDS = {f.name: f for f in fields(Filters)}
+
+
+def check_filter(name: str, value: Any, *, where: str) -> None:
+    """One filter's value on its own (``where``: the flag, file key or argument it came from)."""
+    spec = _FILTER_FIELDS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown filter; known: {', '.join(_FILTER_FIELDS)}", where=where)
+    kind, choices = spec.metadata["kind"], spec.metadata["choices"]
+    if kind in ("int", "time"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", where=where)
+        if value < 0 or value > 2**63 - 1:
+            raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {value!r}", where=where)
+    else:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
+        if choices and value not in choices:
+            raise ConfigError(
+                f"{value!r} is not one of {', '.join(choices)} (the API would silently "
+                "return nothing for it)",
+                where=where,
+            )
+
+
+def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False) -> float:
+    """A finite number of seconds in (0, maximum] (or [0, maximum] with ``zero``)."""
+    lowest = "0" if zero else "more than 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value >= 0 if zero else value > 0)
+        or value > maximum
+    ):
+        raise ConfigError(
+            f"must be a number of seconds from {lowest} to {maximum:g}, got {value!r}",
+            where=where,
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +270,9 @@ class FetchSettings:
                 f"got {self.page_size}",
                 where="--page-size",
             )
-        if not (self.rate >= 0 and math.isfinite(self.rate)):
+        if isinstance(self.rate, bool) or not (
+            isinstance(self.rate, int | float) and self.rate >= 0 and math.isfinite(self.rate)
+        ):
             raise ConfigError(
                 f"must be a number >= 0 (0 = no limit), got {self.rate}", where="--rate"
             )
@@ -240,8 +282,8 @@ class FetchSettings:
             raise ConfigError(
                 f"must be between 1 and 256, got {self.concurrency}", where="--concurrency"
             )
-        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
-            raise ConfigError("timeouts must be positive", where="--timeout")
+        check_seconds(self.connect_timeout_s, where="--connect-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.read_timeout_s, where="--read-timeout", maximum=MAX_TIMEOUT_S)
         if not 0 <= self.max_offset <= MAX_OFFSET:
             raise ConfigError(
                 f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"
@@ -306,6 +348,23 @@ class QuarantineLimit:
 
     count: int | None = None
     percent: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        where = "--max-quarantined"
+        if (self.count is None) == (self.percent is None):
+            raise ConfigError("give either a count or a percentage", where=where)
+        if self.count is not None and (
+            isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0
+        ):
+            raise ConfigError(f"the count must be an integer >= 0, got {self.count!r}", where=where)
+        if self.percent is not None and not (
+            isinstance(self.percent, int | float)
+            and not isinstance(self.percent, bool)
+            and 0 <= self.percent <= 100
+        ):
+            raise ConfigError(
+                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+            )
 
     @classmethod
     def parse(cls, text: str) -> QuarantineLimit:

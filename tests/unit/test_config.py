@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from connector import (
     Config,
     ConfigError,
     DataLossError,
+    FetchSettings,
     Filters,
     QuarantineLimit,
+    RetryPolicy,
     Secret,
     ThrottledError,
 )
@@ -210,3 +213,118 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
         assert proxy_for("http://127.0.0.1:8080") is None  # no HTTP_PROXY for http://
     finally:
         proxy_for.cache_clear()
+
+
+# ------------------------------------------------------------ numbers and config files
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--read-timeout", "nan"),
+        ("--max-retry-time", "nan"),
+        ("--connect-timeout", "inf"),
+        ("--rate", "nan"),
+    ],
+)
+def test_a_float_flag_that_is_not_finite_is_refused_by_its_name(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _args(flag, value)
+    assert exited.value.code == 2
+    assert f"argument {flag}: expected a finite number, got '{value}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--connect-timeout", "-1"),
+        ("--read-timeout", "0"),
+        ("--max-retry-time", "-5"),
+        ("--max-retry-time", "0"),
+    ],
+)
+def test_a_float_flag_out_of_range_names_the_real_flag(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{flag}: must be a number of seconds"):
+        config_from_args(
+            _args("--project-id", "p1", "--out", "o", "--region", "cn-north-4", flag, value),
+            TOKEN_ENV,
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        ({"read_timeout_s": math.nan}, "--read-timeout"),
+        ({"connect_timeout_s": math.inf}, "--connect-timeout"),
+        ({"rate": math.nan}, "--rate"),
+        ({"retry": "replace"}, "--max-retry-time"),
+    ],
+)
+def test_settings_built_in_code_are_checked_the_same_way(
+    changes: dict[str, object], where: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{where}: "):
+        if changes.get("retry") == "replace":
+            RetryPolicy(max_elapsed_s=math.nan)
+        else:
+            FetchSettings(**changes)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--max-quarantined"):
+        QuarantineLimit(count=None, percent=math.nan)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ('[filters]\nscan_status = "waiting"\n', "filters.scan_status", "waiting_for_scan"),
+        ("[filters]\nimage_size = -1\n", "filters.image_size", "between 0 and 2^63-1"),
+        ("read_timeout = nan\n", "read_timeout", "must be a number of seconds"),
+        ("max_retry_time = inf\n", "max_retry_time", "must be a number of seconds"),
+        ("connect_timeout = -1\n", "connect_timeout", "must be a number of seconds"),
+        ('max_quarantined = "lots"\n', "max_quarantined", "a percentage like 1%"),
+    ],
+)
+def test_a_bad_value_from_the_config_file_is_named_by_its_key(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\nregion = "cn-north-4"\n' + text + '[[projects]]\nid = "p1"\n')
+    with pytest.raises(ConfigError) as info:
+        config_from_args(_args("--config", str(path)), TOKEN_ENV)
+    assert str(info.value).startswith(f"{path}: {key}: "), str(info.value)
+    assert message in str(info.value)
+
+
+def test_a_flag_overriding_a_bad_file_value_is_named_as_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\nregion = "cn-north-4"\nread_timeout = 5\n')
+    with pytest.raises(ConfigError, match=r"^--read-timeout: "):
+        config_from_args(
+            _args("--config", str(path), "--project-id", "p", "--read-timeout", "0"), TOKEN_ENV
+        )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "looks"),
+    [
+        ("utf-16", "it looks like UTF-16"),
+        ("utf-16-le", "UTF-16 without a byte-order mark"),
+        ("latin-1", "is not UTF-8"),
+    ],
+)
+def test_a_config_file_not_in_utf8_is_a_clear_error(
+    tmp_path: Path, encoding: str, looks: str
+) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\n# café\nrate = 5\n', encoding=encoding)
+    with pytest.raises(ConfigError) as info:
+        load_config_file(str(path))
+    assert str(info.value).startswith(f"{path}: the config file is not UTF-8 text")
+    assert looks in str(info.value) and "save it as UTF-8" in str(info.value)
+
+
+def test_a_utf8_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\nrate = 5\n', encoding="utf-8-sig")
+    assert load_config_file(str(path))["rate"] == 5
