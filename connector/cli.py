@@ -179,7 +179,15 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         help="Public-cloud region; sets the endpoint from the provider's region table (env HSS_REGION).",
     )
     where.add_argument(
-        "--snapshot-date", metavar="YYYY-MM-DD", help="Partition date (default: today, UTC)."
+        "--snapshot-date",
+        metavar="YYYY-MM-DD",
+        help="Partition date: the date the inventory is read on (default: today, UTC); only today or yesterday are accepted, the API has no history.",
+    )
+    where.add_argument(
+        "--allow-any-snapshot-date",
+        action="store_true",
+        default=None,
+        help="Accept a --snapshot-date other than today or yesterday: label today's inventory with that date on purpose (recorded as opt-in in the report).",
     )
     where.add_argument("--report", metavar="FILE", help="Write the run report as JSON to FILE.")
     where.add_argument(
@@ -374,6 +382,7 @@ def _config(args: argparse.Namespace, file: FileSettings, env: Mapping[str, str]
         fetch=fetch,
         max_quarantined=QuarantineLimit.parse(str(tuning["max_quarantined"])),
         allow_insecure_http=bool(pick("allow_insecure_http", False)),
+        allow_any_snapshot_date=bool(pick("allow_any_snapshot_date", False)),
         report_path=pick("report"),
         progress=pick("progress", "auto"),
         parallel_projects=tuning["parallel_projects"],

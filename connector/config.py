@@ -10,8 +10,8 @@ import ipaddress
 import math
 import re
 import secrets
-from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,9 +28,11 @@ __all__ = [
     "Filters",
     "IamPassword",
     "QuarantineLimit",
+    "ReadDate",
     "RetryPolicy",
     "Secret",
     "Target",
+    "check_snapshot_date",
     "endpoint_for_region",
     "iam_endpoint_for",
     "new_run_id",
@@ -41,6 +43,7 @@ MAX_PAGE_SIZE = 200
 MAX_OFFSET = 2_000_000
 MAX_TIMEOUT_S = 3600.0
 MAX_RETRY_TIME_S = 86_400.0
+ALL_GRANTED_EPS = "all_granted_eps"
 
 SCAN_STATUS = ("unscan", "success", "scanning", "failed", "waiting_for_scan")
 LOCAL_IMAGE_TYPE = ("other_image", "swr_image")
@@ -114,9 +117,15 @@ def _filter(help_text: str, kind: str = "str", choices: tuple[str, ...] | None =
 class Filters:
     """The API's query parameters (all optional), with the reference's semantics."""
 
-    enterprise_project_id: str | None = _filter(
-        "Enterprise project ID; 'all_granted_eps' queries every enterprise project you may "
-        "see. The API's default is '0' (the default enterprise project)."
+    enterprise_project_id: str | None = field(
+        default=ALL_GRANTED_EPS,
+        metadata={
+            "help": "Enterprise project ID. Default all_granted_eps: every enterprise project "
+            "the credentials may see (the API's own default, '0', is only the default "
+            "enterprise project and silently leaves out images in any other).",
+            "kind": "str",
+            "choices": None,
+        },
     )
     image_name: str | None = _filter("Image name (partial, case-sensitive match).")
     image_version: str | None = _filter("Image version; only used together with --image-name.")
@@ -459,6 +468,55 @@ def check_project_id(project_id: str) -> str:
     return project_id
 
 
+class ReadDate(date):
+    """The default snapshot date: the UTC date the inventory is read on (none was given).
+
+    A ``date`` in every way; its type records that nobody chose it, so the pipeline can take
+    the date again when the run starts, and the report can say where the date came from.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def now(cls) -> ReadDate:
+        today = datetime.now(UTC).date()
+        return cls(today.year, today.month, today.day)
+
+
+SnapshotOrigin = Literal["default", "given", "opt-in"]
+
+
+def check_snapshot_date(
+    value: date, *, allow_any: bool = False, today: date | None = None
+) -> SnapshotOrigin:
+    """Where a snapshot date comes from; a date the inventory is not read on is refused.
+
+    The API has no history: whatever the date, a run reads today's inventory. A snapshot is
+    therefore labelled with the UTC date it is read on (``default``), or a date given for it
+    that is today or yesterday (``given``: a run that started just before midnight), or any
+    other date only with an explicit opt-in (``opt-in``: a backfill that knowingly labels
+    today's inventory with another day).
+    """
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ConfigError(f"expected a date, got {value!r}", where="--snapshot-date")
+    today = today or datetime.now(UTC).date()
+    if isinstance(value, ReadDate):
+        return "default"
+    if today - timedelta(days=1) <= value <= today:
+        return "given"
+    if allow_any:
+        return "opt-in"
+    raise ConfigError(
+        f"{value.isoformat()} is not the date the inventory is read on (today is "
+        f"{today.isoformat()}, UTC). The API has no history: a snapshot dated "
+        f"{value.isoformat()} would hold today's images and replace that day's partition. "
+        "Leave the date out (default: today), give today or yesterday (for a run that "
+        "started just before midnight), or pass --allow-any-snapshot-date to label today's "
+        "inventory with another date on purpose",
+        where="--snapshot-date",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
@@ -470,7 +528,11 @@ class Config:
     auth: Auth
     filters: Filters = field(default_factory=Filters)
     fetch: FetchSettings = field(default_factory=FetchSettings)
-    snapshot_date: date = field(default_factory=lambda: datetime.now(UTC).date())
+    snapshot_date: date = field(default_factory=ReadDate.now)
+    """The ``snapshot_date`` partition: by default the UTC date the inventory is read on.
+    Another date must be today or yesterday unless ``allow_any_snapshot_date``."""
+    allow_any_snapshot_date: bool = False
+    """Accept a snapshot date that is not the date of reading (a deliberate backfill label)."""
     max_quarantined: QuarantineLimit = field(default_factory=QuarantineLimit)
     allow_insecure_http: bool = False
     report_path: str | None = None
@@ -481,8 +543,16 @@ class Config:
     s3_endpoint: str | None = None
     """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
     _targets: tuple[Target, ...] = field(init=False, repr=False, compare=False, default=())
+    _snapshot_origin: SnapshotOrigin = field(
+        init=False, repr=False, compare=False, default="default"
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "_snapshot_origin",
+            check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date),
+        )
         if not self.projects:
             raise ConfigError("give at least one --project-id")
         targets: list[Target] = []
@@ -531,3 +601,19 @@ class Config:
     @property
     def project_ids(self) -> tuple[str, ...]:
         return tuple(t.project_id for t in self.targets)
+
+    @property
+    def snapshot_date_origin(self) -> SnapshotOrigin:
+        """``default`` (the date of reading), ``given`` (today or yesterday, chosen) or
+        ``opt-in`` (another date, with ``allow_any_snapshot_date``)."""
+        return self._snapshot_origin
+
+    def at_start(self) -> Config:
+        """This config as a run starting now uses it: a default date is the date of reading
+        now, and a given one is checked again (a Config may be built long before it runs)."""
+        if self._snapshot_origin == "default":
+            if self.snapshot_date == ReadDate.now():
+                return self
+            return replace(self, snapshot_date=ReadDate.now())
+        check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date)
+        return self

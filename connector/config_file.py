@@ -43,6 +43,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "iam_endpoint": str,
     "s3_endpoint": str,
     "allow_insecure_http": bool,
+    "allow_any_snapshot_date": bool,
     "page_size": int,
     "rate": (int, float),
     "burst": int,

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +17,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
-from tests.integration.helpers import TOKEN, cli, config, sync
+from tests.integration.helpers import EVERY_EP, TOKEN, cli, config, sync
 
 pytestmark = pytest.mark.s3
 PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
@@ -90,15 +91,16 @@ def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
     with simulator_in_thread(
         SimulatorConfig(seed=51, records=900, tokens=frozenset({TOKEN}), faults=faults)
     ) as sim:
-        args = ["sync", "--out", out, "--endpoint", sim.base_url, "--snapshot-date", "2026-11-27"]
+        today = datetime.now(UTC).date().isoformat()
+        args = ["sync", "--out", out, "--endpoint", sim.base_url, "--snapshot-date", today]
         for project in PROJECTS:
             args += ["--project-id", project]
         first = cli(*args, env=env)
         assert first.returncode == 0, first.stderr
         second = cli(*args, env=env)
         assert second.returncode == 0, second.stderr
-        expected = sum(sim.inventory.total(p) for p in PROJECTS)
-        quarantined = sum(len(sim.inventory.quarantine_ids(p)) for p in PROJECTS)
+        expected = sum(sim.inventory.total(p, **EVERY_EP) for p in PROJECTS)
+        quarantined = sum(len(sim.inventory.quarantine_ids(p, **EVERY_EP)) for p in PROJECTS)
     fs = _fs(s3_endpoint)
     files = [
         i.path
@@ -107,7 +109,7 @@ def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
     ]
     parquet = sorted(f for f in files if f.endswith(".parquet"))
     assert len(parquet) == 2, files  # one file per partition; the first run's were replaced
-    assert all("/snapshot_date=2026-11-27/" in f for f in parquet)
+    assert all(f"/snapshot_date={today}/" in f for f in parquet)
     assert not [f for f in files if "_staging" in f or f.endswith(".partial")]
     assert len([f for f in files if f.endswith(".jsonl")]) >= 1
     dataset = ds.dataset(
@@ -148,7 +150,7 @@ def test_any_fsspec_filesystem_works_through_the_library(tmp_path: Path) -> None
     ) as sim:
         cfg = replace(config(sim.base_url, tmp_path, (PROJECTS[0],)), out="memory://lake/hss")
         report = sync(cfg)
-        expected = sim.inventory.total(PROJECTS[0])
+        expected = sim.inventory.total(PROJECTS[0], **EVERY_EP)
     assert report.status == "success", report.summary()
     memory = fsspec.filesystem("memory")
     files = memory.glob("/lake/hss/**/*.parquet")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import pickle
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,14 @@ from connector import (
     ThrottledError,
 )
 from connector.cli import build_parser, config_from_args
-from connector.config import Auth, Target, endpoint_for_region, iam_endpoint_for
+from connector.config import (
+    Auth,
+    ReadDate,
+    Target,
+    check_snapshot_date,
+    endpoint_for_region,
+    iam_endpoint_for,
+)
 from connector.config_file import load_config_file
 from connector.credentials import auth_from_environment, read_credentials_file
 from connector.writer import encode_segment, partition_path
@@ -215,7 +224,7 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
         proxy_for.cache_clear()
 
 
-# ------------------------------------------------------------ numbers and config files
+# ------------------------------------------------------ numbers, config files, dates
 
 
 @pytest.mark.parametrize(
@@ -282,6 +291,7 @@ def test_settings_built_in_code_are_checked_the_same_way(
         ("read_timeout = nan\n", "read_timeout", "must be a number of seconds"),
         ("max_retry_time = inf\n", "max_retry_time", "must be a number of seconds"),
         ("connect_timeout = -1\n", "connect_timeout", "must be a number of seconds"),
+        ('snapshot_date = "2001-01-01"\n', "snapshot_date", "not the date the inventory is read"),
         ('max_quarantined = "lots"\n', "max_quarantined", "a percentage like 1%"),
     ],
 )
@@ -328,3 +338,45 @@ def test_a_utf8_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> No
     path = tmp_path / "sync.toml"
     path.write_text('out = "lake"\nrate = 5\n', encoding="utf-8-sig")
     assert load_config_file(str(path))["rate"] == 5
+
+
+def test_the_snapshot_date_rule() -> None:
+    today = date(2026, 11, 28)
+    assert check_snapshot_date(today, today=today) == "given"
+    assert check_snapshot_date(date(2026, 11, 27), today=today) == "given"
+    assert check_snapshot_date(ReadDate(2026, 11, 28), today=today) == "default"
+    for refused in (date(2026, 11, 26), date(2026, 11, 29), date(2025, 11, 28)):
+        with pytest.raises(ConfigError, match=r"--snapshot-date: .* is not the date"):
+            check_snapshot_date(refused, today=today)
+        assert check_snapshot_date(refused, allow_any=True, today=today) == "opt-in"
+
+
+def test_a_default_snapshot_date_is_taken_again_when_the_run_starts() -> None:
+    auth = Auth(token=Secret("t0ken-value"))
+    built = Config(projects=("p1",), endpoint="https://hss.example.com", out="o", auth=auth)
+    assert built.snapshot_date_origin == "default"
+    assert built.snapshot_date == datetime.now(UTC).date() or built.snapshot_date == (
+        datetime.now(UTC).date() - timedelta(days=1)
+    )
+    stale = replace(built, snapshot_date=ReadDate(2020, 1, 1))  # built long ago, run today
+    assert stale.snapshot_date_origin == "default"
+    assert stale.at_start().snapshot_date == ReadDate.now()
+    assert replace(built, snapshot_date=datetime.now(UTC).date()).snapshot_date_origin == "given"
+    with pytest.raises(ConfigError, match="--snapshot-date"):
+        replace(built, snapshot_date=date(2020, 1, 1))
+    assert (
+        replace(
+            built, snapshot_date=date(2020, 1, 1), allow_any_snapshot_date=True
+        ).snapshot_date_origin
+        == "opt-in"
+    )
+
+
+def test_every_enterprise_project_is_the_default() -> None:
+    assert Filters().enterprise_project_id == "all_granted_eps"
+    assert Filters().params() == [("enterprise_project_id", "all_granted_eps")]
+    assert Filters(enterprise_project_id="0").params() == [("enterprise_project_id", "0")]
+    config = config_from_args(
+        _args("--project-id", "p", "--out", "o", "--region", "cn-north-4"), TOKEN_ENV
+    )
+    assert config.filters.enterprise_project_id == "all_granted_eps"
