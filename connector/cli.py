@@ -132,10 +132,29 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
         _seconds,
         "S",
         _RETRY.max_elapsed_s,
-        "Stop retrying one page after S seconds.",
+        "Time budget of one page, seconds: no attempt runs, and no retry starts, after S seconds from its first attempt.",
     ),
-    ("connect_timeout", _seconds, "S", _FETCH.connect_timeout_s, "Connect timeout, seconds."),
-    ("read_timeout", _seconds, "S", _FETCH.read_timeout_s, "Read timeout, seconds."),
+    (
+        "connect_timeout",
+        _seconds,
+        "S",
+        _FETCH.connect_timeout_s,
+        "Longest wait for a connection, seconds.",
+    ),
+    (
+        "read_timeout",
+        _seconds,
+        "S",
+        _FETCH.read_timeout_s,
+        "Longest pause while an answer arrives, seconds (it never fires while bytes keep coming).",
+    ),
+    (
+        "request_timeout",
+        _seconds,
+        "S",
+        _FETCH.request_timeout_s,
+        "Longest one request may take, from connecting to the last byte, seconds; a slower answer (a body that trickles in) is cut off and retried. An attempt is also cut off when the page's --max-retry-time runs out.",
+    ),
     (
         "max_offset",
         _int,
@@ -362,6 +381,7 @@ def _config(args: argparse.Namespace, file: FileSettings, env: Mapping[str, str]
         concurrency=tuning["concurrency"],
         connect_timeout_s=float(tuning["connect_timeout"]),
         read_timeout_s=float(tuning["read_timeout"]),
+        request_timeout_s=float(tuning["request_timeout"]),
         max_offset=tuning["max_offset"],
         retry=RetryPolicy(
             max_attempts=tuning["max_attempts"], max_elapsed_s=float(tuning["max_retry_time"])

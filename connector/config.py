@@ -269,6 +269,10 @@ class FetchSettings:
     concurrency: int = 8
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
+    """Longest pause between two chunks of an answer (aiohttp's ``sock_read``)."""
+    request_timeout_s: float = 120.0
+    """Longest one request may take, connecting to last byte: a body that trickles in is cut
+    off here and retried (the read timeout alone never fires while bytes keep coming)."""
     max_offset: int = MAX_OFFSET
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -293,6 +297,7 @@ class FetchSettings:
             )
         check_seconds(self.connect_timeout_s, where="--connect-timeout", maximum=MAX_TIMEOUT_S)
         check_seconds(self.read_timeout_s, where="--read-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.request_timeout_s, where="--request-timeout", maximum=MAX_TIMEOUT_S)
         if not 0 <= self.max_offset <= MAX_OFFSET:
             raise ConfigError(
                 f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"

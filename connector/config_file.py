@@ -53,6 +53,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "max_retry_time": (int, float),
     "connect_timeout": (int, float),
     "read_timeout": (int, float),
+    "request_timeout": (int, float),
     "max_offset": int,
     "max_quarantined": (str, int),
     "progress": str,

@@ -18,6 +18,7 @@ BASE = ("sync", "--project-id", "p1", "--endpoint", "http://127.0.0.1:9")
         (["--read-timeout", "nan"], "argument --read-timeout: expected a finite number"),
         (["--max-retry-time", "nan"], "argument --max-retry-time: expected a finite number"),
         (["--connect-timeout", "-1"], "ConfigError: --connect-timeout: must be a number of"),
+        (["--request-timeout", "0"], "ConfigError: --request-timeout: must be a number of"),
     ],
 )
 def test_a_float_flag_must_be_finite_and_in_range(

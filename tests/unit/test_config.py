@@ -233,6 +233,7 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
         ("--read-timeout", "nan"),
         ("--max-retry-time", "nan"),
         ("--connect-timeout", "inf"),
+        ("--request-timeout", "1e999"),
         ("--rate", "nan"),
     ],
 )
@@ -250,6 +251,7 @@ def test_a_float_flag_that_is_not_finite_is_refused_by_its_name(
     [
         ("--connect-timeout", "-1"),
         ("--read-timeout", "0"),
+        ("--request-timeout", "1e9"),
         ("--max-retry-time", "-5"),
         ("--max-retry-time", "0"),
     ],
@@ -267,6 +269,7 @@ def test_a_float_flag_out_of_range_names_the_real_flag(flag: str, value: str) ->
     [
         ({"read_timeout_s": math.nan}, "--read-timeout"),
         ({"connect_timeout_s": math.inf}, "--connect-timeout"),
+        ({"request_timeout_s": -1.0}, "--request-timeout"),
         ({"rate": math.nan}, "--rate"),
         ({"retry": "replace"}, "--max-retry-time"),
     ],
