@@ -66,6 +66,7 @@ from .config import (
     check_snapshot_date,
     endpoint_for_region,
 )
+from .redaction import Redactor
 
 _INSTALL_HINT = "pip install 'hss-image-connector[airflow]'"
 
@@ -570,26 +571,28 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
 
     def execute(self, context: Context) -> dict[str, Any]:
         self._skip_a_past_run(context)
+        redactor = Redactor()
         try:
             config = self._config()
+            redactor.add(*config.auth.secrets())
             report = run(config)
         except ConnectorError as error:
-            message = f"{type(error).__name__}: {error}"
+            message = redactor(f"{type(error).__name__}: {error}")
             if type(error).__name__ in PERMANENT_ERRORS:
                 raise AirflowFailException(message) from error
             raise AirflowException(message) from error
-        data = report.to_dict()
+        data = report.to_dict()  # every string in it redacted
         self.log.info("%s", report.summary())
         if report.status == "success":
             return data
         context["ti"].xcom_push(key="report", value=data)
-        failed = [p for p in report.projects.values() if p.status == "failed"]
-        lines = [f"{p.error_type}: {p.error}" for p in failed]
+        failed = [p for p in data["projects"].values() if p["status"] != "published"]
+        lines = [f"{p['error_type']}: {p['error']}" for p in failed]
         message = (
             f"HSS image sync {report.status}: {len(failed)} of {len(report.projects)} "
             f"project(s) failed (run {report.run_id})\n" + "\n".join(lines)
         )
-        if all(p.error_type in PERMANENT_ERRORS for p in failed):
+        if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
 

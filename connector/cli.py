@@ -38,6 +38,7 @@ from .config_file import FileSettings, load_config_file
 from .credentials import auth_from_environment
 from .errors import ConfigError, ConnectorError
 from .pipeline import run_async
+from .redaction import RedactingFilter, Redactor
 from .report import RunReport
 
 __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
@@ -411,26 +412,6 @@ def _config(args: argparse.Namespace, file: FileSettings, env: Mapping[str, str]
     )
 
 
-class _Redact(logging.Filter):
-    """Defence in depth: no secret reaches a log line, even by accident.
-
-    Values shorter than six characters are not secrets worth the name and would blank out
-    innocent text (a one-letter test token inside a run id), so they are left alone.
-    """
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
-
-
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """On a terminal, clear the live progress line before a log line takes its place."""
 
@@ -440,17 +421,17 @@ class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _setup_logging(verbose: bool, secrets: Sequence[str] = ()) -> None:
+def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
     handler = _LineHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(_Redact(secrets))
+    handler.addFilter(RedactingFilter(redactor or Redactor()))
     root = logging.getLogger("connector")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
 
 
-async def _run_with_signals(config: Config) -> RunReport:
+async def _run_with_signals(config: Config, redactor: Redactor) -> RunReport:
     """Run, turning SIGTERM into the same clean cancellation as Ctrl-C."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -458,15 +439,16 @@ async def _run_with_signals(config: Config) -> RunReport:
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        return await run_async(config)
+        return await run_async(config, redactor=redactor)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def sync(config: Config) -> int:
+def sync(config: Config, redactor: Redactor | None = None) -> int:
+    redactor = redactor if redactor is not None else Redactor(config.auth.secrets())
     try:
-        report = asyncio.run(_run_with_signals(config))
+        report = asyncio.run(_run_with_signals(config, redactor))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: nothing was published for unfinished projects", file=sys.stderr)
         return 130
@@ -487,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
     args = parser.parse_args(arguments)
+    redactor = Redactor()
     try:
         if args.command == "simulate":
             from .simulator import cli as simulator_cli
@@ -498,10 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(out=args.out, records=args.records)
         config = config_from_args(args)
-        _setup_logging(args.verbose, config.auth.secrets())
-        return sync(config)
+        redactor.add(*config.auth.secrets())
+        _setup_logging(args.verbose, redactor)
+        return sync(config, redactor)
     except ConnectorError as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        print(redactor(f"{type(error).__name__}: {error}"), file=sys.stderr)
         return error.exit_code
 
 

@@ -30,6 +30,7 @@ from .errors import (
     preview,
 )
 from .proxies import proxy_for
+from .redaction import Redactor
 from .retry import budget_left
 from .signing import QueryValue, canonical_query_string
 
@@ -75,12 +76,14 @@ class HssClient:
         auth: Authenticator,
         *,
         request_timeout_s: float | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self._session = session
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
         self._proxy = proxy_for(self._endpoint)
         self._request_timeout_s = request_timeout_s
+        self._redactor = redactor
 
     def url_for(self, request: PageRequest) -> URL:
         path = PATH.format(project_id=quote(request.project_id, safe=""))
@@ -106,6 +109,8 @@ class HssClient:
         )
         headers.setdefault("Accept", "application/json")
         headers["User-Agent"] = USER_AGENT
+        if self._redactor is not None:  # tokens from IAM are secrets too, wherever they show
+            self._redactor.add(headers.get("X-Auth-Token"), headers.get("X-Security-Token"))
         deadline = self._deadline(request)
         try:
             async with asyncio.timeout(deadline.seconds) as scope:

@@ -30,6 +30,7 @@ from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .records import RecordChecker
+from .redaction import RedactingFilter, Redactor
 from .report import ProjectReport, RunReport
 from .schema import file_schema, load_spec
 from .sink import ProjectSink
@@ -70,8 +71,29 @@ async def run_async(
     *,
     source: PageSource | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    redactor: Redactor | None = None,
 ) -> RunReport:
-    """The pipeline. ``source`` replaces the HTTP client (tests of the paging logic)."""
+    """The pipeline. ``source`` replaces the HTTP client (tests of the paging logic).
+
+    ``redactor`` (default: one made here) learns the run's secrets; every log line and the
+    report pass through it.
+    """
+    redactor = redactor if redactor is not None else Redactor()
+    redactor.add(*config.auth.secrets())
+    redacting = RedactingFilter(redactor)
+    log.addFilter(redacting)
+    try:
+        return await _run_projects(config, source, sleep, redactor)
+    finally:
+        log.removeFilter(redacting)
+
+
+async def _run_projects(
+    config: Config,
+    source: PageSource | None,
+    sleep: Callable[[float], Awaitable[None]],
+    redactor: Redactor,
+) -> RunReport:
     started = time.monotonic()
     report = RunReport(
         run_id=config.run_id,
@@ -79,6 +101,7 @@ async def run_async(
         endpoint=config.endpoint or ", ".join(sorted({t.endpoint for t in config.targets})),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         rate_configured=config.fetch.rate,
+        redactor=redactor,
     )
     output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
@@ -114,7 +137,9 @@ async def run_async(
                 if source is None:
                     assert session is not None
                     auth = authenticator_for(config.auth, session, endpoint)
-                    endpoint_source: PageSource = HssClient(session, endpoint, auth)
+                    endpoint_source: PageSource = HssClient(
+                        session, endpoint, auth, redactor=redactor
+                    )
                     identity = auth.identity
                 else:
                     endpoint_source, identity = source, "test"

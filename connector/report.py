@@ -1,11 +1,18 @@
-"""What a run did: counts, drift, files, errors. JSON for machines, a summary for people."""
+"""What a run did: counts, drift, files, errors. JSON for machines, a summary for people.
+
+Every string that leaves a report (``to_dict``, ``to_json``, ``summary``) has passed the
+run's ``Redactor``: an error message that quotes the server, which quoted a token, shows
+``***`` instead.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
+
+from .redaction import Redactor
 
 __all__ = ["ProjectReport", "RunReport"]
 
@@ -50,6 +57,7 @@ class RunReport:
     rate_configured: float = 0.0
     rate_settled: float = 0.0
     projects: dict[str, ProjectReport] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=Redactor, repr=False, compare=False)
 
     def _sum(self, name: str) -> int:
         return sum(int(getattr(p, name)) for p in self.projects.values())
@@ -75,7 +83,12 @@ class RunReport:
         return [f for p in self.projects.values() for f in p.files]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("projects", "redactor")
+        }
+        data["projects"] = {key: asdict(p) for key, p in self.projects.items()}
         data.update(
             records_fetched=self._sum("records_fetched"),
             records_written=self.records_written,
@@ -88,12 +101,17 @@ class RunReport:
             schema_drift=self.schema_drift,
             files=self.files,
         )
-        return data
+        scrubbed: dict[str, Any] = self.redactor.scrub(data)
+        return scrubbed
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
     def summary(self) -> str:
+        """A few lines for a person; secrets redacted like everything else in the report."""
+        return self.redactor(self._summary())
+
+    def _summary(self) -> str:
         data = self.to_dict()
         lines = [
             f"run {self.run_id}: {self.status} in {self.duration_s:.1f}s; "

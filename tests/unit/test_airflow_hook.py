@@ -507,3 +507,22 @@ def test_an_explicit_past_date_needs_the_opt_in(
 
     [built] = fake.configs
     assert (built.snapshot_date, built.snapshot_date_origin) == (date(2026, 1, 2), "opt-in")
+
+
+def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    failed = ProjectReport(
+        "p1", error=f"error_msg 'bad token {TOKEN}'", error_type="AuthError", exit_code=3
+    )
+    report = _report(TODAY.isoformat(), failed)
+    report.redactor.add(TOKEN)  # as the pipeline does with the run's secrets
+    monkeypatch.setattr(module, "run", FakeRun(report))
+    ti = FakeTaskInstance()
+
+    with pytest.raises(airflow.AirflowFailException) as caught:
+        operator(module).execute({"ti": ti})
+
+    assert TOKEN not in str(caught.value) and "bad token ***" in str(caught.value)
+    assert TOKEN not in str(ti.pushed["report"])

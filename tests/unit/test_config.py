@@ -7,7 +7,9 @@ import pickle
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,8 +22,10 @@ from connector import (
     DataLossError,
     FetchSettings,
     Filters,
+    ProjectReport,
     QuarantineLimit,
     RetryPolicy,
+    RunReport,
     Secret,
     ThrottledError,
 )
@@ -36,6 +40,7 @@ from connector.config import (
 )
 from connector.config_file import load_config_file
 from connector.credentials import auth_from_environment, read_credentials_file
+from connector.redaction import Redactor
 from connector.writer import encode_segment, partition_path
 
 TOKEN_ENV = {"HSS_AUTH_TOKEN": "t0ken-value"}
@@ -224,7 +229,7 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
         proxy_for.cache_clear()
 
 
-# ------------------------------------------------------ numbers, config files, dates
+# ------------------------------------------------------- numbers, files, dates, secrets
 
 
 @pytest.mark.parametrize(
@@ -383,3 +388,32 @@ def test_every_enterprise_project_is_the_default() -> None:
         _args("--project-id", "p", "--out", "o", "--region", "cn-north-4"), TOKEN_ENV
     )
     assert config.filters.enterprise_project_id == "all_granted_eps"
+
+
+def test_the_redactor_masks_every_form_of_a_secret() -> None:
+    secret = 'tok+en/with=chars"and\\quotes'
+    redact = Redactor([secret, "short", None])
+    assert redact(f"a {secret} b") == "a *** b"
+    assert redact(f"url?t={quote(secret, safe='')}") == "url?t=***"
+    assert redact(orjson.dumps({"msg": f"token {secret}"}).decode()) == '{"msg":"token ***"}'
+    assert redact("short stays") == "short stays"  # under six characters: not a secret
+    redact.add("issued-later-token")
+    assert redact.scrub({"k issued-later-token": ["x issued-later-token", 3]}) == {
+        "k ***": ["x ***", 3]
+    }
+
+
+def test_the_report_redacts_every_string_it_emits() -> None:
+    report = RunReport(
+        run_id="r",
+        snapshot_date="2026-11-28",
+        endpoint="e",
+        started_at="s",
+        redactor=Redactor(["s3cr3t-token-value"]),
+    )
+    project = ProjectReport("p1", error="HTTP 401, error_msg 'bad token s3cr3t-token-value'")
+    project.unknown_enum_values = {"scan_status": {"s3cr3t-token-value": 1}}
+    report.projects["p1"] = project
+    text = report.to_json().decode() + report.summary()
+    assert "s3cr3t-token-value" not in text
+    assert "bad token ***" in text
