@@ -19,10 +19,10 @@ import math
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from .config import (
@@ -446,21 +446,13 @@ async def _run_with_signals(config: Config, redactor: Redactor) -> RunReport:
 
 
 def sync(config: Config, redactor: Redactor | None = None) -> int:
+    """Run; the pipeline writes the report (``--report``) whatever happens."""
     redactor = redactor if redactor is not None else Redactor(config.auth.secrets())
     try:
         report = asyncio.run(_run_with_signals(config, redactor))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: nothing was published for unfinished projects", file=sys.stderr)
         return 130
-    if config.report_path:
-        try:
-            Path(config.report_path).write_bytes(report.to_json())
-        except OSError as exc:
-            print(
-                f"OutputError: cannot write the report to {config.report_path}: {exc.strerror}",
-                file=sys.stderr,
-            )
-            return 1
     print(report.summary(), file=sys.stderr)
     return report.exit_code
 
@@ -469,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
     args = parser.parse_args(arguments)
+    verbose = bool(getattr(args, "verbose", False))
     redactor = Redactor()
     try:
         if args.command == "simulate":
@@ -482,11 +475,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(out=args.out, records=args.records)
         config = config_from_args(args)
         redactor.add(*config.auth.secrets())
-        _setup_logging(args.verbose, redactor)
+        _setup_logging(verbose, redactor)
         return sync(config, redactor)
     except ConnectorError as error:
         print(redactor(f"{type(error).__name__}: {error}"), file=sys.stderr)
         return error.exit_code
+    except Exception as error:  # not the connector's own: one line, the traceback with -v
+        if verbose:
+            print(redactor(traceback.format_exc()), file=sys.stderr, end="")
+        message = " ".join(str(error).split()) or "no message"
+        print(
+            redactor(f"{type(error).__name__}: {message} (unexpected; -v shows the traceback)"),
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

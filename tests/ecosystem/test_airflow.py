@@ -184,6 +184,7 @@ def test_example_dag_syncs_every_project_into_the_lake(
         assert report["status"] == "success"
         assert report["exit_code"] == 0
         assert report["snapshot_date"] in {d.isoformat() for d in read_on}
+        assert report["snapshot_date_origin"] == "default"  # the date of reading
         [(project, detail)] = report["projects"].items()
         assert detail["status"] == "published"
         assert detail["records_written"] == expected[project]

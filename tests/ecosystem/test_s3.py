@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -72,6 +73,17 @@ def s3_endpoint() -> Iterator[str]:
         server.wait(timeout=10)
 
 
+def _storage(endpoint: str) -> dict[str, str]:
+    """polars' options for reading s3:// URIs from moto."""
+    return {
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "aws_endpoint_url": endpoint,
+        "aws_allow_http": "true",
+    }
+
+
 def _fs(endpoint: str) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(
         access_key="testing",
@@ -138,8 +150,9 @@ def test_s3_endpoint_flag_overrides_and_a_bad_bucket_fails_clearly(s3_endpoint: 
             sim.base_url,
             env=env,
         )
-    assert result.returncode == 1, result.stderr
-    assert "OutputError: the bucket 'no-such-bucket' does not exist" in result.stderr
+    # found before any request: a configuration error, like any other wrong --out
+    assert result.returncode == 2, result.stderr
+    assert "ConfigError: --out: the bucket 'no-such-bucket' does not exist" in result.stderr
     assert "testing" not in result.stderr.replace("AWS_ACCESS_KEY_ID", "")
 
 
@@ -157,3 +170,32 @@ def test_any_fsspec_filesystem_works_through_the_library(tmp_path: Path) -> None
     assert len(files) == 1 and f"project_id={PROJECTS[0]}" in files[0]
     with memory.open(files[0], "rb") as handle:
         assert pl.read_parquet(handle).height == expected
+
+
+def test_the_report_names_object_storage_files_with_their_scheme(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    out = f"s3://{BUCKET}/report-uris"
+    report_path = tmp_path / "report.json"
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
+    with simulator_in_thread(SimulatorConfig(records=40, tokens=frozenset({TOKEN}))) as sim:
+        result = cli(
+            "sync",
+            "--out",
+            out,
+            "--endpoint",
+            sim.base_url,
+            "--project-id",
+            PROJECTS[0],
+            "--report",
+            str(report_path),
+            env=env,
+        )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    [written] = report["projects"][PROJECTS[0]]["files"]
+    assert report["files"] == [written]
+    assert written.startswith(f"{out}/project_id={PROJECTS[0]}/"), written
+    assert written.endswith(".parquet")
+    # the URI as written in the report is one a reader can open as it stands
+    assert pl.read_parquet(written, storage_options=_storage(s3_endpoint)).height == 40

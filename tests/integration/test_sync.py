@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
+import connector
 from connector import FetchSettings, Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 
@@ -276,8 +277,17 @@ def test_cli_sync_writes_the_report(tmp_path: Path) -> None:
         "duration_s",
         "projects",
         "files",
+        "started_at",
+        "finished_at",
+        "connector_version",
+        "query",
+        "snapshot_date_origin",
     ):
         assert key in report, key
+    assert report["snapshot_date_origin"] == "opt-in"
+    assert report["query"] == {"enterprise_project_id": "all_granted_eps"}
+    assert report["finished_at"] >= report["started_at"]
+    assert report["connector_version"] == connector.__version__
     assert report["records_written"] == sum(
         p["records_written"] for p in report["projects"].values()
     )

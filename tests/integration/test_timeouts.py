@@ -14,7 +14,7 @@ from typing import Any
 
 from connector.simulator import SimulatorConfig, simulator_in_thread
 
-from .helpers import TOKEN, cli
+from .helpers import TOKEN, cli, read_rows
 from .tiny_server import Request, records, tiny_server, trickle
 
 SLOW = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -27,6 +27,33 @@ def _sync(base_url: str, tmp_path: Path, *flags: str, projects: tuple[str, ...])
     for project in projects:
         args += ["--project-id", project]
     return cli(*args, env={"HSS_AUTH_TOKEN": TOKEN}, timeout=90)
+
+
+def test_a_trickling_body_is_cut_off_at_the_request_timeout_and_retried(tmp_path: Path) -> None:
+    async def first_attempt_trickles(request: Request) -> Any:
+        if request.project_id == SLOW and request.offset == 9 and request.attempt == 1:
+            body = b" " * 200 + b"{}"  # would take minutes at a byte a second
+            return await trickle(request.http, body, every_s=1.0)
+        return None
+
+    with tiny_server({SLOW: records("slow", 40)}, first_attempt_trickles) as server:
+        started = time.monotonic()
+        result = _sync(
+            server.base_url,
+            tmp_path,
+            "--read-timeout",
+            "5",
+            "--request-timeout",
+            "3",
+            projects=(SLOW,),
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    project = json.loads((tmp_path / "report.json").read_text())["projects"][SLOW]
+    assert project["retry_reasons"] == {"TransportError": 1}
+    assert project["records_written"] == 40
+    assert len(read_rows(tmp_path / "lake")) == 40
+    assert elapsed < 30, elapsed  # one cut-off at 3 s, not a wait for the whole body
 
 
 def test_a_page_that_always_trickles_ends_within_the_retry_budget(tmp_path: Path) -> None:
