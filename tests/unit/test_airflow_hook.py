@@ -29,7 +29,13 @@ from connector import (
 )
 
 TOKEN = "tok-" + "a1b2c3d4" * 6
-TODAY = datetime.now(UTC).date()
+
+
+def _today() -> date:
+    """Asked at the moment of use: a test may run across midnight."""
+    return datetime.now(UTC).date()
+
+
 SECRET_KEY = "sk-" + "f9e8d7c6" * 5
 SECURITY_TOKEN = "st-" + "0123abcd" * 5
 
@@ -201,12 +207,13 @@ def test_plain_http_to_another_host_needs_the_extra(module: Any, airflow: StandI
 
 def test_arguments_win_over_the_connection(module: Any, airflow: StandIn) -> None:
     airflow.connect(rate=10, concurrency=8)
+    today = _today()
 
-    built = config(module, projects=("x1",), rate=0.5, concurrency=2, snapshot_date=TODAY)
+    built = config(module, projects=("x1",), rate=0.5, concurrency=2, snapshot_date=today)
 
     assert built.project_ids == ("x1",)
     assert (built.fetch.rate, built.fetch.concurrency) == (0.5, 2)
-    assert built.snapshot_date == TODAY
+    assert built.snapshot_date == today
 
 
 @pytest.mark.parametrize(
@@ -316,10 +323,11 @@ def test_the_operator_maps_its_rendered_arguments(
     published = ProjectReport("p9", status="published", records_written=7)
     fake = FakeRun(_report("2026-11-20", published))
     monkeypatch.setattr(module, "run", fake)
+    today = _today()
     task = operator(
         module,
         project_ids="p9",
-        snapshot_date=TODAY.isoformat(),
+        snapshot_date=today.isoformat(),
         filters={"has_vul": "true", "image_size": "1024", "image_name": "nginx", "host_id": ""},
         max_quarantined="1%",
         rate=3,
@@ -331,7 +339,7 @@ def test_the_operator_maps_its_rendered_arguments(
     assert result["records_written"] == 7
     [built] = fake.configs
     assert built.project_ids == ("p9",)
-    assert built.snapshot_date == TODAY and built.snapshot_date_origin == "given"
+    assert built.snapshot_date == today and built.snapshot_date_origin == "given"
     assert built.filters == Filters(has_vul=True, image_size=1024, image_name="nginx")
     assert built.max_quarantined == QuarantineLimit(count=None, percent=1.0)
     assert built.fetch.rate == 3
@@ -388,7 +396,10 @@ def test_an_error_before_any_project_becomes_an_airflow_error(
         ({"filters": {"has_vul": "maybe"}}, "argument 'filters', key 'has_vul'"),
         ({"snapshot_date": "yesterday"}, "argument 'snapshot_date'"),
         ({"snapshot_date": "2026-01-02"}, "set allow_any_snapshot_date=True"),
-        ({"snapshot_date": TODAY, "allow_any_snapshot_date": "maybe"}, "allow_any_snapshot_date"),
+        (
+            {"snapshot_date": _today(), "allow_any_snapshot_date": "maybe"},
+            "allow_any_snapshot_date",
+        ),
         ({"max_quarantined": "lots"}, "argument 'max_quarantined'"),
         ({"project_ids": ["ok", "no/slash"]}, "argument 'project_ids'"),
         ({"out": ""}, "argument 'out'"),
@@ -434,7 +445,7 @@ def test_every_enterprise_project_unless_the_connection_or_the_task_says(
     airflow.connect(enterprise_project_id="0")
     assert config(module).filters.enterprise_project_id == "0"
 
-    fake = FakeRun(_report(TODAY.isoformat(), ProjectReport("p1", status="published")))
+    fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
     monkeypatch.setattr(module, "run", fake)
     operator(module, filters={"has_vul": "true"}).execute({"ti": FakeTaskInstance()})
     operator(module, filters={"enterprise_project_id": "ep-7"}).execute({"ti": FakeTaskInstance()})
@@ -452,7 +463,7 @@ def test_a_run_for_a_day_before_yesterday_is_skipped(
 ) -> None:
     airflow.connect()
     monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
-    past = datetime.combine(TODAY - timedelta(days=2), datetime.min.time(), UTC)
+    past = datetime.combine(_today() - timedelta(days=2), datetime.min.time(), UTC)
 
     with pytest.raises(airflow.AirflowSkipException) as caught:
         operator(module).execute({"ti": FakeTaskInstance(), "logical_date": past})
@@ -466,9 +477,9 @@ def test_runs_for_today_and_yesterday_read_on_the_day_they_run(
     module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch, days_ago: int
 ) -> None:
     airflow.connect()
-    fake = FakeRun(_report(TODAY.isoformat(), ProjectReport("p1", status="published")))
+    fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
     monkeypatch.setattr(module, "run", fake)
-    logical = datetime.combine(TODAY - timedelta(days=days_ago), datetime.min.time(), UTC)
+    logical = datetime.combine(_today() - timedelta(days=days_ago), datetime.min.time(), UTC)
 
     operator(module).execute({"ti": FakeTaskInstance(), "logical_date": logical})
 
@@ -516,7 +527,7 @@ def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
     failed = ProjectReport(
         "p1", error=f"error_msg 'bad token {TOKEN}'", error_type="AuthError", exit_code=3
     )
-    report = _report(TODAY.isoformat(), failed)
+    report = _report(_today().isoformat(), failed)
     report.redactor.add(TOKEN)  # as the pipeline does with the run's secrets
     monkeypatch.setattr(module, "run", FakeRun(report))
     ti = FakeTaskInstance()
