@@ -23,6 +23,14 @@ The connection (default id ``hss_default``, any connection type, e.g. ``generic`
     extra iam_endpoint       IAM endpoint (``iam`` only; derived from a public-cloud region)
     extra rate, concurrency  requests per second (0 = no limit) and requests in flight
     extra allow_insecure_http  true to allow http:// to a non-loopback endpoint
+    extra enterprise_project_id  the enterprise project to read (default ``all_granted_eps``:
+                             every one the credentials may see; the API's own default ``0``
+                             is only the default enterprise project)
+
+The snapshot date is the UTC date the task reads the inventory on, not the run's logical
+date: the API has no history. A run whose logical date is older than yesterday (a backfill,
+a catch-up run, a cleared old run) is skipped with a message instead of writing today's
+inventory under a day that is over.
 
 A mistake in the connection is a ``ConfigError`` that names the connection and the key.
 Secrets are held in ``connector.Secret``, registered with Airflow's log masker and never
@@ -35,7 +43,7 @@ import importlib.metadata
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import (
@@ -50,7 +58,15 @@ from . import (
     Secret,
     run,
 )
-from .config import IamPassword, check_endpoint, check_project_id, endpoint_for_region
+from .config import (
+    IamPassword,
+    check_endpoint,
+    check_filter,
+    check_project_id,
+    check_snapshot_date,
+    endpoint_for_region,
+)
+from .redaction import Redactor
 
 _INSTALL_HINT = "pip install 'hss-image-connector[airflow]'"
 
@@ -75,19 +91,20 @@ def _missing_airflow_message() -> str:
 
 try:
     from airflow.sdk import BaseHook, BaseOperator
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowSkipException,
+    )
 except ImportError as _error:
     raise ImportError(_missing_airflow_message()) from _error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DEFAULT_CONN_ID", "DEFAULT_SNAPSHOT_DATE", "HssHook", "HssImageSyncOperator"]
+__all__ = ["DEFAULT_CONN_ID", "HssHook", "HssImageSyncOperator"]
 
 DEFAULT_CONN_ID = "hss_default"
-
-DEFAULT_SNAPSHOT_DATE = "{{ ds if logical_date is defined else dag_run.run_after | ds }}"
-"""The run's logical date (``{{ ds }}``); the day of ``run_after`` for runs without one."""
 
 AUTH_KINDS = ("token", "aksk", "iam")
 
@@ -102,6 +119,7 @@ EXTRA_KEYS = (
     "rate",
     "concurrency",
     "allow_insecure_http",
+    "enterprise_project_id",
 )
 
 PERMANENT_ERRORS = frozenset({"ConfigError", "AuthError", "InvalidRequestError"})
@@ -224,6 +242,17 @@ class HssHook(BaseHook):  # type: ignore[misc]
             )
         return dict(extras)
 
+    def enterprise_project_id(self) -> str | None:
+        """The connection's ``enterprise_project_id`` extra (``None``: the connector's default,
+        ``all_granted_eps``)."""
+        extras = self._extras()
+        if "enterprise_project_id" not in extras:
+            return None
+        where = self._where("enterprise_project_id")
+        value = _text(extras["enterprise_project_id"], where)
+        check_filter("enterprise_project_id", value, where=where)
+        return value
+
     def project_ids(self) -> list[str]:
         """The connection's ``project_ids`` extra (for fanning out one task per project)."""
         extras = self._extras()
@@ -313,7 +342,8 @@ class HssHook(BaseHook):  # type: ignore[misc]
         """A ``Config`` from the connection; ``overrides`` are ``Config`` fields.
 
         ``out`` is required. ``projects`` replaces the connection's ``project_ids``;
-        ``rate`` and ``concurrency`` replace the connection's (or ``fetch``'s) values.
+        ``rate`` and ``concurrency`` replace the connection's (or ``fetch``'s) values;
+        ``filters`` replaces the connection's ``enterprise_project_id`` with its own.
         Progress is logged every few seconds (``progress="log"``) unless overridden.
         """
         known = {f.name for f in fields(Config)} | {"rate", "concurrency"}
@@ -349,6 +379,9 @@ class HssHook(BaseHook):  # type: ignore[misc]
             endpoint,
             len(projects),
         )
+        enterprise_project = self.enterprise_project_id()
+        if "filters" not in overrides and enterprise_project is not None:
+            overrides["filters"] = Filters(enterprise_project_id=enterprise_project)
         settings: dict[str, Any] = {"progress": "log", **overrides}
         return Config(
             projects=tuple(projects),
@@ -379,10 +412,16 @@ def _snapshot_date(value: Any) -> date:
     )
 
 
-def _filters(value: Mapping[str, Any] | None) -> Filters:
-    """``Filters`` from a (rendered) dict: numbers and booleans may arrive as text."""
+def _filters(value: Mapping[str, Any] | None, enterprise_project: str | None = None) -> Filters:
+    """``Filters`` from a (rendered) dict: numbers and booleans may arrive as text.
+
+    ``enterprise_project`` (the connection's) applies unless the dict names its own.
+    """
+    base: dict[str, Any] = {}
+    if enterprise_project is not None:
+        base["enterprise_project_id"] = enterprise_project
     if not value:
-        return Filters()
+        return Filters(**base)
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected a dict, got {value!r}", where="argument 'filters'")
     kinds = {f.name: f.metadata["kind"] for f in fields(Filters)}
@@ -400,7 +439,7 @@ def _filters(value: Mapping[str, Any] | None) -> Filters:
             chosen[name] = _flag(raw, where)
         else:
             chosen[name] = raw
-    return Filters(**chosen)
+    return Filters(**{**base, **chosen})
 
 
 def _quarantine_limit(value: Any) -> QuarantineLimit:
@@ -423,9 +462,15 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
     :param project_ids: a project id, a list of them or a comma-separated string (templated;
         default: the connection's ``project_ids``); map over it to run one task per project
     :param hss_conn_id: the Airflow Connection (templated; see the module docstring)
-    :param snapshot_date: the ``snapshot_date`` partition (templated; default: the run's
-        logical date, ``{{ ds }}``)
-    :param filters: API query parameters, the fields of ``connector.Filters`` (templated)
+    :param snapshot_date: the ``snapshot_date`` partition (templated). Default: the UTC date
+        the task reads the inventory on, whatever the run's logical date; a run whose logical
+        date is older than yesterday (a backfill, catch-up or cleared old run) is then skipped
+        (``AirflowSkipException``) rather than writing today's inventory under that day. A
+        date given here must be today or yesterday unless ``allow_any_snapshot_date``.
+    :param allow_any_snapshot_date: accept any ``snapshot_date``: label today's inventory
+        with that date on purpose (the report says ``"snapshot_date_origin": "opt-in"``)
+    :param filters: API query parameters, the fields of ``connector.Filters`` (templated);
+        ``enterprise_project_id`` defaults to the connection's, else ``all_granted_eps``
     :param rate: requests per second (default: the connection's, else the connector's);
         mapped tasks running at the same time each use this rate
     :param concurrency: requests in flight (default: the connection's, else the connector's)
@@ -455,7 +500,8 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         out: str,
         project_ids: str | Sequence[str] | None = None,
         hss_conn_id: str = DEFAULT_CONN_ID,
-        snapshot_date: str | date = DEFAULT_SNAPSHOT_DATE,
+        snapshot_date: str | date | None = None,
+        allow_any_snapshot_date: bool = False,
         filters: Mapping[str, Any] | None = None,
         rate: float | None = None,
         concurrency: int | None = None,
@@ -467,44 +513,97 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self.project_ids = project_ids
         self.hss_conn_id = hss_conn_id
         self.snapshot_date = snapshot_date
+        self.allow_any_snapshot_date = allow_any_snapshot_date
         self.filters = filters
         self.rate = rate
         self.concurrency = concurrency
         self.max_quarantined = max_quarantined
 
+    def _given_snapshot_date(self) -> date | None:
+        """The ``snapshot_date`` argument, checked (``None``: the date of reading)."""
+        if self.snapshot_date is None or self.snapshot_date == "":
+            return None
+        given = _snapshot_date(self.snapshot_date)
+        allow = _flag(self.allow_any_snapshot_date, "argument 'allow_any_snapshot_date'")
+        try:
+            check_snapshot_date(given, allow_any=allow)
+        except ConfigError as error:
+            message = str(error.args[0]).replace(
+                "pass --allow-any-snapshot-date", "set allow_any_snapshot_date=True"
+            )
+            raise ConfigError(message, where="argument 'snapshot_date'") from None
+        return given
+
     def _config(self) -> Config:
         where = "argument 'project_ids'"
         projects = _project_list(self.project_ids, where) if self.project_ids else None
-        return HssHook(self.hss_conn_id).get_config(
+        hook = HssHook(self.hss_conn_id)
+        dated: dict[str, Any] = {}
+        given = self._given_snapshot_date()
+        if given is not None:
+            dated = {"snapshot_date": given, "allow_any_snapshot_date": True}
+        return hook.get_config(
             out=_text(self.out, "argument 'out'"),
             projects=projects,
-            snapshot_date=_snapshot_date(self.snapshot_date),
-            filters=_filters(self.filters),
+            filters=_filters(self.filters, hook.enterprise_project_id()),
             rate=self.rate,
             concurrency=self.concurrency,
             max_quarantined=_quarantine_limit(self.max_quarantined),
+            **dated,
+        )
+
+    def _skip_a_past_run(self, context: Context) -> None:
+        """A run standing for a day before yesterday cannot read that day: skip it."""
+        if self.snapshot_date not in (None, ""):
+            return  # a date was chosen for the snapshot: it is checked like any other
+        day = _run_day(context)
+        today = datetime.now(UTC).date()
+        if day is None or day >= today - timedelta(days=1):
+            return
+        raise AirflowSkipException(
+            f"HSS image sync skipped: this run stands for {day} (its logical date), but the "
+            f"HSS API has no history: it can only read today's inventory ({today}, UTC), and "
+            f"writing that as the snapshot of {day} would fake that day. Runs for today or "
+            "yesterday write a snapshot; backfills, catch-up runs and cleared old runs are "
+            "skipped. To label today's inventory with that day anyway, pass "
+            "snapshot_date='{{ ds }}' and allow_any_snapshot_date=True."
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._skip_a_past_run(context)
+        redactor = Redactor()
         try:
             config = self._config()
+            redactor.add(*config.auth.secrets())
             report = run(config)
         except ConnectorError as error:
-            message = f"{type(error).__name__}: {error}"
+            message = redactor(f"{type(error).__name__}: {error}")
             if type(error).__name__ in PERMANENT_ERRORS:
                 raise AirflowFailException(message) from error
             raise AirflowException(message) from error
-        data = report.to_dict()
+        data = report.to_dict()  # every string in it redacted
         self.log.info("%s", report.summary())
         if report.status == "success":
             return data
         context["ti"].xcom_push(key="report", value=data)
-        failed = [p for p in report.projects.values() if p.status == "failed"]
-        lines = [f"{p.error_type}: {p.error}" for p in failed]
+        failed = [p for p in data["projects"].values() if p["status"] != "published"]
+        lines = [f"{p['error_type']}: {p['error']}" for p in failed]
         message = (
             f"HSS image sync {report.status}: {len(failed)} of {len(report.projects)} "
             f"project(s) failed (run {report.run_id})\n" + "\n".join(lines)
         )
-        if all(p.error_type in PERMANENT_ERRORS for p in failed):
+        if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+
+def _run_day(context: Any) -> date | None:
+    """The UTC day a run stands for: its logical date, else the day it was due to run."""
+    moment = context.get("logical_date")
+    if moment is None:
+        moment = getattr(context.get("dag_run"), "run_after", None)
+    if isinstance(moment, datetime):
+        return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
+    if isinstance(moment, date):
+        return moment
+    return None

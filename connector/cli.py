@@ -15,13 +15,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from .config import (
@@ -37,6 +38,7 @@ from .config_file import FileSettings, load_config_file
 from .credentials import auth_from_environment
 from .errors import ConfigError, ConnectorError
 from .pipeline import run_async
+from .redaction import RedactingFilter, Redactor
 from .report import RunReport
 
 __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
@@ -84,6 +86,19 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _number(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused here, before any range check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+_seconds = _number
+
 _FETCH = FetchSettings()
 _RETRY = RetryPolicy()
 
@@ -92,7 +107,7 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
     ("page_size", _int, "N", _FETCH.page_size, "Records per request, 10..200."),
     (
         "rate",
-        float,
+        _number,
         "R",
         _FETCH.rate,
         "Requests per second per endpoint and credential, shared by its projects; 0 = no limit. Lowered automatically when throttled, then recovered.",
@@ -113,9 +128,34 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
         _RETRY.max_attempts,
         "Attempts per page for throttling and transient faults.",
     ),
-    ("max_retry_time", float, "S", _RETRY.max_elapsed_s, "Stop retrying one page after S seconds."),
-    ("connect_timeout", float, "S", _FETCH.connect_timeout_s, "Connect timeout, seconds."),
-    ("read_timeout", float, "S", _FETCH.read_timeout_s, "Read timeout, seconds."),
+    (
+        "max_retry_time",
+        _seconds,
+        "S",
+        _RETRY.max_elapsed_s,
+        "Time budget of one page, seconds: no attempt runs, and no retry starts, after S seconds from its first attempt.",
+    ),
+    (
+        "connect_timeout",
+        _seconds,
+        "S",
+        _FETCH.connect_timeout_s,
+        "Longest wait for a connection, seconds.",
+    ),
+    (
+        "read_timeout",
+        _seconds,
+        "S",
+        _FETCH.read_timeout_s,
+        "Longest pause while an answer arrives, seconds (it never fires while bytes keep coming).",
+    ),
+    (
+        "request_timeout",
+        _seconds,
+        "S",
+        _FETCH.request_timeout_s,
+        "Longest one request may take, from connecting to the last byte, seconds; a slower answer (a body that trickles in) is cut off and retried. An attempt is also cut off when the page's --max-retry-time runs out.",
+    ),
     (
         "max_offset",
         _int,
@@ -166,7 +206,15 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         help="Public-cloud region; sets the endpoint from the provider's region table (env HSS_REGION).",
     )
     where.add_argument(
-        "--snapshot-date", metavar="YYYY-MM-DD", help="Partition date (default: today, UTC)."
+        "--snapshot-date",
+        metavar="YYYY-MM-DD",
+        help="Partition date: the date the inventory is read on (default: today, UTC); only today or yesterday are accepted, the API has no history.",
+    )
+    where.add_argument(
+        "--allow-any-snapshot-date",
+        action="store_true",
+        default=None,
+        help="Accept a --snapshot-date other than today or yesterday: label today's inventory with that date on purpose (recorded as opt-in in the report).",
     )
     where.add_argument("--report", metavar="FILE", help="Write the run report as JSON to FILE.")
     where.add_argument(
@@ -272,10 +320,37 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
-    """Flags over the config file over the defaults; credentials from env or files only."""
+    """Flags over the config file over the defaults; credentials from env or files only.
+
+    An invalid value is named where it was given: the flag, or the config file and its key.
+    """
     env = os.environ if environ is None else environ
     file = load_config_file(args.config) if args.config else FileSettings()
+    with _named_where_given(args, file):
+        return _config(args, file, env)
 
+
+@contextlib.contextmanager
+def _named_where_given(args: argparse.Namespace, file: FileSettings) -> Iterator[None]:
+    """Re-point an error about a flag at the config file's key when the value came from there.
+
+    The dataclasses name flags (``--read-timeout``); a value the file gave is named as
+    ``FILE: read_timeout`` (``FILE: filters.scan_status`` for a filter) instead.
+    """
+    try:
+        yield
+    except ConfigError as error:
+        key = (error.where or "").removeprefix("--").replace("-", "_")
+        if not args.config or not key or getattr(args, key, None) is not None:
+            raise
+        if key in file.get("filters", {}):
+            key = f"filters.{key}"
+        elif key not in file:
+            raise
+        raise ConfigError(str(error.args[0]), where=f"{args.config}: {key}") from None
+
+
+def _config(args: argparse.Namespace, file: FileSettings, env: Mapping[str, str]) -> Config:
     def pick(key: str, default: Any = None) -> Any:
         flag = getattr(args, key, None)
         return flag if flag is not None else file.get(key, default)
@@ -314,6 +389,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         concurrency=tuning["concurrency"],
         connect_timeout_s=float(tuning["connect_timeout"]),
         read_timeout_s=float(tuning["read_timeout"]),
+        request_timeout_s=float(tuning["request_timeout"]),
         max_offset=tuning["max_offset"],
         max_repair_rounds=tuning["max_repair_rounds"],
         retry=RetryPolicy(
@@ -335,32 +411,13 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
         fetch=fetch,
         max_quarantined=QuarantineLimit.parse(str(tuning["max_quarantined"])),
         allow_insecure_http=bool(pick("allow_insecure_http", False)),
+        allow_any_snapshot_date=bool(pick("allow_any_snapshot_date", False)),
         report_path=pick("report"),
         progress=pick("progress", "auto"),
         parallel_projects=tuning["parallel_projects"],
         s3_endpoint=pick("s3_endpoint"),
         **extra,
     )
-
-
-class _Redact(logging.Filter):
-    """Defence in depth: no secret reaches a log line, even by accident.
-
-    Values shorter than six characters are not secrets worth the name and would blank out
-    innocent text (a one-letter test token inside a run id), so they are left alone.
-    """
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 6]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, None
-        return True
 
 
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -372,17 +429,17 @@ class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _setup_logging(verbose: bool, secrets: Sequence[str] = ()) -> None:
+def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
     handler = _LineHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(_Redact(secrets))
+    handler.addFilter(RedactingFilter(redactor or Redactor()))
     root = logging.getLogger("connector")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
 
 
-async def _run_with_signals(config: Config) -> RunReport:
+async def _run_with_signals(config: Config, redactor: Redactor) -> RunReport:
     """Run, turning SIGTERM into the same clean cancellation as Ctrl-C."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -390,27 +447,20 @@ async def _run_with_signals(config: Config) -> RunReport:
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        return await run_async(config)
+        return await run_async(config, redactor=redactor)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def sync(config: Config) -> int:
+def sync(config: Config, redactor: Redactor | None = None) -> int:
+    """Run; the pipeline writes the report (``--report``) whatever happens."""
+    redactor = redactor if redactor is not None else Redactor(config.auth.secrets())
     try:
-        report = asyncio.run(_run_with_signals(config))
+        report = asyncio.run(_run_with_signals(config, redactor))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: nothing was published for unfinished projects", file=sys.stderr)
         return 130
-    if config.report_path:
-        try:
-            Path(config.report_path).write_bytes(report.to_json())
-        except OSError as exc:
-            print(
-                f"OutputError: cannot write the report to {config.report_path}: {exc.strerror}",
-                file=sys.stderr,
-            )
-            return 1
     print(report.summary(), file=sys.stderr)
     return report.exit_code
 
@@ -419,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
     args = parser.parse_args(arguments)
+    verbose = bool(getattr(args, "verbose", False))
+    redactor = Redactor()
     try:
         if args.command == "simulate":
             from .simulator import cli as simulator_cli
@@ -430,11 +482,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(out=args.out, records=args.records)
         config = config_from_args(args)
-        _setup_logging(args.verbose, config.auth.secrets())
-        return sync(config)
+        redactor.add(*config.auth.secrets())
+        _setup_logging(verbose, redactor)
+        return sync(config, redactor)
     except ConnectorError as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        print(redactor(f"{type(error).__name__}: {error}"), file=sys.stderr)
         return error.exit_code
+    except Exception as error:  # not the connector's own: one line, the traceback with -v
+        if verbose:
+            print(redactor(traceback.format_exc()), file=sys.stderr, end="")
+        message = " ".join(str(error).split()) or "no message"
+        print(
+            redactor(f"{type(error).__name__}: {message} (unexpected; -v shows the traceback)"),
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ names the project, the offset, the HTTP status, the API's ``error_code`` and
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -29,6 +30,8 @@ from .errors import (
     preview,
 )
 from .proxies import proxy_for
+from .redaction import Redactor
+from .retry import budget_left
 from .signing import QueryValue, canonical_query_string
 
 __all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource"]
@@ -66,11 +69,21 @@ class PageSource(Protocol):
 class HssClient:
     """Reads pages of the local image list over one pooled aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, endpoint: str, auth: Authenticator) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: str,
+        auth: Authenticator,
+        *,
+        request_timeout_s: float | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
         self._session = session
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
         self._proxy = proxy_for(self._endpoint)
+        self._request_timeout_s = request_timeout_s
+        self._redactor = redactor
 
     def url_for(self, request: PageRequest) -> URL:
         path = PATH.format(project_id=quote(request.project_id, safe=""))
@@ -96,30 +109,71 @@ class HssClient:
         )
         headers.setdefault("Accept", "application/json")
         headers["User-Agent"] = USER_AGENT
+        if self._redactor is not None:  # tokens from IAM are secrets too, wherever they show
+            self._redactor.add(headers.get("X-Auth-Token"), headers.get("X-Security-Token"))
+        deadline = self._deadline(request)
         try:
-            async with self._session.get(
-                url, headers=headers, allow_redirects=False, proxy=self._proxy
-            ) as response:
-                body = await response.read()
-                status = response.status
-                request_id = response.headers.get("X-Request-Id")
-                retry_after = response.headers.get("Retry-After")
-                content_type = response.headers.get("Content-Type", "")
+            async with asyncio.timeout(deadline.seconds) as scope:
+                async with self._session.get(
+                    url, headers=headers, allow_redirects=False, proxy=self._proxy
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    request_id = response.headers.get("X-Request-Id")
+                    retry_after = response.headers.get("Retry-After")
+                    content_type = response.headers.get("Content-Type", "")
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransportError(
-                _describe_failure(exc, url), project_id=request.project_id, offset=request.offset
-            ) from exc
+            reason = deadline.reason if scope.expired() else _describe_failure(exc, url)
+            error = TransportError(reason, project_id=request.project_id, offset=request.offset)
+            if scope.expired() and deadline.final:
+                error.retryable = False  # the page's budget is spent: nothing left to retry in
+            raise error from exc
         if status == 200:
             return _parse_page(request, body, request_id, content_type)
         raise _api_error(
             status, body, request_id, retry_after, _Where(request.project_id, request.offset)
         )
 
+    def _deadline(self, request: PageRequest) -> _Deadline:
+        """How long this attempt may take: the request timeout, or what is left of the
+        page's retry budget when that is shorter (so a page never outlives its budget)."""
+        seconds, final = self._request_timeout_s, False
+        reason = (
+            f"no complete answer within --request-timeout {seconds or 0:g}s (the body kept "
+            "arriving too slowly: the read timeout only fires when nothing arrives)"
+        )
+        budget = budget_left()
+        if budget is not None and (seconds is None or budget.left() < seconds):
+            seconds, final = budget.left(), True
+            reason = (
+                f"cut off at the end of the page's retry budget (--max-retry-time "
+                f"{budget.seconds:g}s) before a complete answer arrived"
+            )
+            if seconds <= 0:
+                raise TransportError(
+                    f"the page's retry budget (--max-retry-time {budget.seconds:g}s) was spent "
+                    "before this request could be sent (waiting for the rate limit or a free "
+                    "connection); raise --max-retry-time or lower --parallel-projects",
+                    project_id=request.project_id,
+                    offset=request.offset,
+                )
+        return _Deadline(seconds, reason, final)
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    seconds: float | None
+    reason: str
+    final: bool
+    """The deadline is the end of the page's retry budget (not only of this attempt)."""
+
 
 def _describe_failure(exc: BaseException, url: URL) -> str:
     """What went wrong with the connection, in words, for a TransportError."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"could not connect to {url.host}:{url.port} within --connect-timeout"
     if isinstance(exc, TimeoutError):
-        return "the request timed out"
+        return "no data arrived within --read-timeout"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return f"the response body was cut short ({exc})"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -10,8 +10,8 @@ import ipaddress
 import math
 import re
 import secrets
-from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -28,9 +28,11 @@ __all__ = [
     "Filters",
     "IamPassword",
     "QuarantineLimit",
+    "ReadDate",
     "RetryPolicy",
     "Secret",
     "Target",
+    "check_snapshot_date",
     "endpoint_for_region",
     "iam_endpoint_for",
     "new_run_id",
@@ -39,6 +41,9 @@ __all__ = [
 MIN_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 200
 MAX_OFFSET = 2_000_000
+MAX_TIMEOUT_S = 3600.0
+MAX_RETRY_TIME_S = 86_400.0
+ALL_GRANTED_EPS = "all_granted_eps"
 
 SCAN_STATUS = ("unscan", "success", "scanning", "failed", "waiting_for_scan")
 LOCAL_IMAGE_TYPE = ("other_image", "swr_image")
@@ -112,9 +117,15 @@ def _filter(help_text: str, kind: str = "str", choices: tuple[str, ...] | None =
 class Filters:
     """The API's query parameters (all optional), with the reference's semantics."""
 
-    enterprise_project_id: str | None = _filter(
-        "Enterprise project ID; 'all_granted_eps' queries every enterprise project you may "
-        "see. The API's default is '0' (the default enterprise project)."
+    enterprise_project_id: str | None = field(
+        default=ALL_GRANTED_EPS,
+        metadata={
+            "help": "Enterprise project ID. Default all_granted_eps: every enterprise project "
+            "the credentials may see (the API's own default, '0', is only the default "
+            "enterprise project and silently leaves out images in any other).",
+            "kind": "str",
+            "choices": None,
+        },
     )
     image_name: str | None = _filter("Image name (partial, case-sensitive match).")
     image_version: str | None = _filter("Image version; only used together with --image-name.")
@@ -151,27 +162,8 @@ class Filters:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
-                continue
-            kind, choices = f.metadata["kind"], f.metadata["choices"]
-            where = _flag(f.name)
-            if kind in ("int", "time"):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"expected an integer, got {value!r}", where=where)
-                if value < 0 or value > 2**63 - 1:
-                    raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
-            elif kind == "bool":
-                if not isinstance(value, bool):
-                    raise ConfigError(f"expected true or false, got {value!r}", where=where)
-            else:
-                if not isinstance(value, str) or not value:
-                    raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
-                if choices and value not in choices:
-                    raise ConfigError(
-                        f"{value!r} is not one of {', '.join(choices)} (the API would silently "
-                        "return nothing for it)",
-                        where=where,
-                    )
+            if value is not None:
+                check_filter(f.name, value, where=_flag(f.name))
         if self.image_version is not None and self.image_name is None:
             raise ConfigError(
                 "the API ignores --image-version without --image-name; give both",
@@ -205,10 +197,67 @@ class RetryPolicy:
     """The provider advises retrying throttled calls after 2 to 5 seconds."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigError(
+                f"expected an integer, got {self.max_attempts!r}", where="--max-attempts"
+            )
         if self.max_attempts < 1:
-            raise ConfigError("must be at least 1", where="--max-attempts")
-        if self.max_elapsed_s <= 0 or self.base_delay_s < 0 or self.max_delay_s < 0:
-            raise ConfigError("retry times must be positive")
+            raise ConfigError(
+                f"must be at least 1, got {self.max_attempts}", where="--max-attempts"
+            )
+        check_seconds(self.max_elapsed_s, where="--max-retry-time", maximum=MAX_RETRY_TIME_S)
+        for name in ("base_delay_s", "max_delay_s", "throttle_delay_s"):
+            check_seconds(
+                getattr(self, name),
+                where=f"RetryPolicy.{name}",
+                maximum=MAX_RETRY_TIME_S,
+                zero=True,
+            )
+
+
+_FILTER_FIELDS = {f.name: f for f in fields(Filters)}
+
+
+def check_filter(name: str, value: Any, *, where: str) -> None:
+    """One filter's value on its own (``where``: the flag, file key or argument it came from)."""
+    spec = _FILTER_FIELDS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown filter; known: {', '.join(_FILTER_FIELDS)}", where=where)
+    kind, choices = spec.metadata["kind"], spec.metadata["choices"]
+    if kind in ("int", "time"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", where=where)
+        if value < 0 or value > 2**63 - 1:
+            raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {value!r}", where=where)
+    else:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
+        if choices and value not in choices:
+            raise ConfigError(
+                f"{value!r} is not one of {', '.join(choices)} (the API would silently "
+                "return nothing for it)",
+                where=where,
+            )
+
+
+def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False) -> float:
+    """A finite number of seconds in (0, maximum] (or [0, maximum] with ``zero``)."""
+    lowest = "0" if zero else "more than 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value >= 0 if zero else value > 0)
+        or value > maximum
+    ):
+        raise ConfigError(
+            f"must be a number of seconds from {lowest} to {maximum:g}, got {value!r}",
+            where=where,
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +269,10 @@ class FetchSettings:
     concurrency: int = 8
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
+    """Longest pause between two chunks of an answer (aiohttp's ``sock_read``)."""
+    request_timeout_s: float = 120.0
+    """Longest one request may take, connecting to last byte: a body that trickles in is cut
+    off here and retried (the read timeout alone never fires while bytes keep coming)."""
     max_offset: int = MAX_OFFSET
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_repair_rounds: int = 16
@@ -232,7 +285,9 @@ class FetchSettings:
                 f"got {self.page_size}",
                 where="--page-size",
             )
-        if not (self.rate >= 0 and math.isfinite(self.rate)):
+        if isinstance(self.rate, bool) or not (
+            isinstance(self.rate, int | float) and self.rate >= 0 and math.isfinite(self.rate)
+        ):
             raise ConfigError(
                 f"must be a number >= 0 (0 = no limit), got {self.rate}", where="--rate"
             )
@@ -242,8 +297,9 @@ class FetchSettings:
             raise ConfigError(
                 f"must be between 1 and 256, got {self.concurrency}", where="--concurrency"
             )
-        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
-            raise ConfigError("timeouts must be positive", where="--timeout")
+        check_seconds(self.connect_timeout_s, where="--connect-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.read_timeout_s, where="--read-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.request_timeout_s, where="--request-timeout", maximum=MAX_TIMEOUT_S)
         if not 0 <= self.max_repair_rounds <= 1000:
             raise ConfigError(
                 f"must be between 0 and 1000, got {self.max_repair_rounds}",
@@ -313,6 +369,23 @@ class QuarantineLimit:
 
     count: int | None = None
     percent: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        where = "--max-quarantined"
+        if (self.count is None) == (self.percent is None):
+            raise ConfigError("give either a count or a percentage", where=where)
+        if self.count is not None and (
+            isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0
+        ):
+            raise ConfigError(f"the count must be an integer >= 0, got {self.count!r}", where=where)
+        if self.percent is not None and not (
+            isinstance(self.percent, int | float)
+            and not isinstance(self.percent, bool)
+            and 0 <= self.percent <= 100
+        ):
+            raise ConfigError(
+                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+            )
 
     @classmethod
     def parse(cls, text: str) -> QuarantineLimit:
@@ -407,6 +480,55 @@ def check_project_id(project_id: str) -> str:
     return project_id
 
 
+class ReadDate(date):
+    """The default snapshot date: the UTC date the inventory is read on (none was given).
+
+    A ``date`` in every way; its type records that nobody chose it, so the pipeline can take
+    the date again when the run starts, and the report can say where the date came from.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def now(cls) -> ReadDate:
+        today = datetime.now(UTC).date()
+        return cls(today.year, today.month, today.day)
+
+
+SnapshotOrigin = Literal["default", "given", "opt-in"]
+
+
+def check_snapshot_date(
+    value: date, *, allow_any: bool = False, today: date | None = None
+) -> SnapshotOrigin:
+    """Where a snapshot date comes from; a date the inventory is not read on is refused.
+
+    The API has no history: whatever the date, a run reads today's inventory. A snapshot is
+    therefore labelled with the UTC date it is read on (``default``), or a date given for it
+    that is today or yesterday (``given``: a run that started just before midnight), or any
+    other date only with an explicit opt-in (``opt-in``: a backfill that knowingly labels
+    today's inventory with another day).
+    """
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ConfigError(f"expected a date, got {value!r}", where="--snapshot-date")
+    today = today or datetime.now(UTC).date()
+    if isinstance(value, ReadDate):
+        return "default"
+    if today - timedelta(days=1) <= value <= today:
+        return "given"
+    if allow_any:
+        return "opt-in"
+    raise ConfigError(
+        f"{value.isoformat()} is not the date the inventory is read on (today is "
+        f"{today.isoformat()}, UTC). The API has no history: a snapshot dated "
+        f"{value.isoformat()} would hold today's images and replace that day's partition. "
+        "Leave the date out (default: today), give today or yesterday (for a run that "
+        "started just before midnight), or pass --allow-any-snapshot-date to label today's "
+        "inventory with another date on purpose",
+        where="--snapshot-date",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
@@ -418,7 +540,11 @@ class Config:
     auth: Auth
     filters: Filters = field(default_factory=Filters)
     fetch: FetchSettings = field(default_factory=FetchSettings)
-    snapshot_date: date = field(default_factory=lambda: datetime.now(UTC).date())
+    snapshot_date: date = field(default_factory=ReadDate.now)
+    """The ``snapshot_date`` partition: by default the UTC date the inventory is read on.
+    Another date must be today or yesterday unless ``allow_any_snapshot_date``."""
+    allow_any_snapshot_date: bool = False
+    """Accept a snapshot date that is not the date of reading (a deliberate backfill label)."""
     max_quarantined: QuarantineLimit = field(default_factory=QuarantineLimit)
     allow_insecure_http: bool = False
     report_path: str | None = None
@@ -429,8 +555,16 @@ class Config:
     s3_endpoint: str | None = None
     """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
     _targets: tuple[Target, ...] = field(init=False, repr=False, compare=False, default=())
+    _snapshot_origin: SnapshotOrigin = field(
+        init=False, repr=False, compare=False, default="default"
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "_snapshot_origin",
+            check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date),
+        )
         if not self.projects:
             raise ConfigError("give at least one --project-id")
         targets: list[Target] = []
@@ -479,3 +613,19 @@ class Config:
     @property
     def project_ids(self) -> tuple[str, ...]:
         return tuple(t.project_id for t in self.targets)
+
+    @property
+    def snapshot_date_origin(self) -> SnapshotOrigin:
+        """``default`` (the date of reading), ``given`` (today or yesterday, chosen) or
+        ``opt-in`` (another date, with ``allow_any_snapshot_date``)."""
+        return self._snapshot_origin
+
+    def at_start(self) -> Config:
+        """This config as a run starting now uses it: a default date is the date of reading
+        now, and a given one is checked again (a Config may be built long before it runs)."""
+        if self._snapshot_origin == "default":
+            if self.snapshot_date == ReadDate.now():
+                return self
+            return replace(self, snapshot_date=ReadDate.now())
+        check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date)
+        return self

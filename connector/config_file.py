@@ -21,12 +21,13 @@ error naming the key and the file.
 
 from __future__ import annotations
 
+import codecs
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .config import Filters, Target, check_endpoint, endpoint_for_region
+from .config import Filters, Target, check_endpoint, check_filter, endpoint_for_region
 from .errors import ConfigError
 
 __all__ = ["SETTINGS", "FileSettings", "load_config_file"]
@@ -42,6 +43,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "iam_endpoint": str,
     "s3_endpoint": str,
     "allow_insecure_http": bool,
+    "allow_any_snapshot_date": bool,
     "page_size": int,
     "rate": (int, float),
     "burst": int,
@@ -51,6 +53,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "max_retry_time": (int, float),
     "connect_timeout": (int, float),
     "read_timeout": (int, float),
+    "request_timeout": (int, float),
     "max_offset": int,
     "max_repair_rounds": int,
     "max_quarantined": (str, int),
@@ -81,11 +84,37 @@ def _check(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
-def load_config_file(path: str) -> FileSettings:
+def _read(path: str) -> str:
+    """The file's text: UTF-8 as TOML requires (a UTF-8 byte-order mark is tolerated)."""
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read the config file: {exc.strerror}", where=path) from None
+    if b"\x00" in data[:200] and data[:2] not in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise ConfigError(
+            "the config file is not UTF-8 text: it holds NUL bytes, so it looks like UTF-16 "
+            "without a byte-order mark; TOML files must be UTF-8, so save it as UTF-8",
+            where=path,
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bom = {codecs.BOM_UTF16_LE: "UTF-16", codecs.BOM_UTF16_BE: "UTF-16"}.get(data[:2])
+        looks = (
+            f"it looks like {bom} (it starts with a {bom} byte-order mark)"
+            if bom
+            else (f"byte {exc.start} ({data[exc.start : exc.start + 1]!r}) is not UTF-8")
+        )
+        raise ConfigError(
+            f"the config file is not UTF-8 text: {looks}; TOML files must be UTF-8, so save "
+            "it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+            where=path,
+        ) from None
+
+
+def load_config_file(path: str) -> FileSettings:
+    try:
+        raw = tomllib.loads(_read(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=path) from None
     settings = FileSettings()
@@ -121,6 +150,7 @@ def _filters(value: Any, path: str) -> dict[str, Any]:
         if key not in known:
             raise ConfigError(f"unknown filter; known: {', '.join(sorted(known))}", where=where)
         _check(item, FILTER_TYPES[known[key]], where)
+        check_filter(key, item, where=where)
     return dict(value)
 
 

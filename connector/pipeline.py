@@ -25,15 +25,16 @@ from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
 from .config import Config, Target, is_loopback
-from .errors import ConnectorError, DataLossError, QuarantineLimitError
+from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .progress import Progress
 from .ratelimit import RateLimiter
 from .records import RecordChecker
-from .report import ProjectReport, RunReport
+from .redaction import RedactingFilter, Redactor
+from .report import ProjectReport, RunReport, check_report_path, write_report
 from .schema import file_schema, load_spec
 from .sink import ProjectSink
-from .writer import Output, Staged
+from .writer import Output, ProjectWriter, Staged
 
 __all__ = ["run", "run_async"]
 
@@ -70,17 +71,112 @@ async def run_async(
     *,
     source: PageSource | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    redactor: Redactor | None = None,
 ) -> RunReport:
-    """The pipeline. ``source`` replaces the HTTP client (tests of the paging logic)."""
-    started = time.monotonic()
-    report = RunReport(
-        run_id=config.run_id,
-        snapshot_date=config.snapshot_date.isoformat(),
-        endpoint=config.endpoint or ", ".join(sorted({t.endpoint for t in config.targets})),
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        rate_configured=config.fetch.rate,
+    """The pipeline. ``source`` replaces the HTTP client (tests of the paging logic).
+
+    Returns the report, also when projects failed. Raises only when the run as a whole
+    cannot go on (a start-up error, an interruption, a bug); the report is then still
+    complete and, with ``config.report_path``, written: whatever happens, a run that got
+    past its start-up checks leaves a report (``"status": "interrupted"`` on SIGINT/SIGTERM).
+    """
+    redactor = redactor if redactor is not None else Redactor()
+    redactor.add(*config.auth.secrets())
+    redacting = RedactingFilter(redactor)
+    log.addFilter(redacting)
+    try:
+        if config.report_path:  # before anything is requested or written
+            await asyncio.to_thread(check_report_path, config.report_path)
+        report = RunReport(
+            run_id=config.run_id,
+            snapshot_date=config.snapshot_date.isoformat(),
+            endpoint=config.endpoint or ", ".join(sorted({t.endpoint for t in config.targets})),
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            rate_configured=config.fetch.rate,
+            snapshot_date_origin=config.snapshot_date_origin,
+            query=dict(config.filters.params()),
+            redactor=redactor,
+        )
+        started = time.monotonic()
+        stopped: BaseException | None = None
+        try:
+            config = config.at_start()
+            report.snapshot_date = config.snapshot_date.isoformat()
+            return await _run_projects(config, report, source, sleep, redactor)
+        except BaseException as error:
+            stopped = error
+            _stopped(report, error)
+            raise
+        finally:
+            report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+            report.duration_s = round(time.monotonic() - started, 3)
+            if config.report_path:
+                await _save_report(config.report_path, report, quietly=stopped is not None)
+    finally:
+        log.removeFilter(redacting)
+
+
+def _stopped(report: RunReport, error: BaseException) -> None:
+    """Record in the report why the run as a whole stopped."""
+    if isinstance(error, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+        report.status, report.exit_code = "interrupted", 130
+        report.error_type = "Interrupted"
+        report.error = (
+            "the run was stopped (SIGINT/SIGTERM); unfinished projects were not published"
+        )
+        for project in report.projects.values():
+            if project.status != "published":
+                project.status = "interrupted"
+        return
+    report.status = "failed"
+    report.error_type = type(error).__name__
+    if isinstance(error, ConnectorError):
+        report.exit_code, report.error = error.exit_code, str(error)
+    else:
+        report.exit_code, report.error = 1, _unexpected(error)
+
+
+async def _save_report(path: str, report: RunReport, *, quietly: bool) -> None:
+    """Write the report, even while the run is being cancelled. A failure to write it is an
+    OutputError, or only logged (``quietly``) when the run already stopped for a reason
+    that must not be hidden."""
+    try:
+        await _uninterruptible(asyncio.to_thread(write_report, path, report.to_json()))
+    except OSError as exc:
+        message = f"cannot write the report to {path}: {exc.strerror or exc}"
+        if quietly:
+            log.error("%s", message)
+            return
+        raise OutputError(message) from exc
+
+
+def _unexpected(error: BaseException, stage: str | None = None) -> str:
+    """One line for an exception that is not one of the connector's own: what, and where."""
+    text = " ".join(str(error).split())
+    if isinstance(error, MemoryError):
+        text = text or "out of memory; lower --parallel-projects or --concurrency"
+    elif isinstance(error, RecursionError):
+        text = text or "data nested too deeply"
+    notes = [" ".join(n.split()) for n in getattr(error, "__notes__", ())]
+    where = ", ".join([*notes, *([f"while {stage}"] if stage and not notes else [])])
+    return (
+        f"{text or 'no message'}{f' ({where})' if where else ''}; not an error the connector "
+        "expects (-v shows the traceback)"
     )
-    output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
+
+
+async def _run_projects(
+    config: Config,
+    report: RunReport,
+    source: PageSource | None,
+    sleep: Callable[[float], Awaitable[None]],
+    redactor: Redactor,
+) -> RunReport:
+    started = time.monotonic()
+    try:
+        output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
+    except OutputError as error:
+        raise _at_start(error) from error
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
     stats = {t.project_id: CrawlStats() for t in config.targets}
     progress = Progress(lambda: _progress_counters(stats), config.progress)
@@ -114,7 +210,13 @@ async def run_async(
                 if source is None:
                     assert session is not None
                     auth = authenticator_for(config.auth, session, endpoint)
-                    endpoint_source: PageSource = HssClient(session, endpoint, auth)
+                    endpoint_source: PageSource = HssClient(
+                        session,
+                        endpoint,
+                        auth,
+                        request_timeout_s=config.fetch.request_timeout_s,
+                        redactor=redactor,
+                    )
                     identity = auth.identity
                 else:
                     endpoint_source, identity = source, "test"
@@ -163,6 +265,14 @@ async def run_async(
     return report
 
 
+def _at_start(error: OutputError) -> ConnectorError:
+    """An output that cannot be used, found before any request, is a configuration error
+    (a missing bucket, an unknown scheme); an I/O failure of a usable output stays one."""
+    if isinstance(error.__cause__, OSError):
+        return error
+    return ConfigError(f"{error}; nothing was requested", where="--out")
+
+
 def _progress_counters(stats: dict[str, CrawlStats]) -> tuple[int, int, int, int]:
     values = stats.values()
     return (
@@ -198,7 +308,11 @@ async def _sync_project(
         maxsize=2 * config.fetch.concurrency
     )
 
+    read = 0
+
     async def emit(page: Page, start: int, records: list[Any]) -> None:
+        nonlocal read
+        read += len(records)
         await queue.put((page, start, records))
 
     crawler = ProjectCrawler(
@@ -210,6 +324,7 @@ async def _sync_project(
         emit=emit,
         stats=stats,
     )
+    stage = "reading the project"
     try:
         try:
             async with asyncio.TaskGroup() as group:
@@ -220,6 +335,7 @@ async def _sync_project(
             raise _leaf(group_error) from None
         fetched = sink.counts.records_in
         dedupe_by = spec.natural_key if stats.drift_detected else None
+        stage = "finishing the staged Parquet file"
         staged = await asyncio.to_thread(writer.finish, dedupe_by)
         result.records_quarantined = staged.quarantined
         if not config.max_quarantined.allows(staged.quarantined, staged.rows + staged.quarantined):
@@ -230,7 +346,9 @@ async def _sync_project(
                 "reasons per field are in the run report)"
             )
         _check_accounting(project_id, crawler.proven_records, fetched, staged, stats)
-        result.files = await _uninterruptible(asyncio.to_thread(writer.publish))
+        stage = "publishing"
+        published = await _uninterruptible(asyncio.to_thread(writer.publish))
+        result.files = [_as_uri(config.out, output.root, path) for path in published]
         result.status = "published"
         result.records_written = staged.rows
         result.duplicates_removed = staged.duplicates_removed
@@ -241,18 +359,26 @@ async def _sync_project(
             ", ".join(result.files),
         )
     except ConnectorError as error:
-        await asyncio.to_thread(writer.abort)
+        await _abort(writer)
         result.error = str(error)
         result.error_type = type(error).__name__
         result.exit_code = error.exit_code
         log.error("project %s failed: %s: %s", project_id, type(error).__name__, error)
+    except Exception as error:  # whatever it is, it is this project's alone
+        await _abort(writer)
+        result.error = _unexpected(error, stage)
+        result.error_type = type(error).__name__
+        result.exit_code = 1
+        log.error("project %s failed: %s: %s", project_id, result.error_type, result.error)
+        log.debug("project %s: the traceback", project_id, exc_info=error)
     except BaseException:
-        await asyncio.to_thread(writer.abort)
+        await _abort(writer)
         raise
     finally:
         counts = sink.counts
         result.total_num = crawler.total_num
-        result.records_fetched = counts.records_in
+        # what was read: on failure, pages still queued for conversion count as read too
+        result.records_fetched = max(counts.records_in, read)
         if result.status != "published":
             result.records_quarantined = counts.quarantined
         result.requests = stats.requests
@@ -274,6 +400,24 @@ async def _sync_project(
             enum_values.setdefault(name, {})[value] = count
         result.unknown_enum_values = enum_values
         result.duration_s = round(time.monotonic() - started, 3)
+
+
+async def _abort(writer: ProjectWriter) -> None:
+    """Remove a failed project's staged files; a failure to do so must not hide the cause."""
+    try:
+        await asyncio.to_thread(writer.abort)
+    except Exception as error:
+        log.warning("could not remove the staged files of a failed project: %s", error)
+
+
+def _as_uri(out: str, root: str, path: str) -> str:
+    """A published file as the user named the output: ``s3://bucket/...`` keeps its scheme."""
+    if "://" not in out or "://" in path:
+        return path
+    base = out.rstrip("/")
+    if path.startswith(root + "/"):
+        return f"{base}/{path[len(root) + 1 :]}"
+    return f"{out.split('://', 1)[0]}://{path.lstrip('/')}"
 
 
 def _check_accounting(
@@ -330,6 +474,9 @@ def _convert(sink: ProjectSink, pending: list[tuple[Page, int, list[Any]]]) -> N
     """Stage a chunk, then drop its pages here, so their records are freed off the loop."""
     try:
         sink.write(pending)
+    except Exception as error:  # named in the project's error: where it happened
+        error.add_note("while converting records to Arrow and staging them")
+        raise
     finally:
         pending.clear()
 

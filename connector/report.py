@@ -1,19 +1,44 @@
-"""What a run did: counts, drift, files, errors. JSON for machines, a summary for people."""
+"""What a run did: counts, drift, files, errors. JSON for machines, a summary for people.
+
+Every string that leaves a report (``to_dict``, ``to_json``, ``summary``) has passed the
+run's ``Redactor``: an error message that quotes the server, which quoted a token, shows
+``***`` instead.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import contextlib
+import importlib.metadata
+import os
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
-__all__ = ["ProjectReport", "RunReport"]
+from .errors import ConfigError
+from .redaction import Redactor
+
+__all__ = ["VERSION", "ProjectReport", "RunReport", "check_report_path", "write_report"]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("hss-image-connector")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
+        return "unknown"
+
+
+VERSION = _version()
+"""The connector's version, as installed."""
 
 
 @dataclass(slots=True)
 class ProjectReport:
     project_id: str
-    status: Literal["published", "failed"] = "failed"
+    status: Literal["published", "failed", "interrupted"] = "failed"
     total_num: int | None = None
     records_fetched: int = 0
     records_written: int = 0
@@ -49,12 +74,23 @@ class RunReport:
     snapshot_date: str
     endpoint: str
     started_at: str
-    status: Literal["success", "partial", "failed"] = "failed"
+    finished_at: str | None = None
+    status: Literal["success", "partial", "failed", "interrupted"] = "failed"
     exit_code: int = 0
     duration_s: float = 0.0
     rate_configured: float = 0.0
     rate_settled: float = 0.0
+    snapshot_date_origin: str = "default"
+    """``default`` (the UTC date the inventory was read on), ``given`` (today or yesterday,
+    chosen) or ``opt-in`` (another date, with --allow-any-snapshot-date)."""
+    query: dict[str, Any] = field(default_factory=dict)
+    """The query parameters sent for every project (filters, enterprise project)."""
+    connector_version: str = VERSION
+    error: str | None = None
+    """Why the run as a whole failed or stopped (start-up errors, interruption)."""
+    error_type: str | None = None
     projects: dict[str, ProjectReport] = field(default_factory=dict)
+    redactor: Redactor = field(default_factory=Redactor, repr=False, compare=False)
 
     def _sum(self, name: str) -> int:
         return sum(int(getattr(p, name)) for p in self.projects.values())
@@ -80,7 +116,13 @@ class RunReport:
         return [f for p in self.projects.values() for f in p.files]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("projects", "redactor", "query")
+        }
+        data["query"] = dict(self.query)
+        data["projects"] = {key: asdict(p) for key, p in self.projects.items()}
         data.update(
             records_fetched=self._sum("records_fetched"),
             records_written=self.records_written,
@@ -93,12 +135,17 @@ class RunReport:
             schema_drift=self.schema_drift,
             files=self.files,
         )
-        return data
+        scrubbed: dict[str, Any] = self.redactor.scrub(data)
+        return scrubbed
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
 
     def summary(self) -> str:
+        """A few lines for a person; secrets redacted like everything else in the report."""
+        return self.redactor(self._summary())
+
+    def _summary(self) -> str:
         data = self.to_dict()
         lines = [
             f"run {self.run_id}: {self.status} in {self.duration_s:.1f}s; "
@@ -117,8 +164,48 @@ class RunReport:
             if project.drift_detected and project.status == "published":
                 line += f", proven complete after re-reading {project.pages_reread} pages"
             if project.extra_fields:
-                line += f", unknown fields kept: {', '.join(sorted(project.extra_fields))}"
+                kept = "kept" if project.status == "published" else "seen"
+                line += f", unknown fields {kept}: {', '.join(sorted(project.extra_fields))}"
             if project.error:
                 line += f"\n    {project.error_type}: {project.error}"
             lines.append(line)
+        if self.error:
+            lines.append(f"  {self.error_type}: {self.error}")
         return "\n".join(lines)
+
+
+def check_report_path(path: str) -> None:
+    """Fail before the first request when the report could not be written at the end."""
+    target = Path(path).expanduser()
+    folder = target.parent
+    where = "--report"
+    if target.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name for the report", where=where)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the folder {str(folder)!r} does not exist; create it or choose another place "
+            "for the report",
+            where=where,
+        )
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ConfigError(f"{path} exists and is not writable", where=where)
+    try:  # what os.access cannot tell: read-only mounts, ACLs, quotas
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hss-report-", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write in the folder {str(folder)!r}: {exc.strerror or exc}", where=where
+        ) from None
+
+
+def write_report(path: str, data: bytes) -> None:
+    """Write the report whole: a reader never sees half of it (temporary file, rename)."""
+    target = Path(path).expanduser()
+    temporary = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise

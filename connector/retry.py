@@ -3,6 +3,11 @@
 Bounded by attempts and by total time; throttling waits at least the server's
 ``Retry-After`` (or the provider's advised 2 to 5 s); other transient failures back off
 exponentially with jitter. ``sleep`` and ``clock`` are injectable so tests do not wait.
+
+The time budget (``max_elapsed_s``, ``--max-retry-time``) is a deadline for the page, not
+only a limit on waiting: while ``retrying`` runs, ``budget_left()`` tells the client how
+much of it remains, and the client cuts an attempt off at the deadline. So a page never
+takes longer than its budget, however slowly the server answers.
 """
 
 from __future__ import annotations
@@ -10,14 +15,36 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TypeVar
 
 from .config import RetryPolicy
 from .errors import ConnectorError, ThrottledError
 
-__all__ = ["delay_for", "is_retryable", "retrying"]
+__all__ = ["Budget", "budget_left", "delay_for", "is_retryable", "retrying"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The retry budget of the page being fetched: a deadline on ``clock``."""
+
+    seconds: float
+    deadline: float
+    clock: Callable[[], float]
+
+    def left(self) -> float:
+        return self.deadline - self.clock()
+
+
+_budget: ContextVar[Budget | None] = ContextVar("hss_retry_budget", default=None)
+
+
+def budget_left() -> Budget | None:
+    """The budget of the page this task is fetching (``None`` outside ``retrying``)."""
+    return _budget.get()
 
 
 def is_retryable(error: ConnectorError) -> bool:
@@ -50,25 +77,46 @@ async def retrying(
     now = clock or asyncio.get_running_loop().time
     rng = rng or random.Random()
     started = now()
-    attempt = 1
-    while True:
-        try:
-            return await call()
-        except ConnectorError as error:
-            if not is_retryable(error) or attempt >= policy.max_attempts:
-                _set_attempts(error, attempt)
-                raise
-            wait = delay_for(policy, attempt, error, rng)
-            if now() - started + wait > policy.max_elapsed_s:
-                _set_attempts(error, attempt)
-                raise
-            if on_retry is not None:
-                on_retry(error, attempt, wait)
-            await sleep(wait)
-            attempt += 1
+    token = _budget.set(Budget(policy.max_elapsed_s, started + policy.max_elapsed_s, now))
+    try:
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except ConnectorError as error:
+                if not is_retryable(error) or attempt >= policy.max_attempts:
+                    _give_up(error, attempt)
+                    raise
+                wait = delay_for(policy, attempt, error, rng)
+                left = policy.max_elapsed_s - (now() - started)
+                if wait > left:
+                    _give_up(error, attempt, _why_no_retry(error, policy, left))
+                    raise
+                if on_retry is not None:
+                    on_retry(error, attempt, wait)
+                await sleep(wait)
+                attempt += 1
+    finally:
+        _budget.reset(token)
 
 
-def _set_attempts(error: ConnectorError, attempts: int) -> None:
-    if hasattr(error, "attempts"):
-        error.attempts = attempts
-        error.message = error._format(error.args[0])  # type: ignore[attr-defined]
+def _why_no_retry(error: ConnectorError, policy: RetryPolicy, left: float) -> str:
+    """Why the budget stopped the retries, in the words of the flag (and the server)."""
+    budget = f"--max-retry-time {policy.max_elapsed_s:g}s"
+    asked = getattr(error, "retry_after", None)
+    if asked is not None and asked > left:
+        return (
+            f"not retried: the server asked to wait {asked:g}s (Retry-After), more than the "
+            f"{max(left, 0.0):.0f}s left of {budget}; raise {budget.split()[0]} to wait that long"
+        )
+    return f"not retried: {budget} is spent"
+
+
+def _give_up(error: ConnectorError, attempts: int, why: str | None = None) -> None:
+    """Put the attempts, and why retrying stopped, into the error's message (and args)."""
+    if not hasattr(error, "attempts"):
+        return
+    if why:
+        error.args = (f"{error.args[0]}; {why}",)
+    error.attempts = attempts
+    error.message = error._format(error.args[0])  # type: ignore[attr-defined]

@@ -6,7 +6,8 @@ Set up (Airflow 3, with ``pip install 'hss-image-connector[airflow]'`` on the wo
 
 - Connection ``hss_default`` (type ``generic``): password = an IAM token, or ``auth: aksk``
   with login = access key and password = secret key; extras ``region`` (or ``endpoint``)
-  and ``project_ids``. As an environment variable, for example::
+  and ``project_ids``; optionally ``enterprise_project_id`` (default ``all_granted_eps``,
+  every enterprise project the credentials may see). As an environment variable::
 
       AIRFLOW_CONN_HSS_DEFAULT='{"conn_type": "generic", "password": "...",
           "extra": {"region": "cn-north-4", "project_ids": ["0a1b...", "9f8e..."]}}'
@@ -15,8 +16,11 @@ Set up (Airflow 3, with ``pip install 'hss-image-connector[airflow]'`` on the wo
   ``s3://bucket/prefix``; default ``/data/lake/hss_images``).
 - Variable ``hss_images_conn_id`` (optional): another connection id.
 
-Each project lands in ``<lake>/project_id=<id>/snapshot_date=<logical date>/``; re-running
-a day replaces that day's partition of that project, so retries and backfills are safe.
+Each project lands in ``<lake>/project_id=<id>/snapshot_date=<date>/``, the UTC date the
+task read the inventory on (the API has no history, so that is the only honest label). A
+retry on the same day replaces that day's partition. A run standing for a day before
+yesterday (a backfill, a cleared old run, or a catch-up run if ``catchup`` were on) skips
+its sync tasks with a message instead of writing today's inventory under a day that is over.
 The gateway throttles per credential: the mapped tasks of a run share the connection's
 credential, so at most ``MAX_PARALLEL_PROJECTS`` run at once, each at ``RATE_PER_TASK``.
 
@@ -47,7 +51,7 @@ gateway's per-user limit."""
     description="Snapshot the HSS local image list of every project into the lake",
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=False,  # past days cannot be read: their runs would only skip
     max_active_runs=1,
     default_args={
         "owner": "security-data",

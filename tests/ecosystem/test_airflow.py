@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +145,10 @@ def simulator() -> Iterator[RunningSimulator]:
         yield running
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
 def _connection(simulator: RunningSimulator, token: str) -> dict[str, Any]:
     return {
         "conn_type": "generic",
@@ -157,11 +161,15 @@ def test_example_dag_syncs_every_project_into_the_lake(
     airflow: AirflowEnv, simulator: RunningSimulator, tmp_path: Path
 ) -> None:
     lake = tmp_path / "lake"
-    logical_date = date(2026, 11, 20)
-    expected = {p: simulator.inventory.total(p) for p in PROJECT_RECORDS}
+    logical_date = _today()
+    expected = {
+        p: simulator.inventory.total(p, enterprise_project_id="all_granted_eps")
+        for p in PROJECT_RECORDS
+    }
     assert all(expected.values())
 
     run = airflow.run_dag(_connection(simulator, TOKEN), lake, logical_date)
+    read_on = {logical_date, _today()}  # the day the tasks read on (the test may span midnight)
 
     assert run.state == "success", run.output[-5000:]
     assert run.task_states("list_projects") == {-1: "success"}
@@ -175,7 +183,8 @@ def test_example_dag_syncs_every_project_into_the_lake(
     for report in reports:
         assert report["status"] == "success"
         assert report["exit_code"] == 0
-        assert report["snapshot_date"] == logical_date.isoformat()
+        assert report["snapshot_date"] in {d.isoformat() for d in read_on}
+        assert report["snapshot_date_origin"] == "default"  # the date of reading
         [(project, detail)] = report["projects"].items()
         assert detail["status"] == "published"
         assert detail["records_written"] == expected[project]
@@ -188,7 +197,7 @@ def test_example_dag_syncs_every_project_into_the_lake(
         f"'{lake.as_posix()}/**/*.parquet', hive_partitioning = true) GROUP BY ALL"
     ).fetchall()
     assert {p: n for p, _, n in rows} == expected
-    assert {d for _, d, _ in rows} == {logical_date}
+    assert len({d for _, d, _ in rows}) == 1 and {d for _, d, _ in rows} <= read_on
 
     assert "HssImageSyncOperator" in run.output and "records written" in run.output
     assert TOKEN not in run.output
@@ -201,7 +210,7 @@ def test_a_rejected_token_fails_the_tasks_with_the_connectors_error(
     lake = tmp_path / "lake"
     bad_token = "rejected-" + secrets.token_hex(24)
 
-    run = airflow.run_dag(_connection(simulator, bad_token), lake, date(2026, 11, 21))
+    run = airflow.run_dag(_connection(simulator, bad_token), lake, _today())
 
     assert run.state == "failed"
     assert run.task_states("list_projects") == {-1: "success"}
@@ -225,3 +234,22 @@ def test_a_rejected_token_fails_the_tasks_with_the_connectors_error(
 
     assert bad_token not in run.output
     assert airflow.files_mentioning(bad_token) == []
+
+
+def test_a_run_for_a_past_day_is_skipped_instead_of_faking_that_days_snapshot(
+    airflow: AirflowEnv, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    """A backfill, catch-up or cleared old run cannot read the inventory of its day (the API
+    has no history): it skips, saying why, rather than writing today's images under it."""
+    lake = tmp_path / "lake"
+    past = _today() - timedelta(days=30)
+
+    run = airflow.run_dag(_connection(simulator, TOKEN), lake, past)
+
+    assert run.task_states("list_projects") == {-1: "success"}
+    assert run.task_states("sync_project") == dict.fromkeys(range(len(PROJECT_RECORDS)), "skipped")
+    assert run.task_states("summarise") == {-1: "skipped"}
+    assert run.state == "success", run.output[-5000:]  # nothing failed: there was nothing to do
+    assert f"this run stands for {past}" in run.output
+    assert "the HSS API has no history" in run.output
+    assert not lake.exists() or not list(lake.rglob("*.parquet"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ def test_spark_reads_the_partitioned_output(spark: Any, tmp_path: Path) -> None:
                 sim.base_url,
                 tmp_path,
                 PROJECTS,
-                snapshot_date=date(2026, 11, 27),
+                snapshot_date=datetime.now(UTC).date(),
                 filters=Filters(enterprise_project_id="all_granted_eps"),
             )
         )

@@ -18,6 +18,9 @@ from connector.pipeline import run_async
 from connector.schema import load_spec
 
 TOKEN = "test-token-0123456789abcdef"
+EVERY_EP = {"enterprise_project_id": "all_granted_eps"}
+"""What the connector reads by default: every enterprise project (the simulator's inventory
+methods, like the API, default to enterprise project "0")."""
 FAST_RETRY = RetryPolicy(
     max_attempts=10, base_delay_s=0.01, max_delay_s=0.05, throttle_delay_s=0.02
 )

@@ -12,7 +12,7 @@ import pytest
 
 from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_thread
 
-from .helpers import as_api_record, cli, read_rows, served
+from .helpers import EVERY_EP, as_api_record, cli, read_rows, served
 
 P1, P2 = "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 AK, SK = "HPUAINTEGRATIONAK001", "integration-secret-key-0123456789abcdef"
@@ -57,7 +57,8 @@ def assert_equals_inventory(sim: RunningSimulator, out: Path, projects: Iterable
         rows = read_rows(out, f"project_id = '{project}'")
         got = sorted((as_api_record(r) for r in rows), key=lambda r: r["image_id"])
         want = sorted(
-            (served(r) for r in sim.inventory.records(project)), key=lambda r: r["image_id"]
+            (served(r) for r in sim.inventory.records(project, **EVERY_EP)),
+            key=lambda r: r["image_id"],
         )
         assert len(got) == len(want) > 0
         assert got == want
@@ -65,7 +66,7 @@ def assert_equals_inventory(sim: RunningSimulator, out: Path, projects: Iterable
 
 def pages(sim: RunningSimulator, project: str, size: int) -> int:
     """Pages of ``size`` in what the project serves (its default enterprise project)."""
-    return math.ceil(sim.inventory.total(project) / size)
+    return math.ceil(sim.inventory.total(project, **EVERY_EP) / size)
 
 
 def iam_env(sim: RunningSimulator, password: str = PASSWORD) -> dict[str, str]:

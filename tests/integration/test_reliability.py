@@ -22,7 +22,17 @@ from connector.simulator import (
     simulator_in_thread,
 )
 
-from .helpers import API_FIELDS, FAST_RETRY, TOKEN, as_api_record, config, read_rows, served, sync
+from .helpers import (
+    API_FIELDS,
+    EVERY_EP,
+    FAST_RETRY,
+    TOKEN,
+    as_api_record,
+    config,
+    read_rows,
+    served,
+    sync,
+)
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 OTHER = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -71,22 +81,22 @@ def check_nothing_lost(out: Path, sim: Any, project: str, *, drift: bool) -> dic
     assert not set(written) & set(parked), "a record is both written and quarantined"
     everything = set(written) | set(parked)
     if drift:
-        stable = {r["image_id"] for r in sim.inventory.stable_records(project)}
-        ever = {r["image_id"] for r in sim.inventory.ever_records(project)}
+        stable = {r["image_id"] for r in sim.inventory.stable_records(project, **EVERY_EP)}
+        ever = {r["image_id"] for r in sim.inventory.ever_records(project, **EVERY_EP)}
         assert stable <= everything, f"lost {len(stable - everything)} stable records"
         assert everything <= ever
         lost = len(stable - everything)
     else:
-        inventory = {r["image_id"]: r for r in sim.inventory.records(project)}
+        inventory = {r["image_id"]: r for r in sim.inventory.records(project, **EVERY_EP)}
         assert everything == set(inventory), (
             f"lost {len(set(inventory) - everything)}, extra {len(everything - set(inventory))}"
         )
-        assert set(parked) == sim.inventory.quarantine_ids(project) & set(inventory)
+        assert set(parked) == sim.inventory.quarantine_ids(project, **EVERY_EP) & set(inventory)
         for entry in bad:
             assert entry["record"] == inventory[entry["record"]["image_id"]]
             assert entry["field"] and entry["reason"] and entry["request_id"]
             assert entry["project_id"] == project and isinstance(entry["offset"], int)
-        faults = sim.inventory.data_faults(project)
+        faults = sim.inventory.data_faults(project, **EVERY_EP)
         for row in rows:
             kinds = {f.kind.value for f in faults.get(row["image_id"], ())}
             raw = inventory[row["image_id"]]
@@ -222,7 +232,7 @@ def test_one_failing_project_does_not_lose_the_others(tmp_path: Path) -> None:
     )
     with simulator_in_thread(sim_config) as sim:
         report = sync(config(sim.base_url, tmp_path, (PROJECT, OTHER)))
-        expected = sim.inventory.total(PROJECT)
+        expected = sim.inventory.total(PROJECT, **EVERY_EP)
     assert report.status == "partial" and report.exit_code == 4
     assert report.projects[PROJECT].status == "published"
     assert report.projects[OTHER].status == "failed"

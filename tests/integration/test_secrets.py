@@ -22,6 +22,7 @@ from connector.simulator import (
 )
 
 from .helpers import TOKEN, cli
+from .tiny_server import Request, error, records, tiny_server
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 FAILING = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -85,6 +86,66 @@ def test_token_never_appears_in_any_output(tmp_path: Path) -> None:
     captured += report.read_text()
     assert TOKEN not in captured
     assert "a-wrong-token-that-is-secret" not in bad.stdout + bad.stderr
+
+
+def _echo_the_token(status: int, code: str) -> object:
+    """A server that quotes the credential it was sent back in its error_msg."""
+
+    async def answer(request: Request) -> object:
+        sent = request.http.headers.get("X-Auth-Token", "")
+        return error(status, code, f"Incorrect IAM authentication information: token {sent}")
+
+    return answer
+
+
+def test_a_secret_echoed_by_the_server_is_redacted_everywhere(tmp_path: Path) -> None:
+    """The server's error_msg quotes the token: the log, the summary and the report show ***."""
+    report = tmp_path / "report.json"
+    with tiny_server({PROJECT: records("p", 20)}, _echo_the_token(401, "APIG.0301")) as server:
+        result = cli(
+            "sync",
+            "-v",
+            "--project-id",
+            PROJECT,
+            "--out",
+            str(tmp_path / "out"),
+            "--endpoint",
+            server.base_url,
+            "--report",
+            str(report),
+            env={"HSS_AUTH_TOKEN": TOKEN},
+        )
+    assert result.returncode == 3, result.stderr
+    summary = result.stderr.split("\nrun ", 1)[1]  # after the log lines: the summary
+    assert "token ***" in summary and "token ***" in report.read_text()
+    assert "token ***" in result.stderr.split("\nrun ", 1)[0]  # the log line
+    assert TOKEN not in result.stdout + result.stderr + report.read_text()
+
+
+def test_a_token_obtained_from_iam_is_redacted_when_the_server_echoes_it(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    password = "iam-Passw0rd-not-for-logs"
+    with tiny_server({PROJECT: records("p", 20)}, _echo_the_token(403, "HSS.0010")) as server:
+        result = cli(
+            "sync",
+            "-v",
+            "--project-id",
+            PROJECT,
+            "--out",
+            str(tmp_path / "out"),
+            "--endpoint",
+            server.base_url,
+            "--iam-endpoint",
+            server.base_url,
+            "--report",
+            str(report),
+            env={"HSS_IAM_USER": "robot", "HSS_IAM_PASSWORD": password, "HSS_IAM_DOMAIN": "acme"},
+        )
+        [issued] = server.iam_tokens
+    assert result.returncode == 3, result.stderr
+    everything = result.stdout + result.stderr + report.read_text()
+    assert issued not in everything and password not in everything
+    assert "token ***" in report.read_text() and "token ***" in result.stderr
 
 
 def test_reprs_mask_credentials() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,12 @@ import duckdb
 import polars as pl
 import pytest
 
+import connector
 from connector import FetchSettings, Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 
 from .helpers import (
+    EVERY_EP,
     FAST_RETRY,
     TOKEN,
     as_api_record,
@@ -34,7 +36,7 @@ def test_full_sync_equals_the_inventory_field_by_field(tmp_path: Path) -> None:
     )
     with simulator_in_thread(sim_config) as sim:
         report = sync(config(sim.base_url, tmp_path, PROJECTS))
-        expected = {p: sim.inventory.records(p) for p in PROJECTS}
+        expected = {p: sim.inventory.records(p, **EVERY_EP) for p in PROJECTS}
     assert report.status == "success", report.summary()
     for project in PROJECTS:
         rows = read_rows(tmp_path, f"project_id = '{project}'")
@@ -48,8 +50,9 @@ def test_full_sync_equals_the_inventory_field_by_field(tmp_path: Path) -> None:
 
 def test_output_types_as_documented_for_duckdb_and_polars(tmp_path: Path) -> None:
     with simulator_in_thread(SimulatorConfig(records=300, tokens=frozenset({TOKEN}))) as sim:
-        sync(config(sim.base_url, tmp_path, PROJECTS, snapshot_date=date(2026, 11, 27)))
-        expected = sum(sim.inventory.total(p) for p in PROJECTS)
+        today = datetime.now(UTC).date()
+        sync(config(sim.base_url, tmp_path, PROJECTS, snapshot_date=today))
+        expected = sum(sim.inventory.total(p, **EVERY_EP) for p in PROJECTS)
     described = duckdb.sql(
         f"describe select * from read_parquet('{tmp_path}/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
@@ -67,7 +70,7 @@ def test_output_types_as_documented_for_duckdb_and_polars(tmp_path: Path) -> Non
     assert frame.schema["image_size"] == pl.Int64
     assert frame.schema["snapshot_date"] == pl.Date
     assert frame.height == expected
-    assert set(frame["snapshot_date"].to_list()) == {date(2026, 11, 27)}
+    assert set(frame["snapshot_date"].to_list()) == {today}
     assert frame.columns.count("project_id") == 1
 
 
@@ -75,7 +78,7 @@ def test_rerun_of_a_snapshot_replaces_it_without_duplicates(tmp_path: Path) -> N
     with simulator_in_thread(SimulatorConfig(records=450, tokens=frozenset({TOKEN}))) as sim:
         first = sync(config(sim.base_url, tmp_path, PROJECTS))
         second = sync(config(sim.base_url, tmp_path, PROJECTS))
-        expected = sum(sim.inventory.total(p) for p in PROJECTS)
+        expected = sum(sim.inventory.total(p, **EVERY_EP) for p in PROJECTS)
     assert first.run_id != second.run_id
     rows = read_rows(tmp_path)
     assert len(rows) == expected
@@ -85,15 +88,15 @@ def test_rerun_of_a_snapshot_replaces_it_without_duplicates(tmp_path: Path) -> N
 
 
 def _filter_cases(sim: Any, project: str) -> list[dict[str, Any]]:
-    records = sim.inventory.records(project, enterprise_project_id="all_granted_eps")
-    hidden = sim.inventory.hidden_attributes(project, enterprise_project_id="all_granted_eps")
+    records = sim.inventory.records(project, **EVERY_EP)
+    hidden = sim.inventory.hidden_attributes(project, **EVERY_EP)
     sample = next(r for r in records if r.get("severity_level") and r.get("latest_scan_time"))
     extra = next(h for h in hidden.values() if h.apps)
     with_container = next(h for h in hidden.values() if h.container_ids and h.pod_ids)
     times = sorted(r["latest_update_time"] for r in records)
     scans = sorted(r["latest_scan_time"] for r in records if r.get("latest_scan_time"))
     return [
-        {"enterprise_project_id": "all_granted_eps"},
+        {"enterprise_project_id": "0"},  # the API's default: the default enterprise project
         {"image_name": sample["image_name"][1:4]},
         {"image_name": sample["image_name"], "image_version": sample["image_version"]},
         {"scan_status": "waiting_for_scan"},
@@ -123,14 +126,16 @@ def test_every_filter_reaches_the_server_and_filters_as_documented(tmp_path: Pat
         SimulatorConfig(seed=11, records=1_500, tokens=frozenset({TOKEN}))
     ) as sim:
         cases = _filter_cases(sim, project)
-        unfiltered = sim.inventory.total(project)
+        unfiltered = sim.inventory.total(project, **EVERY_EP)
         covered = {k for case in cases for k in case}
         assert covered >= {f for f in Filters.__dataclass_fields__}, "a filter is not tested"
         for number, case in enumerate(cases):
             out = tmp_path / f"case{number}"
             report = sync(config(sim.base_url, out, (project,), filters=Filters(**case)))
             assert report.status == "success", (case, report.summary())
-            want = sorted(r["image_id"] for r in sim.inventory.records(project, **case))
+            want = sorted(
+                r["image_id"] for r in sim.inventory.records(project, **{**EVERY_EP, **case})
+            )
             got = sorted(r["image_id"] for r in read_rows(out))
             assert got == want, case
             # the filter changed what the server returned, so it reached the server
@@ -149,7 +154,7 @@ def test_throttling_and_transient_faults_are_retried_and_the_result_is_exact(
     with simulator_in_thread(sim_config) as sim:
         cfg = config(sim.base_url, tmp_path, (PROJECTS[0],))
         report = sync(with_fetch(cfg, rate=200, burst=20, concurrency=8))
-        want = sorted(served(r)["image_id"] for r in sim.inventory.records(PROJECTS[0]))
+        want = sorted(served(r)["image_id"] for r in sim.inventory.records(PROJECTS[0], **EVERY_EP))
         server_throttled = sim.stats.throttled
         injected = sum(sim.stats.faults.values())
     assert report.status == "success", report.summary()
@@ -255,6 +260,7 @@ def test_cli_sync_writes_the_report(tmp_path: Path) -> None:
             str(report_path),
             "--snapshot-date",
             "2026-01-31",
+            "--allow-any-snapshot-date",  # a label chosen on purpose: recorded as such
             env={"HSS_AUTH_TOKEN": TOKEN},
         )
     assert result.returncode == 0, result.stderr
@@ -271,8 +277,17 @@ def test_cli_sync_writes_the_report(tmp_path: Path) -> None:
         "duration_s",
         "projects",
         "files",
+        "started_at",
+        "finished_at",
+        "connector_version",
+        "query",
+        "snapshot_date_origin",
     ):
         assert key in report, key
+    assert report["snapshot_date_origin"] == "opt-in"
+    assert report["query"] == {"enterprise_project_id": "all_granted_eps"}
+    assert report["finished_at"] >= report["started_at"]
+    assert report["connector_version"] == connector.__version__
     assert report["records_written"] == sum(
         p["records_written"] for p in report["projects"].values()
     )

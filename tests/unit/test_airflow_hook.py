@@ -11,7 +11,7 @@ import logging
 import sys
 import types
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +29,13 @@ from connector import (
 )
 
 TOKEN = "tok-" + "a1b2c3d4" * 6
+
+
+def _today() -> date:
+    """Asked at the moment of use: a test may run across midnight."""
+    return datetime.now(UTC).date()
+
+
 SECRET_KEY = "sk-" + "f9e8d7c6" * 5
 SECURITY_TOKEN = "st-" + "0123abcd" * 5
 
@@ -62,6 +69,9 @@ class StandIn:
         class AirflowFailException(AirflowException):
             pass
 
+        class AirflowSkipException(AirflowException):
+            pass
+
         stand_in = self
 
         class BaseHook:
@@ -79,12 +89,14 @@ class StandIn:
 
         self.AirflowException = AirflowException
         self.AirflowFailException = AirflowFailException
+        self.AirflowSkipException = AirflowSkipException
         self.sdk = types.ModuleType("airflow.sdk")
         self.sdk.BaseHook = BaseHook  # type: ignore[attr-defined]
         self.sdk.BaseOperator = BaseOperator  # type: ignore[attr-defined]
         self.exceptions = types.ModuleType("airflow.sdk.exceptions")
         self.exceptions.AirflowException = AirflowException  # type: ignore[attr-defined]
         self.exceptions.AirflowFailException = AirflowFailException  # type: ignore[attr-defined]
+        self.exceptions.AirflowSkipException = AirflowSkipException  # type: ignore[attr-defined]
         self.log = types.ModuleType("airflow.sdk.log")
         self.log.mask_secret = self.masked.append  # type: ignore[attr-defined]
 
@@ -195,14 +207,13 @@ def test_plain_http_to_another_host_needs_the_extra(module: Any, airflow: StandI
 
 def test_arguments_win_over_the_connection(module: Any, airflow: StandIn) -> None:
     airflow.connect(rate=10, concurrency=8)
+    today = _today()
 
-    built = config(
-        module, projects=("x1",), rate=0.5, concurrency=2, snapshot_date=date(2026, 1, 2)
-    )
+    built = config(module, projects=("x1",), rate=0.5, concurrency=2, snapshot_date=today)
 
     assert built.project_ids == ("x1",)
     assert (built.fetch.rate, built.fetch.concurrency) == (0.5, 2)
-    assert built.snapshot_date == date(2026, 1, 2)
+    assert built.snapshot_date == today
 
 
 @pytest.mark.parametrize(
@@ -301,7 +312,7 @@ class FakeRun:
 
 def operator(module: Any, **kwargs: Any) -> Any:
     """An operator as Airflow hands it to ``execute``: its templates already rendered."""
-    rendered = {"out": "/lake", "snapshot_date": "2026-11-20", **kwargs}
+    rendered = {"out": "/lake", **kwargs}
     return module.HssImageSyncOperator(task_id="sync", **rendered)
 
 
@@ -312,10 +323,11 @@ def test_the_operator_maps_its_rendered_arguments(
     published = ProjectReport("p9", status="published", records_written=7)
     fake = FakeRun(_report("2026-11-20", published))
     monkeypatch.setattr(module, "run", fake)
+    today = _today()
     task = operator(
         module,
         project_ids="p9",
-        snapshot_date="2026-11-20",
+        snapshot_date=today.isoformat(),
         filters={"has_vul": "true", "image_size": "1024", "image_name": "nginx", "host_id": ""},
         max_quarantined="1%",
         rate=3,
@@ -327,7 +339,7 @@ def test_the_operator_maps_its_rendered_arguments(
     assert result["records_written"] == 7
     [built] = fake.configs
     assert built.project_ids == ("p9",)
-    assert built.snapshot_date == date(2026, 11, 20)
+    assert built.snapshot_date == today and built.snapshot_date_origin == "given"
     assert built.filters == Filters(has_vul=True, image_size=1024, image_name="nginx")
     assert built.max_quarantined == QuarantineLimit(count=None, percent=1.0)
     assert built.fetch.rate == 3
@@ -383,7 +395,11 @@ def test_an_error_before_any_project_becomes_an_airflow_error(
         ({"filters": {"image_size": "big"}}, "argument 'filters', key 'image_size'"),
         ({"filters": {"has_vul": "maybe"}}, "argument 'filters', key 'has_vul'"),
         ({"snapshot_date": "yesterday"}, "argument 'snapshot_date'"),
-        ({"snapshot_date": ""}, "argument 'snapshot_date'"),
+        ({"snapshot_date": "2026-01-02"}, "set allow_any_snapshot_date=True"),
+        (
+            {"snapshot_date": _today(), "allow_any_snapshot_date": "maybe"},
+            "allow_any_snapshot_date",
+        ),
         ({"max_quarantined": "lots"}, "argument 'max_quarantined'"),
         ({"project_ids": ["ok", "no/slash"]}, "argument 'project_ids'"),
         ({"out": ""}, "argument 'out'"),
@@ -414,4 +430,110 @@ def test_snapshot_dates(module: Any, value: Any) -> None:
 def test_the_templated_fields(module: Any) -> None:
     fields = set(module.HssImageSyncOperator.template_fields)
     assert {"out", "snapshot_date", "project_ids", "filters"} <= fields
-    assert "{{ ds" in module.DEFAULT_SNAPSHOT_DATE
+    assert operator(module).snapshot_date is None  # the date of reading, not {{ ds }}
+
+
+# ------------------------------------------------ enterprise project, the date of reading
+
+
+def test_every_enterprise_project_unless_the_connection_or_the_task_says(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    assert config(module).filters.enterprise_project_id == "all_granted_eps"
+
+    airflow.connect(enterprise_project_id="0")
+    assert config(module).filters.enterprise_project_id == "0"
+
+    fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
+    monkeypatch.setattr(module, "run", fake)
+    operator(module, filters={"has_vul": "true"}).execute({"ti": FakeTaskInstance()})
+    operator(module, filters={"enterprise_project_id": "ep-7"}).execute({"ti": FakeTaskInstance()})
+    connection_ep, task_ep = fake.configs
+    assert connection_ep.filters == Filters(enterprise_project_id="0", has_vul=True)
+    assert task_ep.filters.enterprise_project_id == "ep-7"
+
+    airflow.connect("hss_bad", enterprise_project_id="")
+    with pytest.raises(ConfigError, match="connection 'hss_bad', extra 'enterprise_project_id'"):
+        config(module, "hss_bad")
+
+
+def test_a_run_for_a_day_before_yesterday_is_skipped(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
+    past = datetime.combine(_today() - timedelta(days=2), datetime.min.time(), UTC)
+
+    with pytest.raises(airflow.AirflowSkipException) as caught:
+        operator(module).execute({"ti": FakeTaskInstance(), "logical_date": past})
+
+    assert f"this run stands for {past.date()}" in str(caught.value)
+    assert "no history" in str(caught.value) and "allow_any_snapshot_date=True" in str(caught.value)
+
+
+@pytest.mark.parametrize("days_ago", [0, 1])
+def test_runs_for_today_and_yesterday_read_on_the_day_they_run(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch, days_ago: int
+) -> None:
+    airflow.connect()
+    fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
+    monkeypatch.setattr(module, "run", fake)
+    logical = datetime.combine(_today() - timedelta(days=days_ago), datetime.min.time(), UTC)
+
+    operator(module).execute({"ti": FakeTaskInstance(), "logical_date": logical})
+
+    [built] = fake.configs
+    assert built.snapshot_date_origin == "default"  # the day of reading, not the logical date
+
+
+def test_a_run_without_a_logical_date_uses_the_day_it_was_due(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
+    dag_run = types.SimpleNamespace(run_after=datetime(2020, 5, 1, 6, 0, tzinfo=UTC))
+
+    with pytest.raises(airflow.AirflowSkipException, match="stands for 2020-05-01"):
+        operator(module).execute(
+            {"ti": FakeTaskInstance(), "logical_date": None, "dag_run": dag_run}
+        )
+
+
+def test_an_explicit_past_date_needs_the_opt_in(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    fake = FakeRun(_report("2026-01-02", ProjectReport("p1", status="published")))
+    monkeypatch.setattr(module, "run", fake)
+    old = datetime(2026, 1, 2, tzinfo=UTC)
+
+    with pytest.raises(airflow.AirflowFailException, match="allow_any_snapshot_date=True"):
+        operator(module, snapshot_date="2026-01-02").execute(
+            {"ti": FakeTaskInstance(), "logical_date": old}
+        )
+    operator(module, snapshot_date="2026-01-02", allow_any_snapshot_date=True).execute(
+        {"ti": FakeTaskInstance(), "logical_date": old}
+    )
+
+    [built] = fake.configs
+    assert (built.snapshot_date, built.snapshot_date_origin) == (date(2026, 1, 2), "opt-in")
+
+
+def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    airflow.connect()
+    failed = ProjectReport(
+        "p1", error=f"error_msg 'bad token {TOKEN}'", error_type="AuthError", exit_code=3
+    )
+    report = _report(_today().isoformat(), failed)
+    report.redactor.add(TOKEN)  # as the pipeline does with the run's secrets
+    monkeypatch.setattr(module, "run", FakeRun(report))
+    ti = FakeTaskInstance()
+
+    with pytest.raises(airflow.AirflowFailException) as caught:
+        operator(module).execute({"ti": ti})
+
+    assert TOKEN not in str(caught.value) and "bad token ***" in str(caught.value)
+    assert TOKEN not in str(ti.pushed["report"])

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import pickle
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,15 +20,27 @@ from connector import (
     Config,
     ConfigError,
     DataLossError,
+    FetchSettings,
     Filters,
+    ProjectReport,
     QuarantineLimit,
+    RetryPolicy,
+    RunReport,
     Secret,
     ThrottledError,
 )
 from connector.cli import build_parser, config_from_args
-from connector.config import Auth, Target, endpoint_for_region, iam_endpoint_for
+from connector.config import (
+    Auth,
+    ReadDate,
+    Target,
+    check_snapshot_date,
+    endpoint_for_region,
+    iam_endpoint_for,
+)
 from connector.config_file import load_config_file
 from connector.credentials import auth_from_environment, read_credentials_file
+from connector.redaction import Redactor
 from connector.writer import encode_segment, partition_path
 
 TOKEN_ENV = {"HSS_AUTH_TOKEN": "t0ken-value"}
@@ -210,3 +227,193 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
         assert proxy_for("http://127.0.0.1:8080") is None  # no HTTP_PROXY for http://
     finally:
         proxy_for.cache_clear()
+
+
+# ------------------------------------------------------- numbers, files, dates, secrets
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--read-timeout", "nan"),
+        ("--max-retry-time", "nan"),
+        ("--connect-timeout", "inf"),
+        ("--request-timeout", "1e999"),
+        ("--rate", "nan"),
+    ],
+)
+def test_a_float_flag_that_is_not_finite_is_refused_by_its_name(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _args(flag, value)
+    assert exited.value.code == 2
+    assert f"argument {flag}: expected a finite number, got '{value}'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--connect-timeout", "-1"),
+        ("--read-timeout", "0"),
+        ("--request-timeout", "1e9"),
+        ("--max-retry-time", "-5"),
+        ("--max-retry-time", "0"),
+    ],
+)
+def test_a_float_flag_out_of_range_names_the_real_flag(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{flag}: must be a number of seconds"):
+        config_from_args(
+            _args("--project-id", "p1", "--out", "o", "--region", "cn-north-4", flag, value),
+            TOKEN_ENV,
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        ({"read_timeout_s": math.nan}, "--read-timeout"),
+        ({"connect_timeout_s": math.inf}, "--connect-timeout"),
+        ({"request_timeout_s": -1.0}, "--request-timeout"),
+        ({"rate": math.nan}, "--rate"),
+        ({"retry": "replace"}, "--max-retry-time"),
+    ],
+)
+def test_settings_built_in_code_are_checked_the_same_way(
+    changes: dict[str, object], where: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^{where}: "):
+        if changes.get("retry") == "replace":
+            RetryPolicy(max_elapsed_s=math.nan)
+        else:
+            FetchSettings(**changes)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--max-quarantined"):
+        QuarantineLimit(count=None, percent=math.nan)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ('[filters]\nscan_status = "waiting"\n', "filters.scan_status", "waiting_for_scan"),
+        ("[filters]\nimage_size = -1\n", "filters.image_size", "between 0 and 2^63-1"),
+        ("read_timeout = nan\n", "read_timeout", "must be a number of seconds"),
+        ("max_retry_time = inf\n", "max_retry_time", "must be a number of seconds"),
+        ("connect_timeout = -1\n", "connect_timeout", "must be a number of seconds"),
+        ('snapshot_date = "2001-01-01"\n', "snapshot_date", "not the date the inventory is read"),
+        ('max_quarantined = "lots"\n', "max_quarantined", "a percentage like 1%"),
+    ],
+)
+def test_a_bad_value_from_the_config_file_is_named_by_its_key(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\nregion = "cn-north-4"\n' + text + '[[projects]]\nid = "p1"\n')
+    with pytest.raises(ConfigError) as info:
+        config_from_args(_args("--config", str(path)), TOKEN_ENV)
+    assert str(info.value).startswith(f"{path}: {key}: "), str(info.value)
+    assert message in str(info.value)
+
+
+def test_a_flag_overriding_a_bad_file_value_is_named_as_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\nregion = "cn-north-4"\nread_timeout = 5\n')
+    with pytest.raises(ConfigError, match=r"^--read-timeout: "):
+        config_from_args(
+            _args("--config", str(path), "--project-id", "p", "--read-timeout", "0"), TOKEN_ENV
+        )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "looks"),
+    [
+        ("utf-16", "it looks like UTF-16"),
+        ("utf-16-le", "UTF-16 without a byte-order mark"),
+        ("latin-1", "is not UTF-8"),
+    ],
+)
+def test_a_config_file_not_in_utf8_is_a_clear_error(
+    tmp_path: Path, encoding: str, looks: str
+) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\n# café\nrate = 5\n', encoding=encoding)
+    with pytest.raises(ConfigError) as info:
+        load_config_file(str(path))
+    assert str(info.value).startswith(f"{path}: the config file is not UTF-8 text")
+    assert looks in str(info.value) and "save it as UTF-8" in str(info.value)
+
+
+def test_a_utf8_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "sync.toml"
+    path.write_text('out = "lake"\nrate = 5\n', encoding="utf-8-sig")
+    assert load_config_file(str(path))["rate"] == 5
+
+
+def test_the_snapshot_date_rule() -> None:
+    today = date(2026, 11, 28)
+    assert check_snapshot_date(today, today=today) == "given"
+    assert check_snapshot_date(date(2026, 11, 27), today=today) == "given"
+    assert check_snapshot_date(ReadDate(2026, 11, 28), today=today) == "default"
+    for refused in (date(2026, 11, 26), date(2026, 11, 29), date(2025, 11, 28)):
+        with pytest.raises(ConfigError, match=r"--snapshot-date: .* is not the date"):
+            check_snapshot_date(refused, today=today)
+        assert check_snapshot_date(refused, allow_any=True, today=today) == "opt-in"
+
+
+def test_a_default_snapshot_date_is_taken_again_when_the_run_starts() -> None:
+    auth = Auth(token=Secret("t0ken-value"))
+    built = Config(projects=("p1",), endpoint="https://hss.example.com", out="o", auth=auth)
+    assert built.snapshot_date_origin == "default"
+    assert built.snapshot_date == datetime.now(UTC).date() or built.snapshot_date == (
+        datetime.now(UTC).date() - timedelta(days=1)
+    )
+    stale = replace(built, snapshot_date=ReadDate(2020, 1, 1))  # built long ago, run today
+    assert stale.snapshot_date_origin == "default"
+    assert stale.at_start().snapshot_date == ReadDate.now()
+    assert replace(built, snapshot_date=datetime.now(UTC).date()).snapshot_date_origin == "given"
+    with pytest.raises(ConfigError, match="--snapshot-date"):
+        replace(built, snapshot_date=date(2020, 1, 1))
+    assert (
+        replace(
+            built, snapshot_date=date(2020, 1, 1), allow_any_snapshot_date=True
+        ).snapshot_date_origin
+        == "opt-in"
+    )
+
+
+def test_every_enterprise_project_is_the_default() -> None:
+    assert Filters().enterprise_project_id == "all_granted_eps"
+    assert Filters().params() == [("enterprise_project_id", "all_granted_eps")]
+    assert Filters(enterprise_project_id="0").params() == [("enterprise_project_id", "0")]
+    config = config_from_args(
+        _args("--project-id", "p", "--out", "o", "--region", "cn-north-4"), TOKEN_ENV
+    )
+    assert config.filters.enterprise_project_id == "all_granted_eps"
+
+
+def test_the_redactor_masks_every_form_of_a_secret() -> None:
+    secret = 'tok+en/with=chars"and\\quotes'
+    redact = Redactor([secret, "short", None])
+    assert redact(f"a {secret} b") == "a *** b"
+    assert redact(f"url?t={quote(secret, safe='')}") == "url?t=***"
+    assert redact(orjson.dumps({"msg": f"token {secret}"}).decode()) == '{"msg":"token ***"}'
+    assert redact("short stays") == "short stays"  # under six characters: not a secret
+    redact.add("issued-later-token")
+    assert redact.scrub({"k issued-later-token": ["x issued-later-token", 3]}) == {
+        "k ***": ["x ***", 3]
+    }
+
+
+def test_the_report_redacts_every_string_it_emits() -> None:
+    report = RunReport(
+        run_id="r",
+        snapshot_date="2026-11-28",
+        endpoint="e",
+        started_at="s",
+        redactor=Redactor(["s3cr3t-token-value"]),
+    )
+    project = ProjectReport("p1", error="HTTP 401, error_msg 'bad token s3cr3t-token-value'")
+    project.unknown_enum_values = {"scan_status": {"s3cr3t-token-value": 1}}
+    report.projects["p1"] = project
+    text = report.to_json().decode() + report.summary()
+    assert "s3cr3t-token-value" not in text
+    assert "bad token ***" in text
