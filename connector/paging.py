@@ -7,7 +7,7 @@ stable order, so the proof rests only on the records themselves:
 
 - **Continuity.** The first record of page ``i + 1`` must be one of page ``i``'s records.
   If it is not (records were deleted before the boundary, or the page came back short),
-  that is a *gap*: a window of pages before it is read again, twice as wide each round.
+  that is a *gap*: a window of pages around it is read again, twice as wide each round.
 - **The end is proven, never assumed.** A page shorter than the page size ends the list
   only when its own ``total_num`` agrees (``offset + length == total_num``) or when an
   *end probe* (a read at the page's last record), twice in a row, finds nothing after that
@@ -269,8 +269,11 @@ class Chain:
                 if index >= self.planned():  # pages keep coming back full: read ahead
                     wanted.update(range(index, min(index + self.lookahead, self.max_index + 1)))
             elif what == "gap":
+                # the change that caused it lies anywhere before it, and pages after it read
+                # before the repair may be as stale: the window grows both ways each round
                 width = 2**self.gap_rounds
-                wanted.update(range(max(0, index + 1 - width), index + 2))
+                last = min(index + 1 + width, max(self.pages))
+                wanted.update(range(max(0, index + 1 - width), last + 1))
                 repairs.append(Repair("gap", index, self._gap_detail(index)))
             elif what == "empty":  # read both again: the full page may be the stale one
                 wanted.update((index, index + 1))
