@@ -80,7 +80,9 @@ async def run_async(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         rate_configured=config.fetch.rate,
     )
-    output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
+    output = await asyncio.to_thread(
+        Output, config.out, config.run_id, config.s3_endpoint, query=config.filters.params()
+    )
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
     stats = {t.project_id: CrawlStats() for t in config.targets}
     progress = Progress(lambda: _progress_counters(stats), config.progress)
@@ -230,16 +232,19 @@ async def _sync_project(
                 "reasons per field are in the run report)"
             )
         _check_accounting(project_id, crawler.total_num, fetched, staged, stats)
-        result.files = await _uninterruptible(asyncio.to_thread(writer.publish))
-        result.status = "published"
+        published = await _uninterruptible(asyncio.to_thread(writer.publish))
+        result.files = published.files
+        result.status = "superseded" if published.superseded_by else "published"
+        result.superseded_by = published.superseded_by
         result.records_written = staged.rows
         result.duplicates_removed = staged.duplicates_removed
-        log.info(
-            "project %s: %d records published to %s",
-            project_id,
-            staged.rows,
-            ", ".join(result.files),
-        )
+        if not published.superseded_by:
+            log.info(
+                "project %s: %d records published to %s",
+                project_id,
+                staged.rows,
+                ", ".join(result.files),
+            )
     except ConnectorError as error:
         await asyncio.to_thread(writer.abort)
         result.error = str(error)

@@ -13,7 +13,7 @@ __all__ = ["ProjectReport", "RunReport"]
 @dataclass(slots=True)
 class ProjectReport:
     project_id: str
-    status: Literal["published", "failed"] = "failed"
+    status: Literal["published", "superseded", "failed"] = "failed"
     total_num: int | None = None
     records_fetched: int = 0
     records_written: int = 0
@@ -32,6 +32,8 @@ class ProjectReport:
     extra_fields: dict[str, int] = field(default_factory=dict)
     unknown_enum_values: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    superseded_by: str | None = None
+    """status "superseded": the newer run whose snapshot was in place and kept."""
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 0
@@ -113,6 +115,8 @@ class RunReport:
                 line += f", drift repaired ({project.pages_reread} pages re-read)"
             if project.extra_fields:
                 line += f", unknown fields kept: {', '.join(sorted(project.extra_fields))}"
+            if project.superseded_by:
+                line += f" (not published: run {project.superseded_by}, started later, is in place)"
             if project.error:
                 line += f"\n    {project.error_type}: {project.error}"
             lines.append(line)

@@ -55,7 +55,7 @@ DRIFT = DriftConfig(every_n_requests=3, inserts=2, deletes=2, max_events=40)
 def quarantined(out: Path) -> list[dict[str, Any]]:
     return [
         orjson.loads(line)
-        for path in sorted(out.glob("_quarantine/**/*.jsonl"))
+        for path in sorted(Path(f"{out}.connector").glob("quarantine/**/*.jsonl"))
         for line in path.read_bytes().splitlines()
     ]
 
