@@ -180,7 +180,10 @@ class Output:
                 self._sweep_stale()
             self.staging.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot use the output {out!r}: {exc}") from exc
+            raise OutputError(
+                f"cannot use the output {out!r}: {exc} (a run writes OUT and, beside it, "
+                f"its own folder {self.lake.state})"
+            ) from exc
 
     def _check_bucket(self) -> None:
         """Fail before any request when the bucket is missing or unreadable."""

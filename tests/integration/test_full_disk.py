@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from connector.errors import ConfigError
 from connector.simulator import SimulatorConfig, simulator_in_thread
+from connector.writer import Output
 
 from .helpers import TOKEN, cli, read_rows
 
@@ -90,3 +92,11 @@ def test_two_projects_on_a_full_disk_never_crash_the_process(small_disk: Path) -
         for _ in range(3):  # the crash was seen in two runs of four
             result = _sync(sim, out, SMALL, LARGE, LARGER, parallel=3)
             _check_clean_failure(result, out)
+
+
+def test_an_out_that_is_a_mount_point_is_refused_before_any_request(small_disk: Path) -> None:
+    """Staging beside OUT would be on another filesystem: no single rename could publish."""
+    with pytest.raises(ConfigError, match="root of a mounted filesystem") as refused:
+        Output(str(small_disk), "run-1")
+    assert f"use a folder inside the mount, e.g. {small_disk}/hss_images" in str(refused.value)
+    assert refused.value.exit_code == 2
