@@ -172,13 +172,13 @@ class Output:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
                 Path(self.lake.state).mkdir(exist_ok=True)
                 self._check_same_filesystem(out)
-                self.staging = Path(self.lake.state) / "staging" / run_id
-            else:
-                self.staging = Path(tempfile.mkdtemp(prefix=f"hss-staging-{run_id}-"))
             self._claim(out)
             if self.local:
+                self.staging = Path(self.lake.state) / "staging" / run_id
                 self._sweep_stale()
-            self.staging.mkdir(parents=True, exist_ok=True)
+                self.staging.mkdir(parents=True, exist_ok=True)
+            else:
+                self.staging = Path(tempfile.mkdtemp(prefix=f"hss-staging-{run_id}-"))
         except OSError as exc:
             raise OutputError(
                 f"cannot use the output {out!r}: {exc} (a run writes OUT and, beside it, "
