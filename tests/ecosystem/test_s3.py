@@ -197,12 +197,15 @@ def test_s3_an_older_run_finishing_last_keeps_the_newer_snapshot(
         args = ["sync", "--out", f"s3://{prefix}", "--endpoint", sim.base_url]
         args += ["--project-id", PROJECTS[0], "--progress", "off"]
         slow = subprocess.Popen(
-            [*_command(args), "--rate", "4", "--report", str(tmp_path / "slow.json")],
+            [*_command(args), "--rate", "2", "--report", str(tmp_path / "slow.json")],
             stderr=subprocess.PIPE,
             text=True,
             env={**_base_env(), **env},
         )
-        time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while sim.stats.requests == 0:  # the slow run has opened the output: it is older
+            assert time.monotonic() < deadline and slow.poll() is None, "the slow run did not start"
+            time.sleep(0.02)
         fast = cli(*args, "--rate", "0", "--report", str(tmp_path / "fast.json"), env=env)
         assert fast.returncode == 0, fast.stderr
         _, stderr = slow.communicate(timeout=120)

@@ -269,8 +269,10 @@ def test_an_older_run_finishing_last_does_not_replace_the_newer_snapshot(
 ) -> None:
     out = tmp_path / "lake"
     rows, _ = _first_run(sim, out)
-    slow = _spawn(_args(sim, out, "--rate", "4", "--report", str(tmp_path / "slow.json")))
-    time.sleep(0.5)  # starts later, finishes first
+    requests = sim.stats.requests
+    slow = _spawn(_args(sim, out, "--rate", "2", "--report", str(tmp_path / "slow.json")))
+    _wait_for(lambda: sim.stats.requests > requests, 60, "the slow run's first request")
+    # the fast run starts later (its stamp is newer) and finishes first
     fast = cli(
         *_args(sim, out, "--rate", "0", "--report", str(tmp_path / "fast.json")),
         env={"HSS_AUTH_TOKEN": TOKEN},
