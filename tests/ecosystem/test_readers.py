@@ -22,6 +22,7 @@ import polars as pl
 import pyarrow.dataset as ds
 import pytest
 
+from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 from tests.integration.helpers import TOKEN, cli
 
@@ -65,7 +66,11 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
             env={"HSS_AUTH_TOKEN": TOKEN},
         )  # fmt: skip
         assert published.returncode == 0, published.stderr
-        rows = sum(sim.inventory.total(p) - len(sim.inventory.quarantine_ids(p)) for p in PUBLISHED)
+        query = dict(Filters().params())  # what a run without filter flags asks for
+        rows = sum(
+            sim.inventory.total(p, **query) - len(sim.inventory.quarantine_ids(p, **query))
+            for p in PUBLISHED
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("HSS_")}
         env["HSS_AUTH_TOKEN"] = TOKEN
         command = [sys.executable, "-m", "connector.cli", *args, "--rate", "10"]

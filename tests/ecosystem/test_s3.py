@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
+from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 from tests.integration.helpers import TOKEN, cli, config, sync
 
 pytestmark = pytest.mark.s3
+TODAY = datetime.now(UTC).date().isoformat()
+DEFAULT_QUERY = dict(Filters().params())  # what a run without filter flags asks for
 PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 BUCKET = "lake"
 S3_ENV = {
@@ -117,20 +121,19 @@ def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
     with simulator_in_thread(
         SimulatorConfig(seed=51, records=900, tokens=frozenset({TOKEN}), faults=faults)
     ) as sim:
-        args = ["sync", "--out", out, "--endpoint", sim.base_url, "--snapshot-date", "2026-11-27"]
+        args = ["sync", "--out", out, "--endpoint", sim.base_url, "--snapshot-date", TODAY]
         for project in PROJECTS:
             args += ["--project-id", project]
         first = cli(*args, env=env)
         assert first.returncode == 0, first.stderr
         second = cli(*args, env=env)
         assert second.returncode == 0, second.stderr
-        expected = sum(sim.inventory.total(p) for p in PROJECTS)
-        quarantined = sum(len(sim.inventory.quarantine_ids(p)) for p in PROJECTS)
+        expected = sum(sim.inventory.total(p, **DEFAULT_QUERY) for p in PROJECTS)
+        quarantined = sum(len(sim.inventory.quarantine_ids(p, **DEFAULT_QUERY)) for p in PROJECTS)
     fs = _fs(s3_endpoint)
     files = _files(fs, f"{BUCKET}/hss/images")
     assert files == sorted(  # one data.parquet per partition and nothing else
-        f"{BUCKET}/hss/images/project_id={p}/snapshot_date=2026-11-27/data.parquet"
-        for p in PROJECTS
+        f"{BUCKET}/hss/images/project_id={p}/snapshot_date={TODAY}/data.parquet" for p in PROJECTS
     )
     state = _files(fs, f"{BUCKET}/hss/images.connector")
     assert f"{BUCKET}/hss/images.connector/lake.json" in state
@@ -210,7 +213,7 @@ def test_s3_an_older_run_finishing_last_keeps_the_newer_snapshot(
         assert fast.returncode == 0, fast.stderr
         _, stderr = slow.communicate(timeout=120)
         assert slow.returncode == 0, stderr
-        expected = sim.inventory.total(PROJECTS[0])
+        expected = sim.inventory.total(PROJECTS[0], **DEFAULT_QUERY)
     newer = orjson.loads((tmp_path / "fast.json").read_bytes())
     older = orjson.loads((tmp_path / "slow.json").read_bytes())
     assert older["projects"][PROJECTS[0]]["status"] == "superseded"
@@ -337,15 +340,15 @@ def test_s3_a_run_with_another_query_is_refused_and_an_old_layout_is_moved(
     s3_endpoint: str,
 ) -> None:
     prefix = f"{BUCKET}/legacy"
-    partition = f"project_id={PROJECTS[0]}/snapshot_date=2026-11-27"
-    untouched = f"project_id={PROJECTS[1]}/snapshot_date=2026-11-27"
+    partition = f"project_id={PROJECTS[0]}/snapshot_date={TODAY}"
+    untouched = f"project_id={PROJECTS[1]}/snapshot_date={TODAY}"
     env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
     fs = _fs(s3_endpoint)
     with simulator_in_thread(
         SimulatorConfig(seed=55, records=500, tokens=frozenset({TOKEN}))
     ) as sim:
         args = ["sync", "--out", f"s3://{prefix}", "--endpoint", sim.base_url, "--rate", "0"]
-        args += ["--snapshot-date", "2026-11-27", "--project-id", PROJECTS[0]]
+        args += ["--snapshot-date", TODAY, "--project-id", PROJECTS[0]]
         first = cli(*args, "--project-id", PROJECTS[1], env=env)
         assert first.returncode == 0, first.stderr
         # the previous version's layout, by hand: part-<run_id>.parquet (two of them after
@@ -367,7 +370,7 @@ def test_s3_a_run_with_another_query_is_refused_and_an_old_layout_is_moved(
         again = cli(*args, env=env)  # the first project only
         assert again.returncode == 0, again.stderr
         refused = cli(*args, "--scan-status", "success", env=env)
-        expected = sum(sim.inventory.total(p) for p in PROJECTS)
+        expected = sum(sim.inventory.total(p, **DEFAULT_QUERY) for p in PROJECTS)
     assert refused.returncode == 2 and "another query" in refused.stderr, refused.stderr
     assert _files(fs, prefix) == [  # the untouched partition keeps its newest file until
         f"{prefix}/{partition}/data.parquet",  # its next publish (no rename on S3)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connector import Filters
 from connector.errors import ConfigError
 from connector.simulator import SimulatorConfig, simulator_in_thread
 from connector.writer import Output
@@ -75,7 +76,7 @@ def test_a_project_that_fills_the_disk_fails_alone_with_the_path(small_disk: Pat
     )
     with simulator_in_thread(sim_config) as sim:
         result = _sync(sim, out, SMALL, LARGE, parallel=1)
-        expected = sim.inventory.total(SMALL)
+        expected = sim.inventory.total(SMALL, **dict(Filters().params()))
     assert result.returncode == 4, result.stderr[-3000:]  # partial: one project published
     _check_clean_failure(result, out)
     assert f"{SMALL}: published, {expected} records" in result.stderr

@@ -17,7 +17,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ OTHER = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 TODAY = datetime.now(UTC).date().isoformat()
 PARTITION = f"project_id={PROJECT}/snapshot_date={TODAY}"
 RENAMES = "rename,renameat,renameat2"
+DEFAULT_QUERY = dict(Filters().params())  # what a run without filter flags asks for
 DATA_RENAME = re.compile(r'^(\d+)\s+rename(?:at2?)?\((?:AT_FDCWD, )?"[^"]*\.parquet\.partial",')
 
 
@@ -51,8 +53,8 @@ def sim() -> Iterator[Any]:
 
 def _expected(sim: Any, project: str = PROJECT, **filters: Any) -> int:
     return int(
-        sim.inventory.total(project, **filters)
-        - len(sim.inventory.quarantine_ids(project, **filters))
+        sim.inventory.total(project, **DEFAULT_QUERY, **filters)
+        - len(sim.inventory.quarantine_ids(project, **DEFAULT_QUERY, **filters))
     )
 
 
@@ -67,6 +69,8 @@ def _args(sim: Any, out: Path, *extra: str) -> list[str]:
         PROJECT,
         "--progress",
         "off",
+        "--snapshot-date",
+        TODAY,  # as the paths below say, also when the test crosses midnight
         *extra,
     ]
 
@@ -305,7 +309,11 @@ def test_a_run_with_another_query_refuses_the_lake_before_any_request(
     rows, run = _first_run(sim, out)
     before = {p: p.read_bytes() for p in _visible(out)}
     requests = sim.stats.requests
-    for flags in (["--scan-status", "success"], ["--enterprise-project-id", "all_granted_eps"]):
+    other_enterprise_project = "0" if DEFAULT_QUERY.get("enterprise_project_id") != "0" else "1"
+    for flags in (
+        ["--scan-status", "success"],
+        ["--enterprise-project-id", other_enterprise_project],
+    ):
         refused = cli(*_args(sim, out, *flags), env={"HSS_AUTH_TOKEN": TOKEN})
         assert refused.returncode == 2, refused.stderr
         assert "ConfigError: --out:" in refused.stderr and "another query" in refused.stderr
@@ -316,9 +324,9 @@ def test_a_run_with_another_query_refuses_the_lake_before_any_request(
     assert _read_all_ways(out) == (rows, {run})
 
     marker = orjson.loads(Path(f"{out}.connector/lake.json").read_bytes())
-    assert marker["query"] == {} and marker["layout"] == 2
+    assert marker["query"] == DEFAULT_QUERY and marker["layout"] == 2
     metadata = pq.read_metadata(out / PARTITION / "data.parquet").metadata
-    assert orjson.loads(metadata[b"hss.query"]) == {}
+    assert orjson.loads(metadata[b"hss.query"]) == DEFAULT_QUERY
 
     # a filtered extract has a lake of its own, and is refused by the full one
     extract = tmp_path / "success-only"
@@ -333,11 +341,12 @@ def test_a_partition_of_another_query_is_never_replaced_even_without_the_marker(
     sim: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "lake"
-    first = sync(config(sim.base_url, out, (PROJECT,)))
+    first_config = config(sim.base_url, out, (PROJECT,), snapshot_date=date.fromisoformat(TODAY))
+    first = sync(first_config)
     assert first.status == "success", first.summary()
     Path(f"{out}.connector/lake.json").unlink()  # someone removed the lake's marker
     before = (out / PARTITION / "data.parquet").read_bytes()
-    filtered = config(sim.base_url, out, (PROJECT,), filters=Filters(scan_status="success"))
+    filtered = replace(first_config, filters=Filters(scan_status="success"))
     report = sync(filtered)
     project = report.projects[PROJECT]
     assert (report.exit_code, project.error_type) == (1, "OutputError"), report.summary()
@@ -352,7 +361,9 @@ def _legacy_lake(sim: Any, out: Path) -> dict[str, bytes]:
     <run_id>.jsonl`` and ``OUT/_staging/<run_id>/*.partial``, and could leave two data files
     in a partition (an overlap or a kill between its rename and its removal).
     """
-    report = sync(config(sim.base_url, out, (PROJECT, OTHER)))
+    report = sync(
+        config(sim.base_url, out, (PROJECT, OTHER), snapshot_date=date.fromisoformat(TODAY))
+    )
     assert report.status == "success", report.summary()
     state = Path(f"{out}.connector")
     newest: dict[str, bytes] = {}
@@ -400,4 +411,4 @@ def test_a_lake_of_the_previous_layout_reads_correctly_after_one_run(
     assert rows == _expected(sim) + _expected(sim, OTHER) and len(runs) == 2
     state = Path(f"{out}.connector")
     assert (state / "quarantine" / other / "quarantine.jsonl").exists()
-    assert orjson.loads((state / "lake.json").read_bytes())["query"] == {}
+    assert orjson.loads((state / "lake.json").read_bytes())["query"] == DEFAULT_QUERY
