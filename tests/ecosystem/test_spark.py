@@ -5,7 +5,7 @@ The read below is the one the README shows. The session is in conftest.py (one p
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ def test_spark_reads_the_partitioned_output(spark: Any, tmp_path: Path) -> None:
                 sim.base_url,
                 tmp_path,
                 PROJECTS,
-                snapshot_date=date(2026, 11, 27),
+                snapshot_date=datetime.now(UTC).date(),  # a snapshot is of today
                 filters=Filters(enterprise_project_id="all_granted_eps"),
             )
         )
