@@ -78,7 +78,7 @@ def _floor(bodies: list[bytes], out: Path) -> int:
 
 def _connector(bodies: list[bytes], out: Path) -> int:
     spec, schema = load_spec(), file_schema()
-    output = writer.Output(str(out), "bench")
+    output = writer.Output(str(out / "lake"), "bench")  # its own files go beside, in out
     project = output.project("bench", date(2026, 1, 1), schema)
     sink = ProjectSink(
         project, BatchBuilder(spec, schema), RecordChecker(spec), project_id="bench", run_id="bench"

@@ -586,7 +586,9 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if report.status == "success":
             return data
         context["ti"].xcom_push(key="report", value=data)
-        failed = [p for p in data["projects"].values() if p["status"] != "published"]
+        failed = [
+            p for p in data["projects"].values() if p["status"] not in ("published", "superseded")
+        ]
         lines = [f"{p['error_type']}: {p['error']}" for p in failed]
         message = (
             f"HSS image sync {report.status}: {len(failed)} of {len(report.projects)} "

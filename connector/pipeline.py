@@ -125,7 +125,7 @@ def _stopped(report: RunReport, error: BaseException) -> None:
             "the run was stopped (SIGINT/SIGTERM); unfinished projects were not published"
         )
         for project in report.projects.values():
-            if project.status != "published":
+            if project.status not in ("published", "superseded"):
                 project.status = "interrupted"
         return
     report.status = "failed"
@@ -174,7 +174,9 @@ async def _run_projects(
 ) -> RunReport:
     started = time.monotonic()
     try:
-        output = await asyncio.to_thread(Output, config.out, config.run_id, config.s3_endpoint)
+        output = await asyncio.to_thread(
+            Output, config.out, config.run_id, config.s3_endpoint, query=config.filters.params()
+        )
     except OutputError as error:
         raise _at_start(error) from error
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
@@ -348,16 +350,18 @@ async def _sync_project(
         _check_accounting(project_id, crawler.proven_records, fetched, staged, stats)
         stage = "publishing"
         published = await _uninterruptible(asyncio.to_thread(writer.publish))
-        result.files = [_as_uri(config.out, output.root, path) for path in published]
-        result.status = "published"
+        result.files = [_as_uri(config.out, output.root, path) for path in published.files]
+        result.status = "superseded" if published.superseded_by else "published"
+        result.superseded_by = published.superseded_by
         result.records_written = staged.rows
         result.duplicates_removed = staged.duplicates_removed
-        log.info(
-            "project %s: %d records published to %s",
-            project_id,
-            staged.rows,
-            ", ".join(result.files),
-        )
+        if not published.superseded_by:
+            log.info(
+                "project %s: %d records published to %s",
+                project_id,
+                staged.rows,
+                ", ".join(result.files),
+            )
     except ConnectorError as error:
         await _abort(writer)
         result.error = str(error)
@@ -379,7 +383,7 @@ async def _sync_project(
         result.total_num = crawler.total_num
         # what was read: on failure, pages still queued for conversion count as read too
         result.records_fetched = max(counts.records_in, read)
-        if result.status != "published":
+        if result.status not in ("published", "superseded"):
             result.records_quarantined = counts.quarantined
         result.requests = stats.requests
         result.retries = stats.retries

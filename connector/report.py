@@ -38,7 +38,7 @@ VERSION = _version()
 @dataclass(slots=True)
 class ProjectReport:
     project_id: str
-    status: Literal["published", "failed", "interrupted"] = "failed"
+    status: Literal["published", "superseded", "failed", "interrupted"] = "failed"
     total_num: int | None = None
     records_fetched: int = 0
     records_written: int = 0
@@ -62,6 +62,8 @@ class ProjectReport:
     extra_fields: dict[str, int] = field(default_factory=dict)
     unknown_enum_values: dict[str, dict[str, int]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    superseded_by: str | None = None
+    """status "superseded": the newer run whose snapshot was in place and kept."""
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 0
@@ -164,8 +166,10 @@ class RunReport:
             if project.drift_detected and project.status == "published":
                 line += f", proven complete after re-reading {project.pages_reread} pages"
             if project.extra_fields:
-                kept = "kept" if project.status == "published" else "seen"
+                kept = "kept" if project.status in ("published", "superseded") else "seen"
                 line += f", unknown fields {kept}: {', '.join(sorted(project.extra_fields))}"
+            if project.superseded_by:
+                line += f" (not published: run {project.superseded_by}, started later, is in place)"
             if project.error:
                 line += f"\n    {project.error_type}: {project.error}"
             lines.append(line)

@@ -1,16 +1,22 @@
 """Partitioned Parquet: staged while a project is read, published whole when it is done.
 
-Layout under ``--out``::
+Layout (``lake.py`` has the full picture)::
 
-    project_id=<id>/snapshot_date=<YYYY-MM-DD>/part-<run_id>.parquet     published data
-    _quarantine/project_id=<id>/snapshot_date=<date>/quarantine-<run_id>.jsonl
-    _staging/<run_id>/...                                                 in-progress (local)
+    OUT/project_id=<id>/snapshot_date=<YYYY-MM-DD>/data.parquet       published data only
+    OUT.connector/quarantine/project_id=<id>/snapshot_date=<date>/quarantine.jsonl
+    OUT.connector/staging/<run_id>/...                                 in progress (local)
 
-Only published data ends in ``.parquet``: staged files end in ``.partial``, so a reader of
-``OUT/**/*.parquet`` never sees a half-written file. A partition is one file; publishing is
-one rename onto the final name (on local disk) or one object upload (on object storage,
-where an object appears whole or not at all). The previous run's file of the same
-partition is removed only after the new one is in place.
+A partition is always exactly one file, ``data.parquet``. Publishing replaces it whole: one
+rename from staging on OUT's filesystem (local disk), or one upload (object storage, where
+an object is replaced whole). Nothing is ever deleted to make room, so a reader sees the
+old snapshot or the new one, never both and never none, and a killed run leaves one of them.
+
+Publishing compares the stamp of the file in place (run id, run start, query) with this
+run's, under a per-partition lock on local disk: a file from a newer run is kept (this run
+is "superseded"), a file from another query is refused. Every filesystem error of staging,
+finishing and publishing becomes an ``OutputError`` naming the path; every operation of a
+project's writer holds its lock, so aborting never closes a Parquet writer that a worker
+thread is still using.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,9 +41,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .errors import OutputError
+from . import legacy
+from .errors import ConfigError, OutputError
+from .lake import Lake, Stamp, canonical_query, describe_query, output_errors
 
-__all__ = ["Output", "ProjectWriter", "Staged", "encode_segment"]
+__all__ = ["Output", "ProjectWriter", "Published", "Staged", "encode_segment"]
 
 log = logging.getLogger("connector")
 
@@ -107,35 +117,73 @@ def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path.rstrip("/")
 
 
-class Output:
-    """The output root (local folder or object store) and this run's staging area."""
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What publishing a project did: the files put in place, or the newer run kept."""
 
-    def __init__(self, out: str, run_id: str, s3_endpoint: str | None = None) -> None:
+    files: list[str] = field(default_factory=list)
+    superseded_by: str | None = None
+    """The run whose newer snapshot was in place and kept; nothing of this run was put."""
+
+
+class Output:
+    """The output root (local folder or object store), its query, and this run's staging.
+
+    Opening checks, before any request, that the lake holds this run's query (exit 2
+    otherwise); a lake without ``lake.json`` is moved to this layout once and then records
+    this run's query.
+    """
+
+    def __init__(
+        self,
+        out: str,
+        run_id: str,
+        s3_endpoint: str | None = None,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+    ) -> None:
         self.run_id = run_id
+        self.stamp = Stamp(run_id, datetime.now(UTC), canonical_query(query or []))
         try:
             if out.startswith("s3://"):
-                self.fs, root = _s3(out, s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"))
+                fs, root = _s3(out, s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"))
             elif "://" in out:
-                self.fs, root = _from_uri(out)
+                fs, root = _from_uri(out)
             else:
-                self.fs, root = pafs.LocalFileSystem(), str(Path(out).resolve())
+                fs, root = pafs.LocalFileSystem(), str(Path(out).resolve())
         except (pa.ArrowInvalid, OSError) as exc:
             raise OutputError(f"cannot open the output {out!r}: {exc}") from exc
+        self.fs = fs
         self.root = root.rstrip("/")
-        self.local = isinstance(self.fs, pafs.LocalFileSystem)
-        if self.local:
-            self.staging = Path(self.root) / "_staging" / run_id
-        else:
-            self.staging = Path(tempfile.mkdtemp(prefix=f"hss-staging-{run_id}-"))
+        self.local = isinstance(fs, pafs.LocalFileSystem)
+        self.lake = Lake(fs, self.root, self.local)
+        if not self.root or (not self.local and "/" not in self.root.strip("/")):
+            raise ConfigError(
+                f"{out!r} is the root of its filesystem or bucket: give a folder inside it "
+                f"(e.g. {out.rstrip('/')}/hss_images); the connector keeps its own files "
+                "beside that folder",
+                where="--out",
+            )
         try:
+            if not self.local:
+                self._check_bucket()
+            self._check_query(self.lake.read_query(), out)
             if self.local:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
+                Path(self.lake.state).mkdir(exist_ok=True)
+                self._check_same_filesystem(out)
+            self._claim(out)
+            if self.local:
+                self.staging = Path(self.lake.state) / "staging" / run_id
                 self._sweep_stale()
+                self.staging.mkdir(parents=True, exist_ok=True)
             else:
-                self._check_bucket()
-            self.staging.mkdir(parents=True, exist_ok=True)
+                self.staging = Path(tempfile.mkdtemp(prefix=f"hss-staging-{run_id}-"))
         except OSError as exc:
-            raise OutputError(f"cannot use the output {out!r}: {exc}") from exc
+            raise OutputError(
+                f"cannot use the output {out!r}: {exc} (a run writes OUT and, beside it, "
+                f"its own folder {self.lake.state})"
+            ) from exc
 
     def _check_bucket(self) -> None:
         """Fail before any request when the bucket is missing or unreadable."""
@@ -148,9 +196,51 @@ class Output:
                 f"the bucket {bucket!r} does not exist (or is not visible with these credentials)"
             )
 
+    def _check_query(self, lake_query: str | None, out: str) -> None:
+        """A lake is one query's inventory: refuse to write another query into it."""
+        if lake_query is None or lake_query == self.stamp.query:
+            return
+        assert self.stamp.query is not None
+        raise ConfigError(
+            f"{out} holds the inventory of another query ({describe_query(lake_query)}, "
+            f"recorded in {self.lake.marker}); this run asks for "
+            f"{describe_query(self.stamp.query)}. A partition is one query's inventory, so "
+            "a run never writes into a lake of another query: give a filtered extract an "
+            "--out of its own, or run with the lake's query",
+            where="--out",
+        )
+
+    def _check_same_filesystem(self, out: str) -> None:
+        """Staging must be on OUT's filesystem, or a partition could not be one rename."""
+        if Path(self.root).stat().st_dev != Path(self.lake.state).stat().st_dev:
+            raise ConfigError(
+                f"{out} is the root of a mounted filesystem, and the connector keeps its "
+                f"staging beside it ({self.lake.state}, on another filesystem), so a "
+                "partition could not be replaced by one rename: use a folder inside the "
+                f"mount, e.g. {self.root}/hss_images",
+                where="--out",
+            )
+
+    def _claim(self, out: str) -> None:
+        """Record this run's query in a lake without one (after moving an old layout)."""
+        with self.lake.locked("lake"):
+            lake_query = self.lake.read_query()
+            if lake_query is None:
+                if legacy.migrate(self.lake):
+                    assert self.stamp.query is not None
+                    log.warning(
+                        "%s was written by an earlier version, which did not record its "
+                        "query; it now holds %s",
+                        out,
+                        describe_query(self.stamp.query),
+                    )
+                self.lake.write_marker(self.stamp)
+            else:
+                self._check_query(lake_query, out)
+
     def _sweep_stale(self) -> None:
         """Remove staging folders that killed runs left behind (a day old or more)."""
-        base = Path(self.root) / "_staging"
+        base = self.staging.parent
         if not base.is_dir():
             return
         for entry in base.iterdir():
@@ -172,24 +262,42 @@ class Output:
 
 
 class ProjectWriter:
-    """One project's partition: a streaming Parquet writer and a quarantine file."""
+    """One project's partition: a streaming Parquet writer and a quarantine file.
+
+    Every method holds the writer's lock: the conversion thread, ``finish`` and
+    ``publish`` (in worker threads) and ``abort`` (after a failure or a cancellation) never
+    use the Parquet writer at the same time.
+    """
 
     def __init__(
         self, output: Output, project_id: str, snapshot_date: date, schema: pa.Schema
     ) -> None:
         self.output = output
-        self.schema = schema
+        self.schema = schema.with_metadata({**(schema.metadata or {}), **output.stamp.metadata()})
         self.project_id = project_id
         self.partition = partition_path(project_id, snapshot_date)
         name = encode_segment(project_id)
         self.staged_data = output.staging / f"{name}.parquet.partial"
         self.staged_quarantine = output.staging / f"{name}.quarantine.jsonl.partial"
-        self.data_name = f"part-{output.run_id}.parquet"
-        self.quarantine_name = f"quarantine-{output.run_id}.jsonl"
+        self._lock = threading.Lock()
         self._writer: pq.ParquetWriter | None = None
+        self._failed = False
         self._quarantine_lines = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+
+    @contextlib.contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        """Hold the lock; turn filesystem errors into an OutputError naming ``what``."""
+        with self._lock:
+            if self._failed:
+                raise OutputError(f"project {self.project_id}: {what}: its output already failed")
+            try:
+                with output_errors(f"project {self.project_id}: {what}"):
+                    yield
+            except OutputError:
+                self._failed = True
+                raise
 
     # -- staging (runs in a worker thread) -----------------------------------------------
 
@@ -208,22 +316,26 @@ class ProjectWriter:
         """Buffer batches into row groups of about ROW_GROUP_ROWS rows."""
         if batch.num_rows == 0:
             return
-        self._pending.append(batch)
-        self._pending_rows += batch.num_rows
-        if self._pending_rows >= ROW_GROUP_ROWS:
-            self._flush()
+        with self._step(f"writing {self.staged_data}"):
+            self._pending.append(batch)
+            self._pending_rows += batch.num_rows
+            if self._pending_rows >= ROW_GROUP_ROWS:
+                self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             table = pa.Table.from_batches(self._pending, schema=self.schema)
-            self._open().write_table(table, row_group_size=max(table.num_rows, 1))
             self._pending, self._pending_rows = [], 0
+            self._open().write_table(table, row_group_size=max(table.num_rows, 1))
 
     def quarantine(self, entries: list[dict[str, object]]) -> None:
-        with self.staged_quarantine.open("ab") as file:
+        with (
+            self._step(f"writing {self.staged_quarantine}"),
+            self.staged_quarantine.open("ab") as file,
+        ):
             for entry in entries:
                 file.write(orjson.dumps(entry, default=repr) + b"\n")
-        self._quarantine_lines += len(entries)
+            self._quarantine_lines += len(entries)
 
     def finish(self, key_fields: tuple[str, ...] | None) -> Staged:
         """Close the staged files; remove duplicates by ``key_fields`` when given.
@@ -231,30 +343,39 @@ class ProjectWriter:
         Duplicates only arise when the list changed during the crawl and pages were read
         again; the first copy of each record is kept, in data and quarantine alike.
         """
-        self._flush()
-        self._open().close()
-        rows = pq.ParquetFile(str(self.staged_data)).metadata.num_rows
-        removed = 0
-        if key_fields is not None and rows:
-            import polars as pl  # only after drift; importing it costs ~40 MB of memory
+        with self._step(f"finishing {self.staged_data}"):
+            self._flush()
+            self._open().close()
+            rows = pq.ParquetFile(str(self.staged_data)).metadata.num_rows
+            removed = 0
+            if key_fields is not None and rows:
+                rows, removed = self._dedupe_data(key_fields, rows)
+            quarantined = self._quarantine_lines
+            if key_fields is not None and quarantined:
+                quarantined = self._dedupe_quarantine(key_fields)
+                removed += self._quarantine_lines - quarantined
+                self._quarantine_lines = quarantined
+            return Staged(rows, quarantined, removed)
 
-            frame = pl.read_parquet(self.staged_data)
-            unique = frame.unique(subset=list(key_fields), keep="first", maintain_order=True)
-            removed = frame.height - unique.height
-            if removed:
-                table = unique.to_arrow().cast(self.schema)
-                deduped = self.staged_data.with_suffix(".dedup")
-                pq.write_table(
-                    table, str(deduped), compression="zstd", row_group_size=ROW_GROUP_ROWS
-                )
-                deduped.replace(self.staged_data)
-                rows = unique.height
-        quarantined = self._quarantine_lines
-        if key_fields is not None and quarantined:
-            quarantined = self._dedupe_quarantine(key_fields)
-            removed += self._quarantine_lines - quarantined
-            self._quarantine_lines = quarantined
-        return Staged(rows, quarantined, removed)
+    def _dedupe_data(self, key_fields: tuple[str, ...], rows: int) -> tuple[int, int]:
+        import polars as pl  # only after drift; importing it costs ~40 MB of memory
+
+        frame = pl.read_parquet(self.staged_data)
+        unique = frame.unique(subset=list(key_fields), keep="first", maintain_order=True)
+        removed = frame.height - unique.height
+        if not removed:
+            return rows, 0
+        table = unique.to_arrow().cast(self.schema).replace_schema_metadata(self.schema.metadata)
+        deduped = self.staged_data.with_suffix(".dedup")
+        pq.write_table(
+            table,
+            str(deduped),
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+            store_schema=True,
+        )
+        deduped.replace(self.staged_data)
+        return unique.height, removed
 
     def _dedupe_quarantine(self, key_fields: tuple[str, ...]) -> int:
         seen: set[bytes] = set()
@@ -272,49 +393,54 @@ class ProjectWriter:
         return len(kept)
 
     def abort(self) -> None:
-        if self._writer is not None:
-            with contextlib.suppress(OSError):
-                self._writer.close()
-        for path in (self.staged_data, self.staged_quarantine):
-            path.unlink(missing_ok=True)
+        """Drop the staged files; waits for a step that a worker thread is still running."""
+        with self._lock:
+            self._failed = True
+            if self._writer is not None:
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    self._writer.close()
+            for path in (self.staged_data, self.staged_quarantine):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
 
     # -- publishing (runs in a worker thread) --------------------------------------------
 
-    def publish(self) -> list[str]:
-        """Put the staged partition in place, then remove what earlier runs left there."""
-        published: list[str] = []
-        data_dir = self.output.path(self.partition)
-        quarantine_dir = self.output.path(f"_quarantine/{self.partition}")
-        try:
-            published.append(self._place(self.staged_data, data_dir, self.data_name))
-            if self._quarantine_lines:
-                published.append(
-                    self._place(self.staged_quarantine, quarantine_dir, self.quarantine_name)
+    def publish(self) -> Published:
+        """Replace the partition's snapshot with this run's, unless a newer run's is there.
+
+        Compare and replace happen under the partition's lock (local disk), so of two runs
+        of one partition the one that started later always ends in place, whichever
+        finishes first. On object storage there is no lock: the check comes just before
+        the upload (README, Object storage).
+        """
+        lake, stamp = self.output.lake, self.output.stamp
+        target = lake.data_file(self.partition)
+        with self._step(f"publishing {target}"), lake.locked(self.partition):
+            current = lake.read_stamp(target)
+            if current is not None and current.query not in (None, stamp.query):
+                assert current.query is not None
+                raise OutputError(
+                    f"project {self.project_id}: {target} holds another query's inventory "
+                    f"({describe_query(current.query)}, run {current.run_id}); refusing to "
+                    "replace it (the lake's marker lake.json was changed or removed?)"
                 )
-            self._remove_others(data_dir, keep=self.data_name, suffix=".parquet")
-            self._remove_others(quarantine_dir, keep=self.quarantine_name, suffix=".jsonl")
-        except OSError as exc:
-            raise OutputError(
-                f"publishing project {self.project_id} to {data_dir} failed: {exc}"
-            ) from exc
-        log.debug("published %s", published)
-        return published
-
-    def _place(self, staged: Path, directory: str, name: str) -> str:
-        fs = self.output.fs
-        target = f"{directory}/{name}"
-        fs.create_dir(directory, recursive=True)
-        if self.output.local:
-            staged.replace(target)  # one rename: readers see all of it or none of it
-        else:
-            pafs.copy_files(str(staged), target, destination_filesystem=fs)
-            staged.unlink()
-        return target
-
-    def _remove_others(self, directory: str, *, keep: str, suffix: str) -> None:
-        fs = self.output.fs
-        selector = pafs.FileSelector(directory, allow_not_found=True)
-        for info in fs.get_file_info(selector):
-            name = info.base_name
-            if info.type == pafs.FileType.File and name.endswith(suffix) and name != keep:
-                fs.delete_file(info.path)
+            if current is not None and current.newer_than(stamp):
+                log.warning(
+                    "project %s: not published: %s already holds the snapshot of run %s, "
+                    "which started after this run; it is kept",
+                    self.project_id,
+                    target,
+                    current.run_id,
+                )
+                return Published(superseded_by=current.run_id)
+            lake.put(self.staged_data, target)
+            files = [target]
+            quarantine = lake.quarantine_file(self.partition)
+            if self._quarantine_lines:
+                lake.put(self.staged_quarantine, quarantine)
+                files.append(quarantine)
+            else:
+                lake.remove(quarantine)  # the replaced snapshot's
+            legacy.remove_in_partition(lake, self.partition)
+        log.debug("published %s", files)
+        return Published(files)

@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import polars as pl
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
+from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 from tests.integration.helpers import EVERY_EP, TOKEN, cli, config, sync
 
 pytestmark = pytest.mark.s3
+TODAY = datetime.now(UTC).date().isoformat()
+DEFAULT_QUERY = dict(Filters().params())  # what a run without filter flags asks for
 PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 BUCKET = "lake"
 S3_ENV = {
@@ -94,6 +104,26 @@ def _fs(endpoint: str) -> pafs.S3FileSystem:
     )
 
 
+def _files(fs: pafs.S3FileSystem, prefix: str) -> list[str]:
+    selector = pafs.FileSelector(prefix, recursive=True, allow_not_found=True)
+    return sorted(i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.File)
+
+
+def _polars_options(endpoint: str) -> dict[str, str]:
+    return {
+        "aws_endpoint_url": endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "aws_allow_http": "true",
+    }
+
+
+def _run_ids(fs: pafs.S3FileSystem, prefix: str) -> tuple[int, set[str]]:
+    table = ds.dataset(prefix, filesystem=fs, format="parquet", partitioning="hive").to_table()
+    return table.num_rows, set(table["run_id"].unique().to_pylist())
+
+
 def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
     s3_endpoint: str, tmp_path: Path
 ) -> None:
@@ -103,34 +133,34 @@ def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
     with simulator_in_thread(
         SimulatorConfig(seed=51, records=900, tokens=frozenset({TOKEN}), faults=faults)
     ) as sim:
-        today = datetime.now(UTC).date().isoformat()
-        args = ["sync", "--out", out, "--endpoint", sim.base_url, "--snapshot-date", today]
+        args = ["sync", "--out", out, "--endpoint", sim.base_url, "--snapshot-date", TODAY]
         for project in PROJECTS:
             args += ["--project-id", project]
         first = cli(*args, env=env)
         assert first.returncode == 0, first.stderr
         second = cli(*args, env=env)
         assert second.returncode == 0, second.stderr
-        expected = sum(sim.inventory.total(p, **EVERY_EP) for p in PROJECTS)
-        quarantined = sum(len(sim.inventory.quarantine_ids(p, **EVERY_EP)) for p in PROJECTS)
+        expected = sum(sim.inventory.total(p, **DEFAULT_QUERY) for p in PROJECTS)
+        quarantined = sum(len(sim.inventory.quarantine_ids(p, **DEFAULT_QUERY)) for p in PROJECTS)
     fs = _fs(s3_endpoint)
-    files = [
-        i.path
-        for i in fs.get_file_info(pafs.FileSelector(f"{BUCKET}/hss/images", recursive=True))
-        if i.type == pafs.FileType.File
-    ]
-    parquet = sorted(f for f in files if f.endswith(".parquet"))
-    assert len(parquet) == 2, files  # one file per partition; the first run's were replaced
-    assert all(f"/snapshot_date={today}/" in f for f in parquet)
-    assert not [f for f in files if "_staging" in f or f.endswith(".partial")]
-    assert len([f for f in files if f.endswith(".jsonl")]) >= 1
-    dataset = ds.dataset(
-        f"{BUCKET}/hss/images", filesystem=fs, format="parquet", partitioning="hive"
+    files = _files(fs, f"{BUCKET}/hss/images")
+    assert files == sorted(  # one data.parquet per partition and nothing else
+        f"{BUCKET}/hss/images/project_id={p}/snapshot_date={TODAY}/data.parquet" for p in PROJECTS
     )
-    table = dataset.to_table()
-    assert table.num_rows == expected - quarantined
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
+    state = _files(fs, f"{BUCKET}/hss/images.connector")
+    assert f"{BUCKET}/hss/images.connector/lake.json" in state
+    quarantine = [f for f in state if f.endswith("/quarantine.jsonl")]
+    assert quarantine and all("/images.connector/quarantine/project_id=" in f for f in quarantine)
+    assert not [f for f in state if "staging" in f or f.endswith(".partial")]
+    rows, runs = _run_ids(fs, f"{BUCKET}/hss/images")
+    assert rows == expected - quarantined and len(runs) == 1  # the second run's only
+    # polars reads the prefix as a directory, with the quarantine beside it
+    frame = pl.scan_parquet(
+        f"s3://{BUCKET}/hss/images/",
+        hive_partitioning=True,
+        storage_options=_polars_options(s3_endpoint),
+    ).collect()
+    assert frame.height == rows
     assert frame["image_id"].n_unique() == frame.height
     assert set(frame["project_id"].unique().to_list()) == set(PROJECTS)
 
@@ -199,3 +229,196 @@ def test_the_report_names_object_storage_files_with_their_scheme(
     assert written.endswith(".parquet")
     # the URI as written in the report is one a reader can open as it stands
     assert pl.read_parquet(written, storage_options=_storage(s3_endpoint)).height == 40
+
+
+def test_s3_an_older_run_finishing_last_keeps_the_newer_snapshot(
+    s3_endpoint: str, tmp_path: Path
+) -> None:
+    prefix = f"{BUCKET}/older-finishing-last"
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
+    with simulator_in_thread(
+        SimulatorConfig(seed=53, records=3_000, tokens=frozenset({TOKEN}))
+    ) as sim:
+        args = ["sync", "--out", f"s3://{prefix}", "--endpoint", sim.base_url]
+        args += ["--project-id", PROJECTS[0], "--progress", "off"]
+        slow = subprocess.Popen(
+            [*_command(args), "--rate", "2", "--report", str(tmp_path / "slow.json")],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**_base_env(), **env},
+        )
+        deadline = time.monotonic() + 60
+        while sim.stats.requests == 0:  # the slow run has opened the output: it is older
+            assert time.monotonic() < deadline and slow.poll() is None, "the slow run did not start"
+            time.sleep(0.02)
+        fast = cli(*args, "--rate", "0", "--report", str(tmp_path / "fast.json"), env=env)
+        assert fast.returncode == 0, fast.stderr
+        _, stderr = slow.communicate(timeout=120)
+        assert slow.returncode == 0, stderr
+        expected = sim.inventory.total(PROJECTS[0], **DEFAULT_QUERY)
+    newer = orjson.loads((tmp_path / "fast.json").read_bytes())
+    older = orjson.loads((tmp_path / "slow.json").read_bytes())
+    assert older["projects"][PROJECTS[0]]["status"] == "superseded"
+    assert older["projects"][PROJECTS[0]]["superseded_by"] == newer["run_id"]
+    fs = _fs(s3_endpoint)
+    assert len(_files(fs, prefix)) == 1
+    assert _run_ids(fs, prefix) == (expected, {newer["run_id"]})
+
+
+def _command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "connector.cli", *args]
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("HSS_", "AWS_"))}
+
+
+class _HoldingProxy:
+    """A TCP proxy to S3 that stops passing the client's bytes on at a chosen moment.
+
+    The request that makes a data file appear is a PUT of the object or, as pyarrow
+    uploads, the POST completing its multipart upload. ``before``: from that request on
+    (the object is never replaced). ``after``: from the server's ``200`` answer to it on
+    (the new object is in place; nothing the client sends afterwards arrives). ``reached``
+    is set at that moment.
+    """
+
+    PUT_DATA = re.compile(rb"^(PUT [^ ?]*\.parquet|POST [^ ?]*\.parquet\?uploadId=[^ ]*) HTTP/")
+
+    def __init__(self, upstream: str, when: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.when = when
+        self.reached = threading.Event()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.server.accept()
+                server = socket.create_connection(self.upstream)
+                watching = threading.Event()  # this connection sent the PUT of data.parquet
+                threading.Thread(
+                    target=self._upstream, args=(client, server, watching), daemon=True
+                ).start()
+                threading.Thread(
+                    target=self._downstream, args=(server, client, watching), daemon=True
+                ).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket, watching: Any) -> None:
+        with contextlib.suppress(OSError), client, server:
+            while chunk := client.recv(65536):
+                if self.reached.is_set():
+                    continue  # held: never reaches the server
+                if self.PUT_DATA.search(chunk):
+                    if self.when == "before":
+                        self.reached.set()
+                        continue
+                    watching.set()
+                server.sendall(chunk)
+
+    def _downstream(self, server: socket.socket, client: socket.socket, watching: Any) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := server.recv(65536):
+                client.sendall(chunk)
+                if watching.is_set() and b"HTTP/1.1 200" in chunk:
+                    self.reached.set()
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize(
+    ("when", "survivor"),
+    [("before", "old"), ("after", "new")],
+    ids=["killed-during-the-upload", "killed-right-after-the-upload"],
+)
+def test_s3_sigkill_around_the_upload_leaves_one_snapshot(
+    s3_endpoint: str, tmp_path: Path, when: str, survivor: str
+) -> None:
+    prefix = f"{BUCKET}/killed-{when}"
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
+    faults = FaultConfig(fraction_rate=0.01)
+    fs = _fs(s3_endpoint)
+    with simulator_in_thread(
+        SimulatorConfig(seed=54, records=2_000, tokens=frozenset({TOKEN}), faults=faults)
+    ) as sim:
+        args = ["sync", "--out", f"s3://{prefix}", "--endpoint", sim.base_url, "--rate", "0"]
+        args += ["--project-id", PROJECTS[0], "--progress", "off"]
+        first = cli(*args, env=env)
+        assert first.returncode == 0, first.stderr
+        rows, old_runs = _run_ids(fs, prefix)
+        proxy = _HoldingProxy(s3_endpoint, when)
+        try:
+            process = subprocess.Popen(
+                [*_command(args), "--s3-endpoint", proxy.endpoint],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**_base_env(), **S3_ENV, "HSS_AUTH_TOKEN": TOKEN},
+            )
+            assert proxy.reached.wait(60), "the run never uploaded its partition"
+            process.kill()
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            proxy.close()
+    assert process.returncode == -signal.SIGKILL, stderr
+    data = [f for f in _files(fs, prefix) if f.endswith(".parquet")]
+    assert len(data) == 1, data  # one snapshot, never two, never none
+    got_rows, runs = _run_ids(fs, prefix)
+    assert got_rows == rows and len(runs) == 1
+    assert (runs == old_runs) == (survivor == "old"), (runs, old_runs)
+    frame = pl.scan_parquet(
+        f"s3://{prefix}/", hive_partitioning=True, storage_options=_polars_options(s3_endpoint)
+    ).collect()
+    assert frame.height == rows
+
+
+def test_s3_a_run_with_another_query_is_refused_and_an_old_layout_is_moved(
+    s3_endpoint: str,
+) -> None:
+    prefix = f"{BUCKET}/legacy"
+    partition = f"project_id={PROJECTS[0]}/snapshot_date={TODAY}"
+    untouched = f"project_id={PROJECTS[1]}/snapshot_date={TODAY}"
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
+    fs = _fs(s3_endpoint)
+    with simulator_in_thread(
+        SimulatorConfig(seed=55, records=500, tokens=frozenset({TOKEN}))
+    ) as sim:
+        args = ["sync", "--out", f"s3://{prefix}", "--endpoint", sim.base_url, "--rate", "0"]
+        args += ["--snapshot-date", TODAY, "--project-id", PROJECTS[0]]
+        first = cli(*args, "--project-id", PROJECTS[1], env=env)
+        assert first.returncode == 0, first.stderr
+        # the previous version's layout, by hand: part-<run_id>.parquet (two of them after
+        # a kill) and OUT/_quarantine/<partition>/quarantine-<run_id>.jsonl
+        for name in (partition, untouched):
+            fs.move(
+                f"{prefix}/{name}/data.parquet", f"{prefix}/{name}/part-20261127T0000Z-b.parquet"
+            )
+            with fs.open_output_stream(
+                f"{prefix}/_quarantine/{name}/quarantine-20261127T0000Z-b.jsonl"
+            ) as stream:
+                stream.write(b'{"record": {}}\n')
+        fs.copy_file(
+            f"{prefix}/{untouched}/part-20261127T0000Z-b.parquet",
+            f"{prefix}/{untouched}/part-20261126T0000Z-a.parquet",
+        )
+        fs.delete_dir(f"{prefix}.connector")
+
+        again = cli(*args, env=env)  # the first project only
+        assert again.returncode == 0, again.stderr
+        refused = cli(*args, "--scan-status", "success", env=env)
+        expected = sum(sim.inventory.total(p, **DEFAULT_QUERY) for p in PROJECTS)
+    assert refused.returncode == 2 and "another query" in refused.stderr, refused.stderr
+    assert _files(fs, prefix) == [  # the untouched partition keeps its newest file until
+        f"{prefix}/{partition}/data.parquet",  # its next publish (no rename on S3)
+        f"{prefix}/{untouched}/part-20261127T0000Z-b.parquet",
+    ]
+    state = _files(fs, f"{prefix}.connector")
+    assert f"{prefix}.connector/quarantine/{untouched}/quarantine.jsonl" in state
+    assert f"{prefix}.connector/quarantine/{partition}/quarantine.jsonl" not in state  # replaced
+    assert _run_ids(fs, prefix)[0] == expected

@@ -1,12 +1,10 @@
 """Spark reads the output: row count, 64-bit integers, timestamps, dates, partitions.
 
-The read below is the one the README shows.
+The read below is the one the README shows. The session is in conftest.py (one per run).
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,22 +19,6 @@ pytestmark = pytest.mark.spark
 PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 
 
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    if shutil.which("java") is None:
-        pytest.skip("no Java on this machine (./dev test installs one where it can)")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .appName("hss-images-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
-
-
 def test_spark_reads_the_partitioned_output(spark: Any, tmp_path: Path) -> None:
     from pyspark.sql import types as T
 
@@ -48,7 +30,7 @@ def test_spark_reads_the_partitioned_output(spark: Any, tmp_path: Path) -> None:
                 sim.base_url,
                 tmp_path,
                 PROJECTS,
-                snapshot_date=datetime.now(UTC).date(),
+                snapshot_date=datetime.now(UTC).date(),  # a snapshot is of today
                 filters=Filters(enterprise_project_id="all_granted_eps"),
             )
         )

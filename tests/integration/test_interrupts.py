@@ -67,7 +67,7 @@ def test_killed_run_leaves_the_previous_snapshot_intact(
         if how != signal.SIGKILL:
             assert process.returncode == 130, stderr
             assert "interrupted" in stderr
-            assert not (tmp_path / "_staging").exists(), "a clean stop removes its staging area"
+            assert not Path(f"{tmp_path}.connector/staging").exists(), "a clean stop removes it"
         assert {p: p.read_bytes() for p in _visible(tmp_path)} == before
         assert sorted(r["image_id"] for r in read_rows(tmp_path)) == rows_before
 

@@ -65,7 +65,7 @@ DRIFT = DriftConfig(every_n_requests=3, inserts=2, deletes=2, max_events=40)
 def quarantined(out: Path) -> list[dict[str, Any]]:
     return [
         orjson.loads(line)
-        for path in sorted(out.glob("_quarantine/**/*.jsonl"))
+        for path in sorted(Path(f"{out}.connector").glob("quarantine/**/*.jsonl"))
         for line in path.read_bytes().splitlines()
     ]
 
@@ -219,7 +219,8 @@ def test_too_many_bad_records_fails_without_publishing(tmp_path: Path) -> None:
         )
     assert report.exit_code == 5 and report.status == "failed"
     assert report.projects[PROJECT].error_type == "QuarantineLimitError"
-    assert not list(tmp_path.rglob("*.parquet")) and not list(tmp_path.rglob("*.jsonl"))
+    assert not list(tmp_path.rglob("*.parquet"))
+    assert not list(Path(f"{tmp_path}.connector").rglob("*.jsonl"))  # nor its quarantine
 
 
 def test_one_failing_project_does_not_lose_the_others(tmp_path: Path) -> None:

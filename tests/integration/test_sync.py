@@ -84,7 +84,7 @@ def test_rerun_of_a_snapshot_replaces_it_without_duplicates(tmp_path: Path) -> N
     assert len(rows) == expected
     assert {r["run_id"] for r in rows} == {second.run_id}
     assert len(list(tmp_path.rglob("*.parquet"))) == 2
-    assert not (tmp_path / "_staging").exists()
+    assert not Path(f"{tmp_path}.connector/staging").exists()
 
 
 def _filter_cases(sim: Any, project: str) -> list[dict[str, Any]]:

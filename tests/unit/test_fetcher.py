@@ -147,7 +147,7 @@ def test_records_that_are_not_objects_are_quarantined_not_lost(tmp_path: Path) -
     assert (project.records_written, project.records_quarantined) == (27, 3)
     lines = [
         orjson.loads(line)
-        for path in tmp_path.glob("_quarantine/**/*.jsonl")
+        for path in Path(f"{tmp_path}.connector").glob("quarantine/**/*.jsonl")
         for line in path.read_bytes().splitlines()
     ]
     assert sorted(map(repr, (e["record"] for e in lines))) == sorted(
