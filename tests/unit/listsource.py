@@ -8,13 +8,19 @@ promise otherwise: pages capped or cut short, ``total_num`` off, records out of 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from blockbuster import blockbuster_ctx
+
+from connector import Auth, Config, FetchSettings, RunReport, Secret
 from connector.client import Page, PageRequest
+from connector.pipeline import run_async
 
 
 def record(n: int) -> dict[str, Any]:
@@ -91,3 +97,30 @@ class ListSource:
             total += rng.randint(-gateway.total_jitter, gateway.total_jitter)
         copies = [dict(r) if isinstance(r, dict) else r for r in chunk]
         return Page(request, max(total, 0), copies, "req", time.time_ns() // 10**6)
+
+
+def list_config(out: Path, **fetch: Any) -> Config:
+    """One project read from a ListSource: no rate limit, small pages by default."""
+    settings = FetchSettings(rate=0, **{"page_size": 10, "concurrency": 4, **fetch})
+    return Config(
+        projects=("p1",),
+        endpoint="http://127.0.0.1:1",
+        out=str(out),
+        auth=Auth(token=Secret("unused")),
+        fetch=settings,
+        progress="off",
+    )
+
+
+async def _nosleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+def sync_list(config: Config, source: ListSource) -> RunReport:
+    """The pipeline over ``source``; a blocking call on the event loop fails the test."""
+
+    async def guarded() -> RunReport:
+        with blockbuster_ctx(["connector"]):
+            return await run_async(config, source=source, sleep=_nosleep)
+
+    return asyncio.run(guarded())

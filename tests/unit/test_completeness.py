@@ -8,7 +8,6 @@ scenario it covers loses or duplicates records.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import uuid
@@ -17,40 +16,21 @@ from typing import Any
 
 import duckdb
 import pytest
-from blockbuster import blockbuster_ctx
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from connector import Auth, Config, FetchSettings, RunReport, Secret
+from connector import Config, RunReport
 from connector import fetcher as fetcher_module
 from connector.paging import Chain, PageRead
-from connector.pipeline import run_async
 
-from .listsource import Gateway, ListSource, record
-
-
-async def _nosleep(_: float) -> None:
-    await asyncio.sleep(0)
+from .listsource import Gateway, ListSource, list_config, record, sync_list
 
 
 def _config(out: Path, **fetch: Any) -> Config:
-    settings_ = FetchSettings(rate=0, **{"page_size": 20, "concurrency": 4, **fetch})
-    return Config(
-        projects=("p1",),
-        endpoint="http://127.0.0.1:1",
-        out=str(out),
-        auth=Auth(token=Secret("unused")),
-        fetch=settings_,
-        progress="off",
-    )
+    return list_config(out, **{"page_size": 20, **fetch})
 
 
-def _sync(config: Config, source: ListSource) -> RunReport:
-    async def guarded() -> RunReport:
-        with blockbuster_ctx(["connector"]):
-            return await run_async(config, source=source, sleep=_nosleep)
-
-    return asyncio.run(guarded())
+_sync = sync_list
 
 
 def _written(out: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -10,38 +9,15 @@ from typing import Any
 
 import duckdb
 import orjson
-from blockbuster import blockbuster_ctx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import Auth, Config, FetchSettings, QuarantineLimit, RunReport, Secret
-from connector.pipeline import run_async
+from connector import QuarantineLimit
 
-from .listsource import ListSource, record
+from .listsource import ListSource, list_config, record, sync_list
 
-
-async def _nosleep(_: float) -> None:
-    await asyncio.sleep(0)
-
-
-def _config(out: Path, **fetch: Any) -> Config:
-    settings_ = FetchSettings(rate=0, **{"page_size": 10, "concurrency": 4, **fetch})
-    return Config(
-        projects=("p1",),
-        endpoint="http://127.0.0.1:1",
-        out=str(out),
-        auth=Auth(token=Secret("unused")),
-        fetch=settings_,
-        progress="off",
-    )
-
-
-def _sync(config: Config, source: ListSource) -> RunReport:
-    async def guarded() -> RunReport:
-        with blockbuster_ctx(["connector"]):  # no blocking call on the event loop
-            return await run_async(config, source=source, sleep=_nosleep)
-
-    return asyncio.run(guarded())
+_config = list_config
+_sync = sync_list
 
 
 def _ids(out: Path) -> list[str]:
