@@ -290,14 +290,12 @@ class ProjectCrawler:
     async def _crawl_chain(self, params: list[tuple[str, QueryValue]], first: _Read) -> None:
         chain = Chain(self.size, self.max_index, lookahead=self.settings.concurrency)
         held: dict[int, _Held] = {}
-        totals: set[int] = set()
 
         async def accept(index: int, read: _Read) -> None:
             page = read.page
             records = page.records
             self.stats.pages += 1
             self.stats.records_received += len(records)
-            totals.add(page.total_num)
             if chain.add(index, self._summary(read)):
                 self.stats.pages_reread += 1
                 old = held.pop(index, None)
@@ -365,21 +363,26 @@ class ProjectCrawler:
                     chain.note_gap_round()
             await self._fetch_many(chain, state, params, accept, accept_probe)
 
-        end = state.end_index
-        assert end is not None
-        self.proven_records += len(chain.view_keys(end))
+        assert state.end_index is not None
+        await self._finish(chain, state.end_index, held)
+
+    async def _finish(self, chain: Chain, end: int, held: dict[int, _Held]) -> None:
+        """Emit the held overlap records the chain does not prove read; say what was seen."""
+        found = len(chain.view_keys(end))
+        self.proven_records += found
         for index, item in sorted(held.items()):
             previous = chain.pages.get(index - 1)
+            # the records of the page before that were emitted: all but its own held first
             keys = previous.keys[1 if index > 1 else 0 :] if previous is not None else ()
             if not (index <= end and self._key(item.record) in keys):
                 await self.emit(item.page, 0, [item.record])
         if chain.beyond_end(end):
             self.stats.drift("the list shrank while it was read (pages past its new end)")
-        found = chain.view_keys(end)
+        totals = chain.totals
         if len(totals) > 1:
             self.stats.drift(f"total_num changed during the crawl ({min(totals)}..{max(totals)})")
-        elif totals and (total := next(iter(totals))) != len(found):
-            self.stats.drift(f"total_num said {total} but the list held {len(found)} records")
+        elif totals and (total := next(iter(totals))) != found:
+            self.stats.drift(f"total_num said {total} but the list held {found} records")
         if self.stats.repairs:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.stats.repairs.items()))
             self.stats.drift(
