@@ -9,8 +9,10 @@ Unknown fields are not errors: they are returned separately and kept as JSON tex
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,11 +39,37 @@ class Rejected:
 
 def key_of(record: Mapping[str, Any], key_fields: tuple[str, ...]) -> int:
     """A hash of the record's natural key, stable within one process."""
-    values = tuple(record.get(name) for name in key_fields)
+    try:
+        return hash(_getter(key_fields)(record))  # every field present: the common case
+    except KeyError:
+        pass
+    except TypeError:  # a list or object in a key field
+        return _unhashable(_values(record, key_fields))
+    values = _values(record, key_fields)
     try:
         return hash(values)
-    except TypeError:  # a bad record with a list or object in a key field
+    except TypeError:
+        return _unhashable(values)
+
+
+def _unhashable(values: tuple[Any, ...]) -> int:
+    """The key of a bad record with a list or object in a key field (it is quarantined)."""
+    try:
         return hash(orjson.dumps(values, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # beyond what JSON holds, e.g. an integer over 64 bits
+        return hash(repr(values))
+
+
+def _values(record: Mapping[str, Any], key_fields: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(record.get(name) for name in key_fields)
+
+
+@functools.cache
+def _getter(key_fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    getter = operator.itemgetter(*key_fields)
+    if len(key_fields) == 1:  # itemgetter of one field returns the value, not a tuple
+        return lambda record: (getter(record),)
+    return getter
 
 
 def _describe(value: Any) -> str:

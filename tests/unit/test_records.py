@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.batches import BatchBuilder, ColumnMismatch
-from connector.records import RecordChecker, Rejected
+from connector.records import RecordChecker, Rejected, key_of
 from connector.schema import file_schema, load_spec
 
 SPEC = load_spec()
@@ -119,3 +120,27 @@ def test_unknown_enum_values_are_kept_and_counted() -> None:
         "quarantined",
     ]
     assert built.unknown_enum_values == {("scan_status", "quarantined"): 2}
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["image_id", "host_id", "agent_id", "other"]),
+        st.one_of(
+            st.none(), st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=2)
+        ),
+    )
+)
+def test_key_of_is_the_natural_key_whatever_is_missing_or_unhashable(
+    record: dict[str, Any],
+) -> None:
+    fields = ("image_id", "host_id", "agent_id")
+    values = tuple(record.get(name) for name in fields)
+    try:
+        expected = hash(values)
+    except TypeError:
+        try:
+            expected = hash(orjson.dumps(values, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # an integer beyond 64 bits inside a list
+            expected = hash(repr(values))
+    assert key_of(record, fields) == expected
+    assert key_of(dict(reversed(list(record.items()))), fields) == expected
