@@ -29,6 +29,16 @@ def _cases(text: str) -> tuple[str, ...]:
     return names
 
 
+def _account(text: str) -> tuple[tuple[int, int], ...]:
+    runs = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        count, sep, size = item.partition("x")
+        if not (sep and count.isdigit() and size.isdigit() and int(count) > 0):
+            raise argparse.ArgumentTypeError(f"{item!r} is not PROJECTSxRECORDS, e.g. 60x3000")
+        runs.append((int(count), int(size)))
+    return tuple(runs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -57,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, metavar="N", help="The connector's --concurrency (16)."
     )
     parser.add_argument(
+        "--account",
+        type=_account,
+        metavar="PxN,...",
+        help="The account case's runs: P projects of N records each on one credential "
+        "(default 1x3000,10x3000,60x3000,200x500; 60x3000 carries the targets).",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT,
@@ -79,6 +96,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["large_records"] = 10 * args.records
     if args.concurrency is not None:
         changes["concurrency"] = args.concurrency
+    if args.account:
+        changes["account"] = args.account
     return dataclasses.replace(settings, **changes)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,16 @@ import pyarrow.parquet as pq
 
 from .procs import Measured, measure, python_command
 
-__all__ = ["TOKEN", "Run", "connector", "dlt_available", "dlt_rest_api", "minimal", "naive"]
+__all__ = [
+    "TOKEN",
+    "Run",
+    "connector",
+    "dlt_available",
+    "dlt_rest_api",
+    "minimal",
+    "naive",
+    "rows_by_project",
+]
 
 TOKEN = "bench-token"
 PAGE_SIZE = 200
@@ -60,9 +70,20 @@ def _connector_command() -> list[str]:
     return [str(script)] if script.exists() else python_command("-m", "connector.cli")
 
 
+def rows_by_project(folder: Path) -> dict[str, int]:
+    """Rows in the published ``*.parquet`` files under ``folder``, by ``project_id=`` folder."""
+    rows: dict[str, int] = {}
+    for path in folder.rglob("*.parquet"):
+        if "_staging" in path.parts:
+            continue
+        project = next(p.split("=", 1)[1] for p in path.parts if p.startswith("project_id="))
+        rows[project] = rows.get(project, 0) + pq.ParquetFile(path).metadata.num_rows
+    return rows
+
+
 def connector(
     base_url: str,
-    project_id: str,
+    project_id: str | Sequence[str],
     workdir: Path,
     *,
     rate: float,
@@ -70,16 +91,16 @@ def connector(
     env: dict[str, str],
     timeout_s: float,
 ) -> tuple[Measured, int, dict[str, Any]]:
-    """The connector's real CLI: ``hss-images sync``."""
+    """The connector's real CLI: ``hss-images sync``, one ``--project-id`` per project."""
     work = _fresh(workdir)
     report = work / "report.json"
+    projects = [project_id] if isinstance(project_id, str) else list(project_id)
     command = [
         *_connector_command(),
         "sync",
         "--endpoint",
         base_url,
-        "--project-id",
-        project_id,
+        *(arg for p in projects for arg in ("--project-id", p)),
         "--out",
         str(work / "out"),
         "--enterprise-project-id",

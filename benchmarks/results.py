@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .programs import PAGE_SIZE, Run
-from .suite import Collected
+from .suite import Collected, account_series
 
 __all__ = ["Figure", "figures", "machine", "render", "to_json"]
 
@@ -89,6 +89,8 @@ def figures(collected: Collected) -> list[Figure]:
             Figure("rate", "throttled (429)", throttled, ""),
             Figure("rate", "throttled / requests", share, "%", "<= 1%", share <= 1.0),
         ]
+
+    out += _account(collected)
 
     latency = runs.get("connector/latency")
     transform = collected.transform
@@ -252,6 +254,57 @@ def figures(collected: Collected) -> list[Figure]:
                 Figure("peers", f"{label}: CPU", _median(peer, "cpu_us_per_record"), "us/rec"),
                 Figure("peers", f"{label}: peak RSS", _median(peer, "rss_mb"), "MB"),
             ]
+    return out
+
+
+TARGET_ACCOUNT = (60, 3_000)
+
+
+def _account(collected: Collected) -> list[Figure]:
+    """Many projects on one credential: sync duration against sum(ceil(N/200)) / rate.
+
+    The targets (1.10x, 1% throttled) are on 60 projects of 3,000; the rest is the curve."""
+    s = collected.settings
+    out: list[Figure] = []
+    for count, size in s.account:
+        runs = collected.runs.get(account_series(count, size))
+        if not runs:
+            continue
+        limit = count * math.ceil(size / PAGE_SIZE) / s.rate
+        sync = _median(runs, "sync_s")
+        ratio = sync / limit
+        requests, throttled = _median(runs, "requests"), _median(runs, "throttled")
+        share = throttled / requests * 100 if requests else math.nan
+        label = f"{count} x {size:,}"
+        targeted = (count, size) == TARGET_ACCOUNT
+        out += [
+            Figure("account", f"{label}: limit sum(ceil(N/200))/R", limit, "s"),
+            Figure("account", f"{label}: sync duration (run report)", sync, "s"),
+            Figure("account", f"{label}: wall, process", _median(runs, "wall_s"), "s"),
+            Figure(
+                "account",
+                f"{label}: sync / limit",
+                ratio,
+                "x",
+                "<= 1.10" if targeted else "",
+                ratio <= 1.10 if targeted else None,
+            ),
+            Figure("account", f"{label}: requests sent", requests, ""),
+            Figure(
+                "account",
+                f"{label}: throttled / requests",
+                share,
+                "%",
+                "<= 1%" if targeted else "",
+                share <= 1.0 if targeted else None,
+            ),
+            Figure(
+                "account",
+                f"{label}: rate settled",
+                float(statistics.median(r.report.get("rate_settled", math.nan) for r in runs)),
+                "/s",
+            ),
+        ]
     return out
 
 

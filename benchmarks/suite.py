@@ -7,6 +7,9 @@
              transform alone against its floor (benchmarks.transform, same bodies)
     memory   the connector's peak RSS at the base size (the latency runs) and at 10x
     peers    dlt rest_api and a naive sequential aiohttp loop, in the latency rounds
+    account  many projects on one credential (simulator limited to R requests/s, small
+             bucket, latency with jitter), the connector at --rate R over all of them:
+             1, 10 and 60 projects of 3,000 records and 200 of 500 (Settings.account)
     concurrency
              the latency case again at other --concurrency values (Settings.sweep): where
              the latency-bound ratio and the speed-up over dlt each hold
@@ -34,9 +37,9 @@ from typing import Any
 from . import programs
 from .procs import Measured, Simulator, child_env, measure, python_command
 
-__all__ = ["CASES", "Collected", "Settings", "run_suite"]
+__all__ = ["CASES", "Collected", "Settings", "account_series", "run_suite"]
 
-CASES = ("rate", "latency", "cpu", "memory", "peers", "concurrency")
+CASES = ("rate", "account", "latency", "cpu", "memory", "peers", "concurrency")
 WARMUP_PROJECT, WARMUP_RECORDS = "warmup", 400
 
 
@@ -53,6 +56,9 @@ class Settings:
     latency_ms: float = 50.0
     sweep: tuple[int, ...] = (4, 8, 32)
     transform_reps: int = 5
+    account: tuple[tuple[int, int], ...] = ((1, 3_000), (10, 3_000), (60, 3_000), (200, 500))
+    """(projects, records each) of the account case, on one credential; (60, 3,000) has
+    the targets."""
 
     @classmethod
     def quick(cls) -> Settings:
@@ -93,6 +99,8 @@ def run_suite(settings: Settings, cases: Iterable[str], log: Log = _log) -> Coll
         bench.warm_up()
         if "rate" in wanted:
             bench.rate_bound()
+        if "account" in wanted:
+            bench.account()
         if {"latency", "cpu", "memory", "peers"} & set(wanted):
             bench.latency_bound()
     finally:
@@ -131,6 +139,48 @@ class _Bench:
             for round_ in range(s.runs):
                 self.log(f"rate-bound, round {round_ + 1}/{s.runs}: connector")
                 self.connector("connector/rate", sim, "rate", rate=s.rate)
+
+    def account(self) -> None:
+        """Many projects on one credential share the gateway's budget: one simulator per
+        project size, the same limit, latency and jitter as the rate case."""
+        s = self.settings
+        limits = ["--rate", f"{s.rate:g}", "--burst", str(s.rate_burst)]
+        latency = ["--latency-ms", f"{s.rate_latency_ms:g}", "--jitter-ms", f"{s.rate_jitter_ms:g}"]
+        for size in sorted({records for _, records in s.account}):
+            counts = [n for n, records in s.account if records == size]
+            args = ["--records", str(size), "--token", programs.TOKEN, *limits, *latency]
+            with Simulator(args, env=self.env, workdir=self.work / f"sim-account-{size}") as sim:
+                for round_ in range(s.runs):
+                    for count in counts:
+                        self.log(
+                            f"account, round {round_ + 1}/{s.runs}: connector, "
+                            f"{count} projects of {size:,} records"
+                        )
+                        self.account_run(sim, count, size)
+
+    def account_run(self, sim: Simulator, count: int, size: int) -> None:
+        s = self.settings
+        series = account_series(count, size)
+        projects = [f"acct{size}-{i:03d}" for i in range(count)]
+        before = sim.cpu_s()
+        measured, _, report = programs.connector(
+            sim.base_url,
+            projects,
+            self.work / series.replace("/", "-"),
+            rate=s.rate,
+            concurrency=s.concurrency,
+            env=self.env,
+            timeout_s=s.timeout_s + count * size / 100,
+        )
+        sim_cpu = sim.cpu_s() - before
+        rows = programs.rows_by_project(self.work / series.replace("/", "-") / "out")
+        for project in projects:
+            _check_rows(f"{series} {project}", rows.get(project, 0), size)
+        total = sum(rows.values())
+        _check_rows(series, total, count * size)
+        self.collected.add(
+            series, programs.Run("connector", total, total, measured, sim_cpu, report)
+        )
 
     def latency_bound(self) -> None:
         s = self.settings
@@ -268,6 +318,10 @@ class _Bench:
 
 
 _Outcome = tuple[Measured, int, dict[str, Any]]
+
+
+def account_series(count: int, size: int) -> str:
+    return f"connector/account-{count}x{size}"
 
 
 def _check_rows(series: str, rows: int, expected: int) -> None:

@@ -79,7 +79,8 @@ class CrawlStats:
 
 
 class PageFetcher:
-    """One page: wait for the rate limiter, send, retry what can be retried."""
+    """One page: wait for a rate token and an in-flight slot (the limiter holds both, one
+    per endpoint and credential), send, retry what can be retried."""
 
     def __init__(
         self,
@@ -89,9 +90,7 @@ class PageFetcher:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
-        in_flight: asyncio.Semaphore | None = None,
     ) -> None:
-        self.in_flight = in_flight or asyncio.Semaphore(8)
         self.source = source
         self.limiter = limiter
         self.policy = policy
@@ -100,15 +99,14 @@ class PageFetcher:
 
     async def fetch(self, request: PageRequest, stats: CrawlStats) -> Page:
         async def once() -> Page:
-            try:
-                async with self.in_flight:
-                    await self.limiter.acquire()
-                    stats.requests += 1
+            async with self.limiter.request() as epoch:
+                stats.requests += 1
+                try:
                     page = await self.source.get_page(request)
-            except ThrottledError:
-                stats.throttled += 1
-                self.limiter.throttled()
-                raise
+                except ThrottledError:
+                    stats.throttled += 1
+                    self.limiter.throttled(epoch)
+                    raise
             self.limiter.succeeded()
             return page
 

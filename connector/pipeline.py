@@ -54,7 +54,9 @@ def run(config: Config) -> RunReport:
 @contextlib.asynccontextmanager
 async def _session(config: Config) -> AsyncIterator[aiohttp.ClientSession]:
     fetch = config.fetch
-    connector = aiohttp.TCPConnector(limit=fetch.concurrency, ttl_dns_cache=300)
+    # no cap here: requests in flight are capped per endpoint and credential by the
+    # RateLimiter, the only cap (a pool limit would be a second one, shared by endpoints)
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=fetch.connect_timeout_s, sock_read=fetch.read_timeout_s
     )
@@ -205,7 +207,6 @@ async def _run_projects(
             session = None
             if source is None:
                 session = await stack.enter_async_context(_session(config))
-            in_flight = asyncio.Semaphore(config.fetch.concurrency)
             projects_at_once = asyncio.Semaphore(config.parallel_projects)
             fetchers: dict[str, PageFetcher] = {}
             for endpoint in sorted({t.endpoint for t in config.targets}):
@@ -222,13 +223,19 @@ async def _run_projects(
                     identity = auth.identity
                 else:
                     endpoint_source, identity = source, "test"
-                # the gateway throttles per user: one bucket per endpoint and credential
+                # the gateway throttles per user: one bucket and one cap on requests in
+                # flight per endpoint and credential, shared by all its projects
                 limiter = limiters.setdefault(
                     (endpoint, identity),
-                    RateLimiter(config.fetch.rate, config.fetch.burst, sleep=sleep),
+                    RateLimiter(
+                        config.fetch.rate,
+                        config.fetch.burst,
+                        max_in_flight=config.fetch.concurrency,
+                        sleep=sleep,
+                    ),
                 )
                 fetchers[endpoint] = PageFetcher(
-                    endpoint_source, limiter, config.fetch.retry, sleep=sleep, in_flight=in_flight
+                    endpoint_source, limiter, config.fetch.retry, sleep=sleep
                 )
             ticker = asyncio.create_task(progress.run())
             try:

@@ -1,97 +1,157 @@
-"""A token bucket that adapts when the gateway throttles anyway.
+"""What the gateway sees of one endpoint and credential: a paced rate and a cap in flight.
 
-Rate and concurrency are separate knobs: this limits how often requests start; the worker
-count limits how many are in flight. The bucket reads ``loop.time()`` (or an injected clock)
-so tests control time.
+Rate and concurrency are separate knobs held by one object, taken in one order: a request
+waits in line for a rate token and then for a free in-flight slot, and takes both at the
+instant it is sent. No slot is held while the bucket is empty, and no token is spent on a
+request that then waits for a slot (it would leave later, in a burst with others).
 
-Adaptation: a 429 means the configured rate is above the gateway's policy, so the rate is
-cut by ``decrease`` (at most once per second, since the 429s of one burst arrive together)
-and then grows back by ``recover_per_s`` of itself for every second without a 429, never
-above the configured rate. Growth proportional to the current rate keeps a limiter that
-was cut far below a wrong ``--rate`` close to the gateway's real limit, where it probes
-slowly, instead of jumping back to the wrong rate.
+The bucket is strict at the send points: it never holds more than ``burst`` tokens and a
+token is only taken when one is there (no reservations ahead of time), so in any window of
+length t at most ``rate * t + burst`` requests are sent, also after the event loop stalled:
+waiters that wake late find at most ``burst`` tokens, not the ones they missed. Time comes
+from ``loop.time()`` or an injected clock, so tests control it.
+
+Adaptation (the gateway's policy is not published): a 429 says what was sent was more than
+the gateway allows. Its bucket is learnt first: our ``burst`` is halved (down to 1), then
+the rate is trimmed by ``trim`` (10 %). Only a 429 for a request sent after the last
+change counts (the 429s of one burst arrive together and say the same thing). When no 429
+follows for ``recover_after_s``, the rate grows back to the configured one within
+``recover_s``; the learnt burst is kept for the run.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["RateLimiter"]
 
 
 class RateLimiter:
+    """One per endpoint and credential: ``rate`` requests/s (0: no limit), ``burst`` back
+    to back, at most ``max_in_flight`` in flight (None: no cap)."""
+
     def __init__(
         self,
         rate: float,
         burst: int = 1,
         *,
+        max_in_flight: int | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        decrease: float = 0.5,
+        trim: float = 0.1,
         min_rate: float = 0.2,
-        recover_per_s: float = 0.1,
+        recover_after_s: float = 1.0,
+        recover_s: float = 2.0,
     ) -> None:
         self.ceiling = rate
         self.rate = rate
+        self.configured_burst = burst
         self.burst = burst
         self.min_rate = min(min_rate, rate) if rate > 0 else 0.0
-        self.decrease = decrease
-        self.recover = recover_per_s
-        self._grown: float | None = None
+        self.trim = trim
+        self.recover_after_s = recover_after_s
+        self.recover_s = recover_s
+        self.max_in_flight = max_in_flight
+        self.epoch = 0
+        """Changes made after 429s; a request sent in an older epoch says nothing new."""
         self._clock = clock
         self._sleep = sleep
         self._tokens = float(burst)
         self._updated: float | None = None
-        self._last_cut: float | None = None
+        self._last_429: float | None = None
+        self._low_rate = rate
+        """The rate after the last cut: recovery climbs from here to the ceiling."""
+        self._line = asyncio.Lock()  # FIFO: waiting is fair, in arrival order
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     @property
     def unlimited(self) -> bool:
         return self.ceiling <= 0
 
+    @property
+    def tokens(self) -> float:
+        """Tokens in the bucket now (for tests and diagnostics)."""
+        self._refill(self._now())
+        return self._tokens
+
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
     def _refill(self, now: float) -> None:
-        if self._updated is not None:
+        if self._updated is not None and now > self._updated:
             self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
+        self._updated = now if self._updated is None else max(self._updated, now)
 
-    async def acquire(self) -> None:
-        """Wait for a slot. Callers reserve in arrival order, so waiting is fair."""
-        if self.unlimited:
-            return
-        now = self._now()
-        self._refill(now)
-        self._tokens -= 1.0
-        if self._tokens >= 0:
-            return
-        wait = -self._tokens / self.rate
+    @contextlib.asynccontextmanager
+    async def request(self) -> AsyncIterator[int]:
+        """Wait for a token and a slot; send inside the block. Yields the epoch of the send
+        (give it to :meth:`throttled`)."""
+        epoch = await self.acquire()
         try:
-            await self._sleep(wait)
-        except asyncio.CancelledError:
-            self._tokens += 1.0
-            raise
+            yield epoch
+        finally:
+            self.release()
 
-    def throttled(self) -> None:
-        """The gateway said 429: slow down (once per second at most)."""
-        if self.unlimited:
+    async def acquire(self) -> int:
+        """Take a token and a slot, both at the instant the request may be sent; the caller
+        must :meth:`release` the slot when the response is in. Returns the epoch."""
+        async with self._line:
+            if not self.unlimited:
+                await self._until_token()
+            if self._slots is not None:
+                await self._slots.acquire()
+            try:
+                if not self.unlimited:
+                    # tokens only grow while waiting for a slot (capped at burst), unless a
+                    # 429 emptied the bucket meanwhile: then wait again, holding the slot
+                    await self._until_token()
+                    self._tokens = max(0.0, self._tokens - 1.0)
+            except BaseException:
+                if self._slots is not None:
+                    self._slots.release()
+                raise
+            self._recover()
+            return self.epoch
+
+    def release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    async def _until_token(self) -> None:
+        while True:
+            self._refill(self._now())
+            if self._tokens >= 1.0 - 1e-9:  # float sums: 0.9999999999 is a token
+                return
+            await self._sleep((1.0 - self._tokens) / self.rate)
+
+    def throttled(self, epoch: int | None = None) -> None:
+        """The gateway said 429 to a request sent in ``epoch`` (default: the current one)."""
+        if self.unlimited or (epoch is not None and epoch != self.epoch):
             return
         now = self._now()
-        if self._last_cut is not None and now - self._last_cut < 1.0:
-            return
         self._refill(now)
-        self._last_cut = now
-        self.rate = max(self.min_rate, self.rate * self.decrease)
+        self.epoch += 1
+        self._last_429 = now
+        if self.burst > 1:
+            self.burst = max(1, self.burst // 2)
+        else:
+            self.rate = max(self.min_rate, self.rate * (1.0 - self.trim))
+        self._low_rate = self.rate
         self._tokens = min(self._tokens, 0.0)
 
     def succeeded(self) -> None:
-        """A request got through: grow back towards the configured rate, with time."""
-        if self.unlimited or self.rate >= self.ceiling:
+        """A request got through (kept for callers; recovery is driven by time)."""
+        self._recover()
+
+    def _recover(self) -> None:
+        if self.unlimited or self.rate >= self.ceiling or self._last_429 is None:
             return
         now = self._now()
-        since = now - max(self._grown or now, self._last_cut or now)
-        self._grown = now
-        if since > 0:
-            self._refill(now)
-            self.rate = min(self.ceiling, self.rate * (1 + self.recover * min(since, 1.0)))
+        quiet = now - self._last_429 - self.recover_after_s
+        if quiet <= 0:
+            return
+        self._refill(now)
+        share = min(1.0, quiet / self.recover_s) if self.recover_s > 0 else 1.0
+        self.rate = min(self.ceiling, self._low_rate + (self.ceiling - self._low_rate) * share)

@@ -17,7 +17,9 @@ def test_every_case_runs_and_writes_its_table_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "results.json"
-    code = cli.main(["--quick", "--records", "600", "--runs", "1", "--out", str(out)])
+    code = cli.main(
+        ["--quick", "--records", "600", "--account", "3x300", "--runs", "1", "--out", str(out)]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert printed.startswith("| case | figure | value | target | met |")
@@ -37,6 +39,8 @@ def test_every_case_runs_and_writes_its_table_and_json(
         assert run["user_s"] + run["sys_s"] > 0
         assert run["max_rss_bytes"] > 0
     assert series["connector/large"]["runs"][0]["records"] == 6000
+    (run,) = series["connector/account-3x300"]["runs"]
+    assert run["rows_written"] == run["records"] == 900
     for concurrency in (4, 8, 32):
         (run,) = series[f"connector/latency-c{concurrency}"]["runs"]
         assert run["rows_written"] == run["records"] == 600

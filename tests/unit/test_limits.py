@@ -6,7 +6,7 @@ import asyncio
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector import RetryPolicy, ServerError, ThrottledError
@@ -34,38 +34,167 @@ def test_token_bucket_never_exceeds_rate_and_burst(rate: float, burst: int, n: i
     async def go() -> list[float]:
         starts = []
         for _ in range(n):
-            await limiter.acquire()
-            starts.append(clock.now)
+            async with limiter.request():
+                starts.append(clock.now)
         return starts
 
     starts = asyncio.run(go())
-    # in any window of length t at most burst + rate * t requests start
-    for i, start in enumerate(starts):
-        for j in range(i, len(starts)):
-            assert j - i + 1 <= burst + rate * (starts[j] - start) + 1e-6
+    _assert_within(starts, rate, burst)
+    # and no slower than that: the bucket paces, it does not lose time
     assert starts[-1] == pytest.approx(max(0.0, (n - burst) / rate), rel=1e-6, abs=1e-9)
 
 
-def test_throttling_halves_the_rate_then_recovers() -> None:
+def _assert_within(sends: list[float], rate: float, burst: int) -> None:
+    """In any window of length t at most rate * t + burst sends."""
+    sends = sorted(sends)
+    for i, start in enumerate(sends):
+        for j in range(i, len(sends)):
+            assert j - i + 1 <= burst + rate * (sends[j] - start) + 1e-6, (i, j, sends[i : j + 1])
+
+
+class SteppedClock:
+    """A fake event-loop clock moved by a driver, in small ticks or in jumps (a stall: the
+    loop was blocked, every timer that came due meanwhile fires at once afterwards)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        until = self.now + seconds
+        while self.now < until:  # noqa: ASYNC110 (the driver moves time, not an event)
+            await asyncio.sleep(0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.floats(1, 200),
+    burst=st.integers(1, 8),
+    cap=st.integers(1, 12),
+    workers=st.integers(1, 16),
+    steps=st.lists(
+        st.one_of(st.floats(0.0005, 0.02), st.floats(0.1, 2.0)), min_size=20, max_size=200
+    ),
+    latency=st.floats(0.0, 0.3),
+    throttle_every=st.sampled_from([0, 3, 17]),
+)
+def test_sends_stay_within_rate_and_burst_when_the_loop_stalls(
+    rate: float,
+    burst: int,
+    cap: int,
+    workers: int,
+    steps: list[float],
+    latency: float,
+    throttle_every: int,
+) -> None:
+    """Workers send through one limiter while the clock moves in ticks and in stalls (jumps):
+    in any window the sends never exceed rate * t + burst, in flight never exceed the cap,
+    and 429s (which shrink the burst and trim the rate) never push it above either."""
+    clock = SteppedClock()
+    limiter = RateLimiter(rate, burst, max_in_flight=cap, clock=clock, sleep=clock.sleep)
+    sends: list[float] = []
+    in_flight = 0
+    most = 0
+
+    async def worker() -> None:
+        nonlocal in_flight, most
+        while True:
+            async with limiter.request() as epoch:
+                sends.append(clock.now)
+                in_flight += 1
+                most = max(most, in_flight)
+                if throttle_every and len(sends) % throttle_every == 0:
+                    limiter.throttled(epoch)
+                await clock.sleep(latency)
+                in_flight -= 1
+
+    async def go() -> None:
+        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        for step in steps:
+            clock.now += step
+            for _ in range(3 * workers + 3):
+                await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(go())
+    assert sends
+    _assert_within(sends, rate, burst)
+    assert most <= cap
+
+
+def test_a_request_waiting_for_a_token_holds_no_slot() -> None:
+    """Token first, then the slot: slots do not sit idle while the bucket refills."""
+    clock = SteppedClock()
+    limiter = RateLimiter(1, 1, max_in_flight=2, clock=clock, sleep=clock.sleep)
+
+    async def go() -> None:
+        await limiter.acquire()  # the only token; its slot stays busy
+        waiting = asyncio.create_task(limiter.acquire())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        assert limiter._slots is not None and limiter._slots._value == 1  # one free slot
+        clock.now += 1.0
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert waiting.done() and limiter._slots._value == 0
+        limiter.release()
+        limiter.release()
+
+    asyncio.run(go())
+
+
+def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     clock = Clock()
-    limiter = RateLimiter(40, 1, clock=clock, sleep=clock.sleep)
-    limiter.throttled()
-    assert limiter.rate == 20
-    limiter.throttled()  # the same burst of 429s: cut once per second at most
-    assert limiter.rate == 20
-    clock.now += 1.5
-    limiter.throttled()
-    assert limiter.rate == 10
+    limiter = RateLimiter(50, 8, clock=clock, sleep=clock.sleep)
+    first = limiter.epoch
+    limiter.throttled(first)
+    assert (limiter.burst, limiter.rate) == (4, 50)  # the bucket is learnt first
+    limiter.throttled(first)  # another 429 of the same burst: nothing new
+    assert (limiter.burst, limiter.rate) == (4, 50)
+    limiter.throttled(limiter.epoch)
+    limiter.throttled(limiter.epoch)
+    assert (limiter.burst, limiter.rate) == (1, 50)
+    limiter.throttled(limiter.epoch)  # burst 1 and still too fast: trim the rate a little
+    assert limiter.burst == 1 and limiter.rate == pytest.approx(45)
+    limiter.throttled(limiter.epoch)
+    assert limiter.rate == pytest.approx(40.5)  # never a halving
+    clock.now += 0.5
     limiter.succeeded()
-    assert limiter.rate == 10  # no time has passed since the cut
-    for _ in range(5):
-        clock.now += 1.0
-        limiter.succeeded()
-    assert 10 * 1.1**5 * 0.99 < limiter.rate < 10 * 1.1**5 * 1.01  # +10% a second
-    for _ in range(60):
-        clock.now += 1.0
-        limiter.succeeded()
-    assert limiter.rate == 40  # never above the configured rate
+    assert limiter.rate == pytest.approx(40.5)  # too soon after the 429
+    clock.now += 1.5  # 1 s quiet, then half of the 2 s ramp
+    limiter.succeeded()
+    assert limiter.rate == pytest.approx(40.5 + (50 - 40.5) / 2)
+    clock.now += 1.0
+    limiter.succeeded()
+    assert (limiter.rate, limiter.burst) == (50, 1)  # back to --rate; the burst stays learnt
+    for _ in range(200):  # a wrong --rate far above the gateway: trimmed, not collapsed
+        limiter.throttled(limiter.epoch)
+    assert limiter.rate == limiter.min_rate == 0.2
+
+
+def test_no_limit_still_caps_requests_in_flight() -> None:
+    limiter = RateLimiter(0, max_in_flight=3)
+    high = 0
+    current = 0
+
+    async def one() -> None:
+        nonlocal high, current
+        async with limiter.request():
+            current += 1
+            high = max(high, current)
+            await asyncio.sleep(0.001)
+            current -= 1
+
+    async def go() -> None:
+        await asyncio.gather(*(one() for _ in range(20)))
+
+    asyncio.run(go())
+    assert high == 3
 
 
 def test_retry_delays_honour_retry_after_and_back_off() -> None:
