@@ -118,7 +118,7 @@ TUNING: list[tuple[str, Any, str, Any, str]] = [
         _int,
         "N",
         _FETCH.concurrency,
-        "Requests in flight at once, over all projects.",
+        "Requests in flight at once per endpoint and credential, over all its projects (a request takes its rate token first, then its slot).",
     ),
     ("parallel_projects", _int, "N", 4, "Projects read at the same time."),
     (
