@@ -10,7 +10,10 @@ Needs Apache Airflow 3 (``pip install 'hss-image-connector[airflow]'``); the res
 package never imports this module. Both classes only translate Airflow things into a
 ``connector.Config``; everything else is ``connector.run``.
 
-The connection (default id ``hss_default``, any connection type, e.g. ``generic``):
+The connection (default id ``hss_default``, connection type ``hss``: the package registers
+it with Airflow as a provider, see ``connector.provider``, so the connection form shows the
+fields below and its "Test" button reads one page; any other type, e.g. ``generic``, works
+too):
 
     password                 the IAM token (``auth`` = ``token``, the default), the secret
                              key (``aksk``) or the IAM user's password (``iam``)
@@ -39,9 +42,13 @@ logged or put in an error message.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import copy
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +73,7 @@ from .config import (
     check_snapshot_date,
     endpoint_for_region,
 )
+from .provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from .redaction import Redactor
 
 _INSTALL_HINT = "pip install 'hss-image-connector[airflow]'"
@@ -196,6 +204,17 @@ def _project_list(value: Any, where: str) -> tuple[str, ...]:
 _T = TypeVar("_T")
 
 
+def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine to its end from synchronous code, also where an event loop is
+    already running in this thread (an async web server): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(start())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(start())).result()
+
+
 def _relocated(where: str, check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """``check(*args, **kwargs)``, its ``ConfigError`` re-pointed at ``where``."""
     try:
@@ -209,13 +228,86 @@ class HssHook(BaseHook):  # type: ignore[misc]
 
     conn_name_attr = "hss_conn_id"
     default_conn_name = DEFAULT_CONN_ID
-    conn_type = "hss"
-    hook_name = "Huawei Cloud HSS"
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(self, hss_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hss_conn_id = hss_conn_id
         self._connection: Any = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and explained standard fields of the connection form.
+
+        Airflow 3.2+ reads the same from the provider info (``connector.provider``); this
+        is the per-hook form of older versions.
+        """
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras as form fields, from ``connector.provider.CONN_FIELDS``.
+
+        Imports the web server's form libraries (present where Airflow draws the form, not
+        needed anywhere else); Airflow 3.2+ reads ``conn-fields`` from the provider info
+        instead and never calls this.
+        """
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        widgets: dict[str, Any] = {}
+        for key, spec in CONN_FIELDS.items():
+            label = lazy_gettext(spec["label"])
+            schema = spec["schema"]
+            kinds = schema["type"]
+            described = {"description": spec.get("description", "")}
+            if schema.get("format") == "password":
+                widgets[key] = PasswordField(label, widget=BS3PasswordFieldWidget(), **described)
+            elif "boolean" in kinds:
+                widgets[key] = BooleanField(label, default=schema.get("default"), **described)
+            elif "integer" in kinds:
+                widgets[key] = IntegerField(
+                    label,
+                    validators=[Optional(), NumberRange(min=schema.get("minimum"))],
+                    widget=BS3TextFieldWidget(),
+                    **described,
+                )
+            else:  # text, and numbers as text (only these four field classes are allowed)
+                widgets[key] = StringField(label, widget=BS3TextFieldWidget(), **described)
+        return widgets
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read one small page (``limit`` 10) of the connection's first project.
+
+        ``(True, what was read)`` or ``(False, "ErrorType: message")`` with the API's
+        ``error_code`` and HTTP status; the message never holds a secret. This is what the
+        connection form's "Test" button and ``airflow connections test`` call (with
+        ``AIRFLOW__CORE__TEST_CONNECTION=Enabled``).
+        """
+        from .check import probe_async
+
+        redactor = Redactor()
+        try:
+            with contextlib.suppress(Exception):  # whatever else fails, never echo this
+                redactor.add(self.get_conn().password)
+            # a probe writes nothing: the output folder is required by Config, never used
+            config = self.get_config(out=".", projects=self.project_ids()[:1])
+            redactor.add(*config.auth.secrets())
+            [result] = _run_coroutine(lambda: probe_async(config, projects=1, redactor=redactor))
+        except ConnectorError as error:
+            return False, redactor(f"{type(error).__name__}: {error}")
+        except Exception as error:  # a test must answer, not raise: one redacted line
+            message = " ".join(str(error).split()) or "no message"
+            return False, redactor(f"{type(error).__name__}: {message} (unexpected)")
+        if not result.ok:
+            return False, f"{result.error_type}: {result.error}"
+        return True, (
+            f"read project {result.project_id} at {result.endpoint} ({config.auth.kind} auth): "
+            f"{result.total_num} image(s) visible"
+        )
 
     def get_conn(self) -> Any:
         """The Airflow Connection (fetched once per hook)."""
@@ -233,6 +325,10 @@ class HssHook(BaseHook):  # type: ignore[misc]
                 "the extra field must be a JSON object",
                 where=f"connection {self.hss_conn_id!r}",
             )
+        # the connection form saves its fields as extras: a field left empty is null, and
+        # older forms prefix each key with extra__hss__
+        prefix = f"extra__{CONN_TYPE}__"
+        extras = {k.removeprefix(prefix): v for k, v in extras.items() if v is not None}
         unknown = sorted(set(extras) - set(EXTRA_KEYS))
         if unknown:
             raise ConfigError(

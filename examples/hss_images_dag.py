@@ -4,12 +4,13 @@
 
 Set up (Airflow 3, with ``pip install 'hss-image-connector[airflow]'`` on the workers):
 
-- Connection ``hss_default`` (type ``generic``): password = an IAM token, or ``auth: aksk``
+- Connection ``hss_default`` (type ``hss``, "Huawei Cloud HSS" in the form; its Test button
+  reads one page): password = an IAM token, or ``auth: aksk``
   with login = access key and password = secret key; extras ``region`` (or ``endpoint``)
   and ``project_ids``; optionally ``enterprise_project_id`` (default ``all_granted_eps``,
   every enterprise project the credentials may see). As an environment variable::
 
-      AIRFLOW_CONN_HSS_DEFAULT='{"conn_type": "generic", "password": "...",
+      AIRFLOW_CONN_HSS_DEFAULT='{"conn_type": "hss", "password": "...",
           "extra": {"region": "cn-north-4", "project_ids": ["0a1b...", "9f8e..."]}}'
 
 - Variable ``hss_images_lake_path``: where the Parquet goes (a folder or

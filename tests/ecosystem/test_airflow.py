@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 
+import connector
 from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +96,32 @@ class AirflowEnv:
         assert done.returncode == 0, output[-5000:]
         data = json.loads(result.read_text())
         return DagRun(data["state"], data["tasks"], data["xcom"], output)
+
+    def command(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``airflow ARGS`` in this AIRFLOW_HOME (exit status not checked)."""
+        return subprocess.run(
+            [str(AIRFLOW_BIN / "airflow"), *args],
+            env={**self.base_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT_S,
+            check=False,
+        )
+
+    def python(self, code: str) -> Any:
+        """Run ``code`` under the Airflow virtualenv; it prints one JSON value, returned."""
+        done = subprocess.run(
+            [str(AIRFLOW_BIN / "python"), "-c", code],
+            env=self.base_env,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT_S,
+            check=False,
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def files_mentioning(self, secret: str) -> list[Path]:
         """Files under AIRFLOW_HOME (logs, metadata database, config) holding ``secret``."""
@@ -253,3 +280,119 @@ def test_a_run_for_a_past_day_is_skipped_instead_of_faking_that_days_snapshot(
     assert f"this run stands for {past}" in run.output
     assert "the HSS API has no history" in run.output
     assert not lake.exists() or not list(lake.rglob("*.parquet"))
+
+
+# ------------------------------------------------------------- the provider registration
+
+
+def _json_table(output: str) -> list[dict[str, Any]]:
+    """The JSON list an ``airflow ... -o json`` command printed (after any log lines)."""
+    return list(json.loads(output[output.index("[") :]))
+
+
+def test_airflow_discovers_the_provider_its_hook_and_connection_type(airflow: AirflowEnv) -> None:
+    """The ``apache_airflow_provider`` entry point is all Airflow needs to list the hook."""
+    hooks = airflow.command("providers", "hooks", "-o", "json")
+    assert hooks.returncode == 0, hooks.stderr[-3000:]
+    [hook] = [h for h in _json_table(hooks.stdout) if h["connection_type"] == "hss"]
+    assert hook == {
+        "connection_type": "hss",
+        "class": "connector.airflow.HssHook",
+        "conn_id_attribute_name": "hss_conn_id",
+        "package_name": "hss-image-connector",
+        "hook_name": "Huawei Cloud HSS",
+    }
+    providers = airflow.command("providers", "list", "-o", "json")
+    assert providers.returncode == 0, providers.stderr[-3000:]
+    [ours] = [
+        p for p in _json_table(providers.stdout) if p["package_name"] == "hss-image-connector"
+    ]
+    assert ours["version"] == connector.__version__
+
+    behaviours = airflow.command("providers", "behaviours", "-o", "json")
+    assert behaviours.returncode == 0, behaviours.stderr[-3000:]
+    assert {"field_behaviours": "hss"} in _json_table(behaviours.stdout)
+    widgets = airflow.command("providers", "widgets", "-o", "json")
+    assert widgets.returncode == 0, widgets.stderr[-3000:]
+    ours_widgets = {
+        w["connection_parameter_name"]: w["field_type"]
+        for w in _json_table(widgets.stdout)
+        if w["package_name"] == "hss-image-connector"
+    }
+    assert ours_widgets["extra__hss__rate"] == ["number", "null"]
+    assert ours_widgets["extra__hss__concurrency"] == ["integer", "null"]
+    assert {f"extra__hss__{k}" for k in ("auth", "region", "endpoint", "project_ids")} <= set(
+        ours_widgets
+    )
+    assert {f"extra__hss__{k}" for k in ("enterprise_project_id", "rate", "concurrency")} <= set(
+        ours_widgets
+    )
+
+
+def test_the_connection_form_hides_relabels_and_explains_its_fields(airflow: AirflowEnv) -> None:
+    """What the UI draws: the behaviour and the form fields as Airflow's ProvidersManager
+    holds them, read from the provider info without the deprecated per-hook methods."""
+    found = airflow.python(
+        "import json, warnings\n"
+        "warnings.simplefilter('error', DeprecationWarning)\n"
+        "from airflow.providers_manager import ProvidersManager\n"
+        "m = ProvidersManager()\n"
+        "w = {k: [v.field['schema'].get('title'), v.is_sensitive]\n"
+        "     for k, v in m.connection_form_widgets.items() if k.startswith('extra__hss__')}\n"
+        "print(json.dumps({'behaviour': m.field_behaviours['hss'], 'widgets': w}))"
+    )
+    behaviour = found["behaviour"]
+    assert set(behaviour["hidden_fields"]) == {"host", "schema", "port"}
+    assert set(behaviour["relabeling"]) == {"login", "password"}
+    assert behaviour["placeholders"]["extra__hss__region"] == "cn-north-4"
+    assert behaviour["placeholders"]["extra__hss__enterprise_project_id"] == "all_granted_eps"
+    widgets = found["widgets"]
+    assert widgets["extra__hss__project_ids"] == ["Project IDs", False]
+    assert widgets["extra__hss__security_token"][1] is True  # a secret: masked in the form
+
+
+def _hss_connection(simulator: RunningSimulator, token: str) -> dict[str, str]:
+    return {
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_HSS_DEFAULT": json.dumps(
+            {
+                "conn_type": "hss",
+                "password": token,
+                "extra": {"endpoint": simulator.base_url, "project_ids": ",".join(PROJECT_RECORDS)},
+            }
+        ),
+    }
+
+
+def test_airflow_connections_test_reads_one_page_of_the_first_project(
+    airflow: AirflowEnv, simulator: RunningSimulator
+) -> None:
+    before = len(simulator.stats.log)
+
+    done = airflow.command(
+        "connections", "test", "hss_default", env=_hss_connection(simulator, TOKEN)
+    )
+
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "Connection success!" in done.stdout
+    [request] = list(simulator.stats.log)[before:]  # one small page of the first project
+    assert (request.project_id, request.offset, request.limit) == ("proj-alpha", 0, 10)
+    assert TOKEN not in done.stdout + done.stderr
+
+
+def test_airflow_connections_test_fails_with_the_apis_error_and_never_the_token(
+    airflow: AirflowEnv, simulator: RunningSimulator
+) -> None:
+    bad_token = "rejected-" + secrets.token_hex(24)
+
+    done = airflow.command(
+        "connections", "test", "hss_default", env=_hss_connection(simulator, bad_token)
+    )
+
+    output = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
+    assert done.returncode == 1, output[-3000:]
+    assert "Connection failed!" in output
+    assert "AuthError: the credentials were rejected" in output
+    assert "HTTP 401" in output and "error_code APIG.0301" in output
+    assert "project proj-alpha" in output  # the first project, named
+    assert bad_token not in output

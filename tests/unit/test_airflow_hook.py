@@ -537,3 +537,117 @@ def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
 
     assert TOKEN not in str(caught.value) and "bad token ***" in str(caught.value)
     assert TOKEN not in str(ti.pushed["report"])
+
+
+# ------------------------------------------------------- provider registration, the form
+
+
+def test_the_provider_info_declares_the_hook_the_operator_and_the_connection_type() -> None:
+    from connector.provider import get_provider_info
+
+    info = get_provider_info()
+
+    assert info["package-name"] == "hss-image-connector"
+    assert info["versions"] == [connector.__version__]
+    assert info["hooks"][0]["python-modules"] == ["connector.airflow"]
+    assert info["operators"][0]["python-modules"] == ["connector.airflow"]
+    [conn_type] = info["connection-types"]
+    assert conn_type["connection-type"] == "hss"
+    assert conn_type["hook-class-name"] == "connector.airflow.HssHook"
+
+
+def test_the_form_has_a_field_for_every_extra_the_hook_reads(module: Any) -> None:
+    from connector.provider import CONN_FIELDS
+
+    assert set(CONN_FIELDS) == set(module.EXTRA_KEYS)
+    assert module.HssHook.conn_type == "hss"
+    behaviour = module.HssHook.get_ui_field_behaviour()
+    assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
+    assert set(behaviour["relabeling"]) == {"login", "password"}
+    placeholders = set(behaviour["placeholders"]) - {"login", "password"}
+    assert placeholders <= set(CONN_FIELDS)  # every placeholder belongs to a field
+
+
+def test_extras_saved_by_the_connection_form(module: Any, airflow: StandIn) -> None:
+    """The form saves a field left empty as null and, in older versions, prefixes keys."""
+    airflow.connect(
+        endpoint=None,
+        project_ids=None,
+        extra__hss__region="cn-north-4",
+        extra__hss__project_ids="p7",
+        extra__hss__rate=None,
+        iam_endpoint=None,
+    )
+    airflow.connections["hss_default"].extra_dejson["endpoint"] = None
+
+    built = config(module)
+
+    assert built.endpoint == "https://hss.cn-north-4.myhuaweicloud.com"
+    assert built.project_ids == ("p7",)
+
+
+# ------------------------------------------------------------------- test_connection()
+
+
+@pytest.fixture
+def hss() -> Any:
+    from connector.simulator import SimulatorConfig, simulator_in_thread
+
+    config = SimulatorConfig(records=25, tokens=frozenset({TOKEN}), seed=3)
+    with simulator_in_thread(config) as running:
+        yield running
+
+
+def test_test_connection_reads_one_small_page_of_the_first_project(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    airflow.connect(endpoint=hss.base_url, project_ids="p1,p2")
+
+    ok, message = module.HssHook().test_connection()
+
+    assert ok, message
+    assert "project p1" in message and "25 image(s)" in message
+    [request] = list(hss.stats.log)
+    assert (request.project_id, request.offset, request.limit) == ("p1", 0, 10)
+
+
+def test_test_connection_fails_with_the_apis_error_code_and_not_the_secret(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    wrong = "wrong-" + TOKEN[::-1]
+    airflow.connect(endpoint=hss.base_url, password=wrong)
+
+    ok, message = module.HssHook().test_connection()
+
+    assert not ok
+    assert message.startswith("AuthError: the credentials were rejected")
+    assert "HTTP 401" in message and "error_code APIG.0301" in message
+    assert wrong not in message
+
+
+def test_test_connection_reports_a_bad_connection_instead_of_raising(
+    module: Any, airflow: StandIn
+) -> None:
+    airflow.connect(auth="aksk", login="AK", password=SECRET_KEY, project_ids=None)
+
+    ok, message = module.HssHook().test_connection()
+
+    assert not ok
+    assert message.startswith("ConfigError: ") and "extra 'project_ids'" in message
+    assert SECRET_KEY not in message
+
+
+def test_test_connection_works_inside_a_running_event_loop(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    """An async web server calls it from its event loop: it must not fail there."""
+    import asyncio
+
+    airflow.connect(endpoint=hss.base_url)
+
+    async def from_a_loop() -> tuple[bool, str]:
+        return module.HssHook().test_connection()  # type: ignore[no-any-return]
+
+    ok, message = asyncio.run(from_a_loop())
+
+    assert ok, message
