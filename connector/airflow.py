@@ -48,9 +48,11 @@ import contextlib
 import copy
 import importlib.metadata
 import importlib.util
+import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import (
@@ -62,8 +64,9 @@ from . import (
     FetchSettings,
     Filters,
     QuarantineLimit,
+    RunReport,
     Secret,
-    run,
+    run_async,
 )
 from .config import (
     IamPassword,
@@ -98,7 +101,7 @@ def _missing_airflow_message() -> str:
 
 
 try:
-    from airflow.sdk import BaseHook, BaseOperator
+    from airflow.sdk import Asset, BaseHook, BaseOperator
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -110,7 +113,7 @@ except ImportError as _error:
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DEFAULT_CONN_ID", "HssHook", "HssImageSyncOperator"]
+__all__ = ["DEFAULT_CONN_ID", "HssHook", "HssImageSyncOperator", "lake_asset"]
 
 DEFAULT_CONN_ID = "hss_default"
 
@@ -129,6 +132,9 @@ EXTRA_KEYS = (
     "allow_insecure_http",
     "enterprise_project_id",
 )
+
+ON_KILL_WAIT_S = 60.0
+"""How long ``on_kill`` called from another thread waits for the run to clean up."""
 
 PERMANENT_ERRORS = frozenset({"ConfigError", "AuthError", "InvalidRequestError"})
 """Failures that an Airflow retry of the same task cannot fix: the task fails at once.
@@ -585,6 +591,8 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         "snapshot_date",
         "project_ids",
         "filters",
+        "rate",
+        "concurrency",
         "max_quarantined",
     )
     template_fields_renderers = {"filters": "json", "project_ids": "json"}
@@ -604,7 +612,13 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         max_quarantined: int | str | None = None,
         **kwargs: Any,
     ) -> None:
+        if "outlets" not in kwargs and isinstance(out, str) and "{{" not in out:
+            kwargs["outlets"] = [lake_asset(out)]
         super().__init__(**kwargs)
+        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any], int] | None = None
+        self._killed = threading.Event()
+        self._finished = threading.Event()
+        self._finished.set()
         self.out = out
         self.project_ids = project_ids
         self.hss_conn_id = hss_conn_id
@@ -665,13 +679,59 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             "snapshot_date='{{ ds }}' and allow_any_snapshot_date=True."
         )
 
+    def _sync(self, config: Config, redactor: Redactor) -> RunReport:
+        """``run_async(config)`` on an event loop of its own, which ``on_kill`` can stop."""
+
+        async def main() -> RunReport:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running = (asyncio.get_running_loop(), task, threading.get_ident())
+            if self._killed.is_set():  # killed while starting
+                task.cancel()
+            try:
+                return await run_async(config, redactor=redactor)
+            finally:
+                self._running = None
+
+        self._killed.clear()
+        self._finished.clear()
+        try:
+            return asyncio.run(main())
+        except asyncio.CancelledError:
+            if not self._killed.is_set():
+                raise
+            raise AirflowException(
+                "HSS image sync stopped (on_kill): unfinished projects were not published and "
+                "their staged files were removed"
+            ) from None
+        finally:
+            self._finished.set()
+
+    def on_kill(self) -> None:
+        """Stop a running sync cleanly, as SIGTERM stops the CLI: unfinished projects are
+        not published, their staging is removed, a publish under way completes.
+
+        Airflow calls this from the task's SIGTERM handler, on the thread running the sync:
+        the run is then cancelled as soon as the handler returns. Called from another thread,
+        it waits (up to ``ON_KILL_WAIT_S``) until the run has stopped and cleaned up.
+        """
+        self._killed.set()
+        running = self._running
+        if running is None:
+            return
+        loop, task, thread = running
+        with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
+            loop.call_soon_threadsafe(task.cancel)
+        if threading.get_ident() != thread:
+            self._finished.wait(ON_KILL_WAIT_S)
+
     def execute(self, context: Context) -> dict[str, Any]:
         self._skip_a_past_run(context)
         redactor = Redactor()
         try:
             config = self._config()
             redactor.add(*config.auth.secrets())
-            report = run(config)
+            report = self._sync(config, redactor)
         except ConnectorError as error:
             message = redactor(f"{type(error).__name__}: {error}")
             if type(error).__name__ in PERMANENT_ERRORS:
@@ -693,6 +753,18 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+
+def lake_asset(out: str) -> Any:
+    """The lake at ``out`` as an Airflow ``Asset`` (``file://`` for a local folder).
+
+    The operator declares it as its outlet, so a DAG scheduled on it
+    (``schedule=[lake_asset("/data/lake/hss_images")]``) runs after each sync.
+    """
+    uri = out.rstrip("/") or out
+    if "://" not in uri:
+        uri = Path(uri).expanduser().resolve().as_uri()
+    return Asset(uri=uri, name=f"hss_images:{uri}", group="hss_images")
 
 
 def _run_day(context: Any) -> date | None:

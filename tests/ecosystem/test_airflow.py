@@ -13,7 +13,9 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin"
 EXAMPLE_DAG = ROOT / "examples" / "hss_images_dag.py"
 RUNNER = Path(__file__).with_name("airflow_runner.py")
+KILL_RUNNER = Path(__file__).with_name("airflow_on_kill_runner.py")
 TOKEN = secrets.token_hex(24)
 PROJECT_RECORDS = {"proj-alpha": 450, "proj-beta": 120, "proj-gamma": 35}
 SUBPROCESS_TIMEOUT_S = 120
@@ -50,6 +53,7 @@ class DagRun:
     state: str
     tasks: list[dict[str, Any]]
     xcom: list[dict[str, Any]]
+    asset_events: list[dict[str, Any]]
     output: str
     """Everything Airflow printed (with dag.test() the task logs go to the console)."""
 
@@ -95,7 +99,7 @@ class AirflowEnv:
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-5000:]
         data = json.loads(result.read_text())
-        return DagRun(data["state"], data["tasks"], data["xcom"], output)
+        return DagRun(data["state"], data["tasks"], data["xcom"], data["asset_events"], output)
 
     def command(
         self, *args: str, env: dict[str, str] | None = None
@@ -226,6 +230,11 @@ def test_example_dag_syncs_every_project_into_the_lake(
     assert {p: n for p, _, n in rows} == expected
     assert len({d for _, d, _ in rows}) == 1 and {d for _, d, _ in rows} <= read_on
 
+    # each sync task records an event on the lake's asset: downstream DAGs schedule on it
+    assert run.asset_events == [
+        {"uri": "hss_images_lake", "name": "hss_images_lake", "task_id": "sync_project"}
+    ] * len(PROJECT_RECORDS)
+
     assert "HssImageSyncOperator" in run.output and "records written" in run.output
     assert TOKEN not in run.output
     assert airflow.files_mentioning(TOKEN) == []
@@ -259,6 +268,7 @@ def test_a_rejected_token_fails_the_tasks_with_the_connectors_error(
         assert detail["error_type"] == "AuthError"
     assert not list(lake.rglob("*.parquet"))
 
+    assert run.asset_events == []  # no data, no event
     assert bad_token not in run.output
     assert airflow.files_mentioning(bad_token) == []
 
@@ -396,3 +406,49 @@ def test_airflow_connections_test_fails_with_the_apis_error_and_never_the_token(
     assert "HTTP 401" in output and "error_code APIG.0301" in output
     assert "project proj-alpha" in output  # the first project, named
     assert bad_token not in output
+
+
+# ------------------------------------------------------------------- the operator's on_kill
+
+
+def test_sigterm_stops_the_operator_cleanly_through_on_kill(
+    airflow: AirflowEnv, tmp_path: Path
+) -> None:
+    """Airflow 3 stops a task with SIGTERM, whose handler calls ``on_kill`` on the thread
+    that runs the sync: the run is cancelled, its staging removed, nothing published."""
+    slow = SimulatorConfig(records=4_000, tokens=frozenset({TOKEN}), seed=9, latency_ms=30)
+    out = tmp_path / "lake"
+    with simulator_in_thread(slow) as hss:
+        env = {
+            **airflow.base_env,
+            "AIRFLOW_CONN_HSS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "hss",
+                    "password": TOKEN,
+                    "extra": {"endpoint": hss.base_url, "project_ids": "p1,p2", "rate": 0},
+                }
+            ),
+        }
+        process = subprocess.Popen(
+            [str(AIRFLOW_BIN / "python"), str(KILL_RUNNER), str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
+        while hss.stats.requests < 6 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        staged = list((tmp_path / "lake.connector" / "staging").rglob("*"))
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=SUBPROCESS_TIMEOUT_S)
+        requests = hss.stats.requests
+
+    assert process.returncode == 0, (stdout + stderr)[-5000:]
+    assert "raised AirflowException: HSS image sync stopped (on_kill)" in stdout, stdout + stderr
+    assert staged, "the run was staging files when it was killed"
+    assert requests < 4_000 * 2 / 200, "stopped, not run to its end"
+    assert not list(out.rglob("*.parquet")), "nothing half-published"
+    assert not (tmp_path / "lake.connector" / "staging").exists(), "staging removed"
+    assert TOKEN not in stdout + stderr
