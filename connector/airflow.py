@@ -10,7 +10,10 @@ Needs Apache Airflow 3 (``pip install 'hss-image-connector[airflow]'``); the res
 package never imports this module. Both classes only translate Airflow things into a
 ``connector.Config``; everything else is ``connector.run``.
 
-The connection (default id ``hss_default``, any connection type, e.g. ``generic``):
+The connection (default id ``hss_default``, connection type ``hss``: the package registers
+it with Airflow as a provider, see ``connector.provider``, so the connection form shows the
+fields below and its "Test" button reads one page; any other type, e.g. ``generic``, works
+too):
 
     password                 the IAM token (``auth`` = ``token``, the default), the secret
                              key (``aksk``) or the IAM user's password (``iam``)
@@ -39,11 +42,17 @@ logged or put in an error message.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import copy
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import (
@@ -55,8 +64,9 @@ from . import (
     FetchSettings,
     Filters,
     QuarantineLimit,
+    RunReport,
     Secret,
-    run,
+    run_async,
 )
 from .config import (
     IamPassword,
@@ -66,6 +76,7 @@ from .config import (
     check_snapshot_date,
     endpoint_for_region,
 )
+from .provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from .redaction import Redactor
 
 _INSTALL_HINT = "pip install 'hss-image-connector[airflow]'"
@@ -90,7 +101,7 @@ def _missing_airflow_message() -> str:
 
 
 try:
-    from airflow.sdk import BaseHook, BaseOperator
+    from airflow.sdk import Asset, BaseHook, BaseOperator
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -102,7 +113,7 @@ except ImportError as _error:
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["DEFAULT_CONN_ID", "HssHook", "HssImageSyncOperator"]
+__all__ = ["DEFAULT_CONN_ID", "HssHook", "HssImageSyncOperator", "lake_asset"]
 
 DEFAULT_CONN_ID = "hss_default"
 
@@ -121,6 +132,9 @@ EXTRA_KEYS = (
     "allow_insecure_http",
     "enterprise_project_id",
 )
+
+ON_KILL_WAIT_S = 60.0
+"""How long ``on_kill`` called from another thread waits for the run to clean up."""
 
 PERMANENT_ERRORS = frozenset({"ConfigError", "AuthError", "InvalidRequestError"})
 """Failures that an Airflow retry of the same task cannot fix: the task fails at once.
@@ -196,6 +210,17 @@ def _project_list(value: Any, where: str) -> tuple[str, ...]:
 _T = TypeVar("_T")
 
 
+def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine to its end from synchronous code, also where an event loop is
+    already running in this thread (an async web server): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(start())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(start())).result()
+
+
 def _relocated(where: str, check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """``check(*args, **kwargs)``, its ``ConfigError`` re-pointed at ``where``."""
     try:
@@ -209,13 +234,86 @@ class HssHook(BaseHook):  # type: ignore[misc]
 
     conn_name_attr = "hss_conn_id"
     default_conn_name = DEFAULT_CONN_ID
-    conn_type = "hss"
-    hook_name = "Huawei Cloud HSS"
+    conn_type = CONN_TYPE
+    hook_name = HOOK_NAME
 
     def __init__(self, hss_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.hss_conn_id = hss_conn_id
         self._connection: Any = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and explained standard fields of the connection form.
+
+        Airflow 3.2+ reads the same from the provider info (``connector.provider``); this
+        is the per-hook form of older versions.
+        """
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras as form fields, from ``connector.provider.CONN_FIELDS``.
+
+        Imports the web server's form libraries (present where Airflow draws the form, not
+        needed anywhere else); Airflow 3.2+ reads ``conn-fields`` from the provider info
+        instead and never calls this.
+        """
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
+        from wtforms.validators import NumberRange, Optional
+
+        widgets: dict[str, Any] = {}
+        for key, spec in CONN_FIELDS.items():
+            label = lazy_gettext(spec["label"])
+            schema = spec["schema"]
+            kinds = schema["type"]
+            described = {"description": spec.get("description", "")}
+            if schema.get("format") == "password":
+                widgets[key] = PasswordField(label, widget=BS3PasswordFieldWidget(), **described)
+            elif "boolean" in kinds:
+                widgets[key] = BooleanField(label, default=schema.get("default"), **described)
+            elif "integer" in kinds:
+                widgets[key] = IntegerField(
+                    label,
+                    validators=[Optional(), NumberRange(min=schema.get("minimum"))],
+                    widget=BS3TextFieldWidget(),
+                    **described,
+                )
+            else:  # text, and numbers as text (only these four field classes are allowed)
+                widgets[key] = StringField(label, widget=BS3TextFieldWidget(), **described)
+        return widgets
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read one small page (``limit`` 10) of the connection's first project.
+
+        ``(True, what was read)`` or ``(False, "ErrorType: message")`` with the API's
+        ``error_code`` and HTTP status; the message never holds a secret. This is what the
+        connection form's "Test" button and ``airflow connections test`` call (with
+        ``AIRFLOW__CORE__TEST_CONNECTION=Enabled``).
+        """
+        from .check import probe_async
+
+        redactor = Redactor()
+        try:
+            with contextlib.suppress(Exception):  # whatever else fails, never echo this
+                redactor.add(self.get_conn().password)
+            # a probe writes nothing: the output folder is required by Config, never used
+            config = self.get_config(out=".", projects=self.project_ids()[:1])
+            redactor.add(*config.auth.secrets())
+            [result] = _run_coroutine(lambda: probe_async(config, projects=1, redactor=redactor))
+        except ConnectorError as error:
+            return False, redactor(f"{type(error).__name__}: {error}")
+        except Exception as error:  # a test must answer, not raise: one redacted line
+            message = " ".join(str(error).split()) or "no message"
+            return False, redactor(f"{type(error).__name__}: {message} (unexpected)")
+        if not result.ok:
+            return False, f"{result.error_type}: {result.error}"
+        return True, (
+            f"read project {result.project_id} at {result.endpoint} ({config.auth.kind} auth): "
+            f"{result.total_num} image(s) visible"
+        )
 
     def get_conn(self) -> Any:
         """The Airflow Connection (fetched once per hook)."""
@@ -233,6 +331,10 @@ class HssHook(BaseHook):  # type: ignore[misc]
                 "the extra field must be a JSON object",
                 where=f"connection {self.hss_conn_id!r}",
             )
+        # the connection form saves its fields as extras: a field left empty is null, and
+        # older forms prefix each key with extra__hss__
+        prefix = f"extra__{CONN_TYPE}__"
+        extras = {k.removeprefix(prefix): v for k, v in extras.items() if v is not None}
         unknown = sorted(set(extras) - set(EXTRA_KEYS))
         if unknown:
             raise ConfigError(
@@ -489,6 +591,8 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         "snapshot_date",
         "project_ids",
         "filters",
+        "rate",
+        "concurrency",
         "max_quarantined",
     )
     template_fields_renderers = {"filters": "json", "project_ids": "json"}
@@ -508,7 +612,13 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         max_quarantined: int | str | None = None,
         **kwargs: Any,
     ) -> None:
+        if "outlets" not in kwargs and isinstance(out, str) and "{{" not in out:
+            kwargs["outlets"] = [lake_asset(out)]
         super().__init__(**kwargs)
+        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any], int] | None = None
+        self._killed = threading.Event()
+        self._finished = threading.Event()
+        self._finished.set()
         self.out = out
         self.project_ids = project_ids
         self.hss_conn_id = hss_conn_id
@@ -569,13 +679,59 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             "snapshot_date='{{ ds }}' and allow_any_snapshot_date=True."
         )
 
+    def _sync(self, config: Config, redactor: Redactor) -> RunReport:
+        """``run_async(config)`` on an event loop of its own, which ``on_kill`` can stop."""
+
+        async def main() -> RunReport:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running = (asyncio.get_running_loop(), task, threading.get_ident())
+            if self._killed.is_set():  # killed while starting
+                task.cancel()
+            try:
+                return await run_async(config, redactor=redactor)
+            finally:
+                self._running = None
+
+        self._killed.clear()
+        self._finished.clear()
+        try:
+            return asyncio.run(main())
+        except asyncio.CancelledError:
+            if not self._killed.is_set():
+                raise
+            raise AirflowException(
+                "HSS image sync stopped (on_kill): unfinished projects were not published and "
+                "their staged files were removed"
+            ) from None
+        finally:
+            self._finished.set()
+
+    def on_kill(self) -> None:
+        """Stop a running sync cleanly, as SIGTERM stops the CLI: unfinished projects are
+        not published, their staging is removed, a publish under way completes.
+
+        Airflow calls this from the task's SIGTERM handler, on the thread running the sync:
+        the run is then cancelled as soon as the handler returns. Called from another thread,
+        it waits (up to ``ON_KILL_WAIT_S``) until the run has stopped and cleaned up.
+        """
+        self._killed.set()
+        running = self._running
+        if running is None:
+            return
+        loop, task, thread = running
+        with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
+            loop.call_soon_threadsafe(task.cancel)
+        if threading.get_ident() != thread:
+            self._finished.wait(ON_KILL_WAIT_S)
+
     def execute(self, context: Context) -> dict[str, Any]:
         self._skip_a_past_run(context)
         redactor = Redactor()
         try:
             config = self._config()
             redactor.add(*config.auth.secrets())
-            report = run(config)
+            report = self._sync(config, redactor)
         except ConnectorError as error:
             message = redactor(f"{type(error).__name__}: {error}")
             if type(error).__name__ in PERMANENT_ERRORS:
@@ -597,6 +753,18 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+
+def lake_asset(out: str) -> Any:
+    """The lake at ``out`` as an Airflow ``Asset`` (``file://`` for a local folder).
+
+    The operator declares it as its outlet, so a DAG scheduled on it
+    (``schedule=[lake_asset("/data/lake/hss_images")]``) runs after each sync.
+    """
+    uri = out.rstrip("/") or out
+    if "://" not in uri:
+        uri = Path(uri).expanduser().resolve().as_uri()
+    return Asset(uri=uri, name=f"hss_images:{uri}", group="hss_images")
 
 
 def _run_day(context: Any) -> date | None:

@@ -25,6 +25,7 @@ from dataclasses import fields
 from datetime import date
 from typing import Any
 
+from . import __version__
 from .config import (
     Config,
     FetchSettings,
@@ -278,6 +279,13 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
 
+def exit_codes_help() -> str:
+    """The exit codes, one a line, for the end of ``--help`` (batch schedulers act on them)."""
+    width = max(len(str(code)) for code in EXIT_CODES)
+    lines = [f"  {code:>{width}}  {meaning}" for code, meaning in EXIT_CODES.items()]
+    return "exit codes:\n" + "\n".join(lines)
+
+
 def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
     """The whole CLI; the simulator's flags (and imports) only when asked for."""
     parser = argparse.ArgumentParser(
@@ -285,11 +293,14 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         description="Sync the Huawei Cloud HSS local image list into hive-partitioned Parquet.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sync = commands.add_parser(
         "sync",
         help="Read projects into Parquet.",
         description="Read the local image list of each project into hive-partitioned Parquet.",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_sync_arguments(sync)
     simulate = commands.add_parser(

@@ -47,8 +47,19 @@ CHUNK_RECORDS = 5_000
 
 
 def run(config: Config) -> RunReport:
-    """Sync every project of ``config``; return the report (also on partial failure)."""
-    return asyncio.run(run_async(config))
+    """Sync every project of ``config``; return the report (also on partial failure).
+
+    Not inside a running event loop (a notebook, an async application): there, use
+    ``await run_async(config)``.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_async(config))
+    raise ConnectorError(
+        "run() cannot be called inside a running event loop (a Jupyter notebook, an async "
+        "application): use 'await connector.run_async(config)' there instead"
+    )
 
 
 @contextlib.asynccontextmanager

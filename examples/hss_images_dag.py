@@ -4,12 +4,13 @@
 
 Set up (Airflow 3, with ``pip install 'hss-image-connector[airflow]'`` on the workers):
 
-- Connection ``hss_default`` (type ``generic``): password = an IAM token, or ``auth: aksk``
+- Connection ``hss_default`` (type ``hss``, "Huawei Cloud HSS" in the form; its Test button
+  reads one page): password = an IAM token, or ``auth: aksk``
   with login = access key and password = secret key; extras ``region`` (or ``endpoint``)
   and ``project_ids``; optionally ``enterprise_project_id`` (default ``all_granted_eps``,
   every enterprise project the credentials may see). As an environment variable::
 
-      AIRFLOW_CONN_HSS_DEFAULT='{"conn_type": "generic", "password": "...",
+      AIRFLOW_CONN_HSS_DEFAULT='{"conn_type": "hss", "password": "...",
           "extra": {"region": "cn-north-4", "project_ids": ["0a1b...", "9f8e..."]}}'
 
 - Variable ``hss_images_lake_path``: where the Parquet goes (a folder or
@@ -34,12 +35,17 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Asset, dag, task
 
 from connector.airflow import HssHook, HssImageSyncOperator
 
 CONN_ID = "{{ var.value.get('hss_images_conn_id', 'hss_default') }}"
 LAKE_PATH = "{{ var.value.get('hss_images_lake_path', '/data/lake/hss_images') }}"
+HSS_IMAGES_LAKE = Asset(name="hss_images_lake")
+"""The lake as an Airflow Asset: every successful sync task records an event on it, so a
+DAG with ``schedule=[HSS_IMAGES_LAKE]`` runs on fresh data. (With a fixed ``out``, the
+operator declares ``lake_asset(out)``, the folder's ``file://`` or ``s3://`` URI, itself;
+this lake's path is a Variable, read only when the task runs.)"""
 MAX_PARALLEL_PROJECTS = 2
 RATE_PER_TASK = 5.0
 """Requests per second of one task; MAX_PARALLEL_PROJECTS * RATE_PER_TASK stays within the
@@ -75,6 +81,7 @@ def hss_images() -> None:
         out=LAKE_PATH,
         rate=RATE_PER_TASK,
         max_quarantined="1%",
+        outlets=[HSS_IMAGES_LAKE],
         max_active_tis_per_dagrun=MAX_PARALLEL_PROJECTS,
         map_index_template="{{ task.project_ids }}",
     ).expand(project_ids=list_projects(CONN_ID))

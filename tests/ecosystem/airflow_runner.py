@@ -5,7 +5,8 @@ Runs under the Airflow virtualenv (not the project's), started by ``test_airflow
     .venv-airflow/bin/python airflow_runner.py DAG_FILE DAG_VARIABLE LOGICAL_DATE RESULT_JSON
 
 The environment carries AIRFLOW_HOME (migrated), the connection and the variables. The
-result holds the run's state, every task instance and every XCom of the run.
+result holds the run's state, every task instance, every XCom and every asset event of
+the run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 
 def main(dag_file: str, variable: str, logical_date: str, result_path: str) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -38,6 +40,7 @@ def main(dag_file: str, variable: str, logical_date: str, result_path: str) -> N
         "state": str(run.state),
         "tasks": [],
         "xcom": [],
+        "asset_events": [],
     }
     with create_session() as session:
         instances = session.scalars(
@@ -64,6 +67,13 @@ def main(dag_file: str, variable: str, logical_date: str, result_path: str) -> N
                     "value": XComModel.deserialize_value(row),
                 }
             )
+        events = session.execute(
+            select(AssetModel.uri, AssetModel.name, AssetEvent.source_task_id)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetEvent.source_run_id == run.run_id)
+        )
+        for uri, name, task_id in events:
+            result["asset_events"].append({"uri": uri, "name": name, "task_id": task_id})
     Path(result_path).write_text(json.dumps(result, default=str, indent=2))
 
 

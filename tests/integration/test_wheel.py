@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -76,3 +77,27 @@ def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert cli.returncode == 0 and "--project-id" in cli.stdout
+
+
+def test_built_sdist_ships_the_examples(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--sdist",
+            "--no-isolation",
+            "--outdir",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    sdist = next(dist.glob("hss_image_connector-*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert "examples/hss_images_dag.py" in names
+    assert {"connector/provider.py", "schemas/image_local_info.json", "README.md"} <= names

@@ -82,9 +82,16 @@ class StandIn:
             def get_connection(cls, conn_id: str) -> FakeConnection:
                 return stand_in.connections[conn_id]
 
+        @dataclass(frozen=True)
+        class Asset:
+            uri: str
+            name: str | None = None
+            group: str | None = None
+
         class BaseOperator:
-            def __init__(self, *, task_id: str, **kwargs: Any) -> None:
+            def __init__(self, *, task_id: str, outlets: Any = None, **kwargs: Any) -> None:
                 self.task_id = task_id
+                self.outlets = list(outlets or [])
                 self.log = logging.getLogger("airflow.task.operators")
 
         self.AirflowException = AirflowException
@@ -93,6 +100,7 @@ class StandIn:
         self.sdk = types.ModuleType("airflow.sdk")
         self.sdk.BaseHook = BaseHook  # type: ignore[attr-defined]
         self.sdk.BaseOperator = BaseOperator  # type: ignore[attr-defined]
+        self.sdk.Asset = Asset  # type: ignore[attr-defined]
         self.exceptions = types.ModuleType("airflow.sdk.exceptions")
         self.exceptions.AirflowException = AirflowException  # type: ignore[attr-defined]
         self.exceptions.AirflowFailException = AirflowFailException  # type: ignore[attr-defined]
@@ -310,6 +318,15 @@ class FakeRun:
         return self.result
 
 
+def as_async(fake: FakeRun) -> Any:
+    """``fake`` in the place of ``run_async``, which the operator awaits."""
+
+    async def run_async(config: Config, **_: Any) -> RunReport:
+        return fake(config)
+
+    return run_async
+
+
 def operator(module: Any, **kwargs: Any) -> Any:
     """An operator as Airflow hands it to ``execute``: its templates already rendered."""
     rendered = {"out": "/lake", **kwargs}
@@ -322,7 +339,7 @@ def test_the_operator_maps_its_rendered_arguments(
     airflow.connect()
     published = ProjectReport("p9", status="published", records_written=7)
     fake = FakeRun(_report("2026-11-20", published))
-    monkeypatch.setattr(module, "run", fake)
+    monkeypatch.setattr(module, "run_async", as_async(fake))
     today = _today()
     task = operator(
         module,
@@ -353,7 +370,7 @@ def test_a_failed_project_fails_the_task_with_the_connectors_message(
     failed = ProjectReport(
         "p1", error=str(error), error_type="AuthError", exit_code=error.exit_code
     )
-    monkeypatch.setattr(module, "run", FakeRun(_report("2026-11-20", failed)))
+    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report("2026-11-20", failed))))
     ti = FakeTaskInstance()
 
     with pytest.raises(airflow.AirflowFailException) as caught:
@@ -369,7 +386,7 @@ def test_a_transient_failure_leaves_the_retry_to_airflow(
     airflow.connect()
     ok = ProjectReport("p1", status="published")
     failed = ProjectReport("p2", error="still HTTP 503", error_type="ServerError", exit_code=3)
-    monkeypatch.setattr(module, "run", FakeRun(_report("2026-11-20", ok, failed)))
+    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report("2026-11-20", ok, failed))))
 
     with pytest.raises(airflow.AirflowException) as caught:
         operator(module).execute({"ti": FakeTaskInstance()})
@@ -382,7 +399,9 @@ def test_an_error_before_any_project_becomes_an_airflow_error(
     module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     airflow.connect()
-    monkeypatch.setattr(module, "run", FakeRun(OutputError("cannot create /lake: read-only")))
+    monkeypatch.setattr(
+        module, "run_async", as_async(FakeRun(OutputError("cannot create /lake: read-only")))
+    )
 
     with pytest.raises(airflow.AirflowException, match="OutputError: cannot create"):
         operator(module).execute({"ti": FakeTaskInstance()})
@@ -409,7 +428,9 @@ def test_a_bad_argument_fails_the_task_without_retries(
     module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch, kwargs: Any, names: str
 ) -> None:
     airflow.connect()
-    monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
+    monkeypatch.setattr(
+        module, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
+    )
 
     with pytest.raises(airflow.AirflowFailException) as caught:
         operator(module, **kwargs).execute({"ti": FakeTaskInstance()})
@@ -446,7 +467,7 @@ def test_every_enterprise_project_unless_the_connection_or_the_task_says(
     assert config(module).filters.enterprise_project_id == "0"
 
     fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
-    monkeypatch.setattr(module, "run", fake)
+    monkeypatch.setattr(module, "run_async", as_async(fake))
     operator(module, filters={"has_vul": "true"}).execute({"ti": FakeTaskInstance()})
     operator(module, filters={"enterprise_project_id": "ep-7"}).execute({"ti": FakeTaskInstance()})
     connection_ep, task_ep = fake.configs
@@ -462,7 +483,9 @@ def test_a_run_for_a_day_before_yesterday_is_skipped(
     module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     airflow.connect()
-    monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
+    monkeypatch.setattr(
+        module, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
+    )
     past = datetime.combine(_today() - timedelta(days=2), datetime.min.time(), UTC)
 
     with pytest.raises(airflow.AirflowSkipException) as caught:
@@ -478,7 +501,7 @@ def test_runs_for_today_and_yesterday_read_on_the_day_they_run(
 ) -> None:
     airflow.connect()
     fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
-    monkeypatch.setattr(module, "run", fake)
+    monkeypatch.setattr(module, "run_async", as_async(fake))
     logical = datetime.combine(_today() - timedelta(days=days_ago), datetime.min.time(), UTC)
 
     operator(module).execute({"ti": FakeTaskInstance(), "logical_date": logical})
@@ -491,7 +514,9 @@ def test_a_run_without_a_logical_date_uses_the_day_it_was_due(
     module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     airflow.connect()
-    monkeypatch.setattr(module, "run", FakeRun(AssertionError("run must not be called")))
+    monkeypatch.setattr(
+        module, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
+    )
     dag_run = types.SimpleNamespace(run_after=datetime(2020, 5, 1, 6, 0, tzinfo=UTC))
 
     with pytest.raises(airflow.AirflowSkipException, match="stands for 2020-05-01"):
@@ -505,7 +530,7 @@ def test_an_explicit_past_date_needs_the_opt_in(
 ) -> None:
     airflow.connect()
     fake = FakeRun(_report("2026-01-02", ProjectReport("p1", status="published")))
-    monkeypatch.setattr(module, "run", fake)
+    monkeypatch.setattr(module, "run_async", as_async(fake))
     old = datetime(2026, 1, 2, tzinfo=UTC)
 
     with pytest.raises(airflow.AirflowFailException, match="allow_any_snapshot_date=True"):
@@ -529,7 +554,7 @@ def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
     )
     report = _report(_today().isoformat(), failed)
     report.redactor.add(TOKEN)  # as the pipeline does with the run's secrets
-    monkeypatch.setattr(module, "run", FakeRun(report))
+    monkeypatch.setattr(module, "run_async", as_async(FakeRun(report)))
     ti = FakeTaskInstance()
 
     with pytest.raises(airflow.AirflowFailException) as caught:
@@ -537,3 +562,182 @@ def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
 
     assert TOKEN not in str(caught.value) and "bad token ***" in str(caught.value)
     assert TOKEN not in str(ti.pushed["report"])
+
+
+# ------------------------------------------------------- provider registration, the form
+
+
+def test_the_provider_info_declares_the_hook_the_operator_and_the_connection_type() -> None:
+    from connector.provider import get_provider_info
+
+    info = get_provider_info()
+
+    assert info["package-name"] == "hss-image-connector"
+    assert info["versions"] == [connector.__version__]
+    assert info["hooks"][0]["python-modules"] == ["connector.airflow"]
+    assert info["operators"][0]["python-modules"] == ["connector.airflow"]
+    [conn_type] = info["connection-types"]
+    assert conn_type["connection-type"] == "hss"
+    assert conn_type["hook-class-name"] == "connector.airflow.HssHook"
+
+
+def test_the_form_has_a_field_for_every_extra_the_hook_reads(module: Any) -> None:
+    from connector.provider import CONN_FIELDS
+
+    assert set(CONN_FIELDS) == set(module.EXTRA_KEYS)
+    assert module.HssHook.conn_type == "hss"
+    behaviour = module.HssHook.get_ui_field_behaviour()
+    assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
+    assert set(behaviour["relabeling"]) == {"login", "password"}
+    placeholders = set(behaviour["placeholders"]) - {"login", "password"}
+    assert placeholders <= set(CONN_FIELDS)  # every placeholder belongs to a field
+
+
+def test_extras_saved_by_the_connection_form(module: Any, airflow: StandIn) -> None:
+    """The form saves a field left empty as null and, in older versions, prefixes keys."""
+    airflow.connect(
+        endpoint=None,
+        project_ids=None,
+        extra__hss__region="cn-north-4",
+        extra__hss__project_ids="p7",
+        extra__hss__rate=None,
+        iam_endpoint=None,
+    )
+    airflow.connections["hss_default"].extra_dejson["endpoint"] = None
+
+    built = config(module)
+
+    assert built.endpoint == "https://hss.cn-north-4.myhuaweicloud.com"
+    assert built.project_ids == ("p7",)
+
+
+# ------------------------------------------------------------------- test_connection()
+
+
+@pytest.fixture
+def hss() -> Any:
+    from connector.simulator import SimulatorConfig, simulator_in_thread
+
+    config = SimulatorConfig(records=25, tokens=frozenset({TOKEN}), seed=3)
+    with simulator_in_thread(config) as running:
+        yield running
+
+
+def test_test_connection_reads_one_small_page_of_the_first_project(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    airflow.connect(endpoint=hss.base_url, project_ids="p1,p2")
+
+    ok, message = module.HssHook().test_connection()
+
+    assert ok, message
+    assert "project p1" in message and "25 image(s)" in message
+    [request] = list(hss.stats.log)
+    assert (request.project_id, request.offset, request.limit) == ("p1", 0, 10)
+
+
+def test_test_connection_fails_with_the_apis_error_code_and_not_the_secret(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    wrong = "wrong-" + TOKEN[::-1]
+    airflow.connect(endpoint=hss.base_url, password=wrong)
+
+    ok, message = module.HssHook().test_connection()
+
+    assert not ok
+    assert message.startswith("AuthError: the credentials were rejected")
+    assert "HTTP 401" in message and "error_code APIG.0301" in message
+    assert wrong not in message
+
+
+def test_test_connection_reports_a_bad_connection_instead_of_raising(
+    module: Any, airflow: StandIn
+) -> None:
+    airflow.connect(auth="aksk", login="AK", password=SECRET_KEY, project_ids=None)
+
+    ok, message = module.HssHook().test_connection()
+
+    assert not ok
+    assert message.startswith("ConfigError: ") and "extra 'project_ids'" in message
+    assert SECRET_KEY not in message
+
+
+def test_test_connection_works_inside_a_running_event_loop(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    """An async web server calls it from its event loop: it must not fail there."""
+    import asyncio
+
+    airflow.connect(endpoint=hss.base_url)
+
+    async def from_a_loop() -> tuple[bool, str]:
+        return module.HssHook().test_connection()  # type: ignore[no-any-return]
+
+    ok, message = asyncio.run(from_a_loop())
+
+    assert ok, message
+
+
+# ------------------------------------------------- the operator: templates, asset, on_kill
+
+
+def test_rate_and_concurrency_are_templated(module: Any) -> None:
+    fields = set(module.HssImageSyncOperator.template_fields)
+    assert {"rate", "concurrency"} <= fields
+
+
+def test_the_lake_is_the_operators_outlet(module: Any, tmp_path: Any) -> None:
+    [asset] = operator(module, out=str(tmp_path / "lake")).outlets
+    assert asset.uri == (tmp_path / "lake").resolve().as_uri()
+    assert operator(module, out="s3://bucket/hss_images/").outlets[0].uri == (
+        "s3://bucket/hss_images"
+    )
+    # a templated output is only known when the task runs: the DAG declares the outlet
+    assert operator(module, out="{{ var.value.lake }}").outlets == []
+    chosen = module.Asset(uri="hss_images_lake")
+    assert operator(module, outlets=[chosen]).outlets == [chosen]
+
+
+def test_on_kill_without_a_run_does_nothing(module: Any) -> None:
+    operator(module).on_kill()
+
+
+def test_on_kill_stops_a_run_cleanly(module: Any, airflow: StandIn, tmp_path: Any) -> None:
+    """Killed from another thread mid-run (against a slow server): the task fails, the
+    staged files are removed and nothing is published."""
+    import threading
+    import time
+
+    from connector.simulator import SimulatorConfig, simulator_in_thread
+
+    slow = SimulatorConfig(records=4_000, tokens=frozenset({TOKEN}), seed=5, latency_ms=30)
+    out = tmp_path / "lake"
+    with simulator_in_thread(slow) as hss:
+        airflow.connect(endpoint=hss.base_url, project_ids="p1,p2", rate=0, concurrency=2)
+        task = operator(module, out=str(out))
+        killer_done = threading.Event()
+        staged: list[Any] = []
+
+        def kill_when_under_way() -> None:
+            deadline = time.monotonic() + 30
+            while hss.stats.requests < 6 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            staged.extend((tmp_path / "lake.connector" / "staging").rglob("*"))
+            task.on_kill()  # returns once the run has stopped and cleaned up
+            killer_done.set()
+
+        killer = threading.Thread(target=kill_when_under_way)
+        killer.start()
+        started = time.monotonic()
+        with pytest.raises(airflow.AirflowException, match="stopped \\(on_kill\\)") as caught:
+            task.execute({"ti": FakeTaskInstance()})
+        killer.join(30)
+
+    assert killer_done.is_set()
+    assert staged, "the run was staging files when it was killed"
+    assert not isinstance(caught.value, airflow.AirflowFailException)
+    assert time.monotonic() - started < 20  # stopped, not run to its end
+    assert 6 <= hss.stats.requests < 4_000 * 2 / 200
+    assert not list(out.rglob("*.parquet")), "nothing half-published"
+    assert not (tmp_path / "lake.connector" / "staging").exists(), "staging removed"
+    assert task._running is None

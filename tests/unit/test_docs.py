@@ -31,6 +31,14 @@ def test_every_flag_is_documented(command: str) -> None:
             )
 
 
+def test_every_top_level_flag_is_documented() -> None:
+    section = README[README.index("## CLI reference") :]
+    for action in build_parser()._actions:
+        for flag in action.option_strings:
+            if flag not in ("-h", "--help"):
+                assert f"`hss-images {flag}`" in section, f"{flag} is not documented"
+
+
 def test_every_environment_variable_is_documented() -> None:
     from connector.simulator.cli import ENVIRONMENT as SIMULATOR_ENVIRONMENT
 
