@@ -266,7 +266,7 @@ class HssHook(BaseHook):  # type: ignore[misc]
             )
         return dict(extras)
 
-    def settings(self) -> dict[str, Setting]:
+    def raw_settings(self) -> dict[str, Setting]:
         """The connection as raw settings, each named by its field (``connector.settings``).
 
         Secrets (the password, a security token) are registered with Airflow's masker here.
@@ -332,7 +332,7 @@ class HssHook(BaseHook):  # type: ignore[misc]
             key = renamed.get(key, key)
             given[key] = Setting(value, f"argument {key}")
         default = {"progress": Setting("log", "default")}
-        config = build_config([given, self.settings(), default])
+        config = build_config([given, self.raw_settings(), default])
         if objects:
             config = replace(config, **objects)
         self.log.info(

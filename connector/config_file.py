@@ -30,28 +30,13 @@ import tomllib
 from pathlib import Path
 
 from .errors import ConfigError
-from .settings import FILTER_KEYS, TUNING_KEYS, Setting
+from .settings import CONNECTION_KEYS, FILTER_KEYS, KEYS, Setting
 
 __all__ = ["FILE_KEYS", "load_config_file"]
 
-FILE_KEYS = (
-    "out",
-    "endpoint",
-    "region",
-    "project_ids",
-    "snapshot_date",
-    "allow_any_snapshot_date",
-    "report",
-    "s3_endpoint",
-    "progress",
-    "token_file",
-    "credentials_file",
-    "iam_endpoint",
-    "allow_insecure_http",
-    *TUNING_KEYS,
-    *FILTER_KEYS,
-)
-"""The top-level keys; besides them the tables ``[filters]`` and ``[[projects]]``."""
+FILE_KEYS = tuple(key for key in KEYS if key not in (*CONNECTION_KEYS, "projects", "run_id"))
+"""The top-level keys (every flag's, and the filters); also the tables ``[filters]`` and
+``[[projects]]``. ``all_projects`` is ``project_ids = "all"`` here."""
 SECRET_KEYS = {"token", "password", "secret_key", "access_key", "security_token", "sk", "ak"}
 
 

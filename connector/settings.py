@@ -55,6 +55,7 @@ from .signing import AkSkCredentials
 __all__ = [
     "ALL_PROJECTS",
     "AUTH_KINDS",
+    "CONNECTION_KEYS",
     "FILTER_KEYS",
     "KEYS",
     "PROJECT_KEYS",
@@ -284,7 +285,6 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "region": _text,
     "project_ids": _project_ids,
     "projects": _entries,
-    "all_projects": _bool,
     "snapshot_date": _date,
     "allow_any_snapshot_date": _bool,
     "allow_insecure_http": _bool,
@@ -299,6 +299,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "token_file": _text,
     "credentials_file": _text,
     "iam_endpoint": _url,
+    "all_projects": _bool,
     "auth": _auth_kind,
     "login": _text,
     "password": _secret,
@@ -306,6 +307,8 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "domain": _text,
 }
 """Every setting and its parser."""
+CONNECTION_KEYS = ("all_projects", "auth", "login", "password", "security_token", "domain")
+"""Settings no config file holds: a flag (``--all-projects``) or an Airflow connection's."""
 
 _PAIRS = (("endpoint", "region"), ("project_ids", "projects"))
 
