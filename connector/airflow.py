@@ -20,7 +20,8 @@ too):
     login                    the access key (``aksk``) or the IAM user name (``iam``)
     extra auth               ``token`` | ``aksk`` | ``iam``
     extra region | endpoint  a public-cloud region (``cn-north-4``) or an endpoint URL
-    extra project_ids        a list, or a comma-separated string
+    extra project_ids        a list, a comma-separated string, or ``all`` (every project the
+                             credentials can access in the region: ``Config.all_projects``)
     extra security_token     temporary AK/SK credentials only
     extra domain             the account (domain) name of an IAM user (``iam`` only)
     extra iam_endpoint       IAM endpoint (``iam`` only; derived from a public-cloud region)
@@ -29,13 +30,19 @@ too):
     extra enterprise_project_id  the enterprise project to read (default ``all_granted_eps``:
                              every one the credentials may see; the API's own default ``0``
                              is only the default enterprise project)
+    extra page_size, has_vul, ...  any other speed setting or filter, named and read as
+                             the config file's keys are (``connector.settings``)
 
 The snapshot date is the UTC date the task reads the inventory on, not the run's logical
 date: the API has no history. A run whose logical date is older than yesterday (a backfill,
 a catch-up run, a cleared old run) is skipped with a message instead of writing today's
 inventory under a day that is over.
 
-A mistake in the connection is a ``ConfigError`` that names the connection and the key.
+The hook only gathers the connection's fields and the operator's arguments;
+``connector.settings.build_config`` reads them exactly as it reads flags and file keys. A
+mistake is a ``ConfigError`` naming the connection and the extra (``connection
+'hss_default' extra rate: ...``) or the argument (``argument rate: ...``). Whether a task
+is retried is the error's ``permanent`` flag (``connector.errors``).
 Secrets are held in ``connector.Secret``, registered with Airflow's log masker and never
 logged or put in an error message.
 """
@@ -55,29 +62,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import (
-    AkSkCredentials,
-    Auth,
-    Config,
-    ConfigError,
-    ConnectorError,
-    FetchSettings,
-    Filters,
-    QuarantineLimit,
-    RunReport,
-    Secret,
-    run_async,
-)
-from .config import (
-    IamPassword,
-    check_endpoint,
-    check_filter,
-    check_project_id,
-    check_snapshot_date,
-    endpoint_for_region,
-)
+from . import Config, ConfigError, ConnectorError, Filters, RunReport, run_async
+from .config import check_snapshot_date
+from .errors import is_permanent
 from .provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from .redaction import Redactor
+from .settings import ALL_PROJECTS, FILTER_KEYS, KEYS, TUNING_KEYS, Setting, build_config
 
 _INSTALL_HINT = "pip install 'hss-image-connector[airflow]'"
 
@@ -127,20 +117,15 @@ EXTRA_KEYS = (
     "security_token",
     "domain",
     "iam_endpoint",
-    "rate",
-    "concurrency",
     "allow_insecure_http",
-    "enterprise_project_id",
+    *TUNING_KEYS,
+    *FILTER_KEYS,
 )
+"""The extras the hook reads: the form's fields (``connector.provider``), and every speed
+setting and filter as the CLI's flags and the config file's keys have them."""
 
 ON_KILL_WAIT_S = 60.0
 """How long ``on_kill`` called from another thread waits for the run to clean up."""
-
-PERMANENT_ERRORS = frozenset({"ConfigError", "AuthError", "InvalidRequestError"})
-"""Failures that an Airflow retry of the same task cannot fix: the task fails at once.
-
-Throttling, server, transport, output and data-check failures are retried as usual.
-"""
 
 
 def _mask(secret: str) -> None:
@@ -150,61 +135,6 @@ def _mask(secret: str) -> None:
     except ImportError:  # pragma: no cover - an Airflow without the task-SDK masker
         return
     mask_secret(secret)
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
-    return value.strip()
-
-
-def _flag(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(f"expected true or false, got {value!r}", where=where)
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"expected a number, got {value!r}", where=where)
-
-
-def _integer(value: Any, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise ConfigError(f"expected an integer, got {value!r}", where=where)
-
-
-def _project_list(value: Any, where: str) -> tuple[str, ...]:
-    """A list of project ids, or one comma-separated string of them."""
-    if isinstance(value, str):
-        items: list[Any] = value.split(",")
-    elif isinstance(value, Sequence):
-        items = list(value)
-    else:
-        raise ConfigError(
-            f"expected a list of project ids or a comma-separated string, got {value!r}",
-            where=where,
-        )
-    ids: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(f"expected a project id (text), got {item!r}", where=where)
-        if item.strip():
-            ids.append(_relocated(where, check_project_id, item.strip()))
-    if not ids:
-        raise ConfigError("no project id given", where=where)
-    return tuple(ids)
 
 
 _T = TypeVar("_T")
@@ -219,14 +149,6 @@ def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         return asyncio.run(start())
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(start())).result()
-
-
-def _relocated(where: str, check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``check(*args, **kwargs)``, its ``ConfigError`` re-pointed at ``where``."""
-    try:
-        return check(*args, **kwargs)
-    except ConfigError as error:
-        raise ConfigError(str(error.args[0]), where=where) from None
 
 
 class HssHook(BaseHook):  # type: ignore[misc]
@@ -322,7 +244,7 @@ class HssHook(BaseHook):  # type: ignore[misc]
         return self._connection
 
     def _where(self, key: str) -> str:
-        return f"connection {self.hss_conn_id!r}, extra {key!r}"
+        return f"connection {self.hss_conn_id!r} extra {key}"
 
     def _extras(self) -> dict[str, Any]:
         extras = self.get_conn().extra_dejson
@@ -344,217 +266,88 @@ class HssHook(BaseHook):  # type: ignore[misc]
             )
         return dict(extras)
 
-    def enterprise_project_id(self) -> str | None:
-        """The connection's ``enterprise_project_id`` extra (``None``: the connector's default,
-        ``all_granted_eps``)."""
+    def raw_settings(self) -> dict[str, Setting]:
+        """The connection as raw settings, each named by its field (``connector.settings``).
+
+        Secrets (the password, a security token) are registered with Airflow's masker here.
+        """
+        conn, at = self.get_conn(), f"connection {self.hss_conn_id!r}"
         extras = self._extras()
-        if "enterprise_project_id" not in extras:
-            return None
-        where = self._where("enterprise_project_id")
-        value = _text(extras["enterprise_project_id"], where)
-        check_filter("enterprise_project_id", value, where=where)
-        return value
+        for secret in (conn.password, extras.get("security_token")):
+            if isinstance(secret, str) and secret:
+                _mask(secret)
+        layer = {key: Setting(extras.get(key), self._where(key)) for key in EXTRA_KEYS}
+        layer["login"] = Setting(conn.login or None, f"{at} login")
+        layer["password"] = Setting(conn.password or None, f"{at} password")
+        return layer
 
     def project_ids(self) -> list[str]:
         """The connection's ``project_ids`` extra (for fanning out one task per project)."""
-        extras = self._extras()
-        if "project_ids" not in extras:
+        where = self._where("project_ids")
+        value = self._extras().get("project_ids")
+        if value is None:
             raise ConfigError(
                 "no project ids: set this extra (a list, or a comma-separated string)",
-                where=self._where("project_ids"),
+                where=where,
             )
-        return list(_project_list(extras["project_ids"], self._where("project_ids")))
-
-    def _secret(self, value: Any, what: str, where: str) -> Secret:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{what} is empty", where=where)
-        _mask(value)
-        return Secret(value)
-
-    def _auth(self, extras: Mapping[str, Any]) -> Auth:
-        conn = self.get_conn()
-        kind = _text(extras.get("auth", "token"), self._where("auth")).lower()
-        at_conn = f"connection {self.hss_conn_id!r}"
-        if kind == "token":
-            return Auth(token=self._secret(conn.password, "the password (the IAM token)", at_conn))
-        if kind == "aksk":
-            access_key = _text(conn.login, f"{at_conn}, login (the access key)")
-            secret_key = self._secret(conn.password, "the password (the secret key)", at_conn)
-            security_token = None
-            if extras.get("security_token") is not None:
-                security_token = self._secret(
-                    extras["security_token"], "the security token", self._where("security_token")
-                )
-            return Auth(
-                aksk=AkSkCredentials(
-                    access_key,
-                    secret_key.reveal(),
-                    security_token.reveal() if security_token else None,
-                )
-            )
-        if kind == "iam":
-            where = self._where("domain")
-            if extras.get("domain") is None:
-                raise ConfigError(
-                    "the account (domain) name of the IAM user is needed", where=where
-                )
-            iam_endpoint = extras.get("iam_endpoint")
-            if iam_endpoint is not None:
-                iam_endpoint = _relocated(
-                    self._where("iam_endpoint"),
-                    check_endpoint,
-                    _text(iam_endpoint, self._where("iam_endpoint")),
-                )
-            return Auth(
-                iam=IamPassword(
-                    user=_text(conn.login, f"{at_conn}, login (the IAM user name)"),
-                    password=self._secret(conn.password, "the password (of the IAM user)", at_conn),
-                    domain=_text(extras["domain"], where),
-                    iam_endpoint=iam_endpoint,
-                )
-            )
-        raise ConfigError(
-            f"expected one of {', '.join(AUTH_KINDS)}, got {kind!r}", where=self._where("auth")
-        )
-
-    def _endpoint(self, extras: Mapping[str, Any], allow_http: bool) -> str:
-        if ("region" in extras) == ("endpoint" in extras):
+        ids = KEYS["project_ids"](value, where)
+        if ids == ALL_PROJECTS:
             raise ConfigError(
-                "give exactly one of the extras 'region' (e.g. cn-north-4) or 'endpoint' "
-                "(e.g. https://hss.cn-north-4.myhuaweicloud.com)",
-                where=f"connection {self.hss_conn_id!r}",
+                "is 'all': the projects are listed when a sync runs, so there is no list to "
+                "fan out over here; give the ids, or run one task over all projects",
+                where=where,
             )
-        if "region" in extras:
-            where = self._where("region")
-            return str(_relocated(where, endpoint_for_region, _text(extras["region"], where)))
-        where = self._where("endpoint")
-        url = _text(extras["endpoint"], where)
-        try:
-            return check_endpoint(url, allow_http=allow_http)
-        except ConfigError as error:
-            message = str(error.args[0])
-            if url.lower().startswith("http://"):
-                message = message.replace(
-                    "you pass --allow-insecure-http",
-                    "you set the extra allow_insecure_http to true",
-                )
-            raise ConfigError(message, where=where) from None
+        return list(ids)
 
     def get_config(self, **overrides: Any) -> Config:
         """A ``Config`` from the connection; ``overrides`` are ``Config`` fields.
 
-        ``out`` is required. ``projects`` replaces the connection's ``project_ids``;
-        ``rate`` and ``concurrency`` replace the connection's (or ``fetch``'s) values;
-        ``filters`` replaces the connection's ``enterprise_project_id`` with its own.
-        Progress is logged every few seconds (``progress="log"``) unless overridden.
+        ``out`` is required. ``projects`` (ids, a comma-separated string or ``"all"``)
+        replaces the connection's ``project_ids``; ``rate``, ``concurrency`` and every other
+        setting replace the connection's; ``filters`` (a ``Filters`` or a dict of raw
+        values) replaces the connection's filters key by key, its enterprise project too;
+        ``fetch`` and ``auth`` replace what the connection gives. Progress is logged every
+        few seconds (``progress="log"``) unless overridden. Each argument is named
+        ``argument KEY`` in an error.
         """
         known = {f.name for f in fields(Config)} | {"rate", "concurrency"}
         unexpected = sorted(set(overrides) - known)
         if unexpected:
             raise TypeError(f"get_config() got unexpected argument(s): {', '.join(unexpected)}")
-        extras = self._extras()
-        allow_http = _flag(
-            extras.get("allow_insecure_http", False), self._where("allow_insecure_http")
-        )
-        fetch = overrides.pop("fetch", None) or FetchSettings()
-        for key, parse in (("rate", _number), ("concurrency", _integer)):
-            value = overrides.pop(key, None)
-            where = f"argument {key!r}"
-            if value is None and key in extras:
-                value, where = extras[key], self._where(key)
-            if value is not None:
-                value = parse(value, where)
-                fetch = _relocated(where, replace, fetch, **{key: value})
-        projects = overrides.pop("projects", None)
-        if isinstance(projects, str):
-            projects = _project_list(projects, "argument 'projects'")
-        if not projects:
-            projects = self.project_ids()
-        if "out" not in overrides:
-            raise ConfigError("give an output folder or URL", where="argument 'out'")
-        endpoint = self._endpoint(extras, allow_http)
-        auth = self._auth(extras)
+        given: dict[str, Setting] = {"out": Setting(None, "argument out")}
+        objects = {key: overrides.pop(key) for key in ("fetch", "auth") if key in overrides}
+        filters = overrides.pop("filters", None)
+        if isinstance(filters, Filters):
+            filters = {f.name: getattr(filters, f.name) for f in fields(Filters)}
+        if filters is not None and not isinstance(filters, Mapping):
+            raise ConfigError(f"expected a dict, got {filters!r}", where="argument filters")
+        for name, value in (filters or {}).items():
+            where = f"argument filters.{name}"
+            if name not in FILTER_KEYS:
+                raise ConfigError(f"unknown filter; known: {', '.join(FILTER_KEYS)}", where=where)
+            if value != "":  # a templated filter that rendered empty is no filter
+                given[name] = Setting(value, where)
+        renamed = {"projects": "project_ids", "report_path": "report"}
+        for key, value in overrides.items():
+            key = renamed.get(key, key)
+            given[key] = Setting(value, f"argument {key}")
+        default = {"progress": Setting("log", "default")}
+        config = build_config([given, self.raw_settings(), default])
+        if objects:
+            config = replace(config, **objects)
         self.log.info(
-            "connection %r: %s auth, endpoint %s, %d project(s)",
+            "connection %r: %s auth, endpoint %s, %s",
             self.hss_conn_id,
-            auth.kind,
-            endpoint,
-            len(projects),
+            config.auth.kind,
+            config.endpoint,
+            "all projects" if config.all_projects else f"{len(config.projects)} project(s)",
         )
-        enterprise_project = self.enterprise_project_id()
-        if "filters" not in overrides and enterprise_project is not None:
-            overrides["filters"] = Filters(enterprise_project_id=enterprise_project)
-        settings: dict[str, Any] = {"progress": "log", **overrides}
-        return Config(
-            projects=tuple(projects),
-            endpoint=endpoint,
-            auth=auth,
-            fetch=fetch,
-            allow_insecure_http=allow_http,
-            **settings,
-        )
+        return config
 
 
 def _snapshot_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
-        text = value.strip()
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            try:
-                return datetime.fromisoformat(text).date()
-            except ValueError:
-                pass
-    raise ConfigError(
-        f"expected a date like 2026-11-28, got {value!r}", where="argument 'snapshot_date'"
-    )
-
-
-def _filters(value: Mapping[str, Any] | None, enterprise_project: str | None = None) -> Filters:
-    """``Filters`` from a (rendered) dict: numbers and booleans may arrive as text.
-
-    ``enterprise_project`` (the connection's) applies unless the dict names its own.
-    """
-    base: dict[str, Any] = {}
-    if enterprise_project is not None:
-        base["enterprise_project_id"] = enterprise_project
-    if not value:
-        return Filters(**base)
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"expected a dict, got {value!r}", where="argument 'filters'")
-    kinds = {f.name: f.metadata["kind"] for f in fields(Filters)}
-    chosen: dict[str, Any] = {}
-    for name, raw in value.items():
-        where = f"argument 'filters', key {name!r}"
-        if name not in kinds:
-            raise ConfigError(f"unknown filter; known: {', '.join(kinds)}", where=where)
-        if raw is None or raw == "":
-            continue
-        kind = kinds[name]
-        if kind in ("int", "time"):
-            chosen[name] = _integer(raw, where)
-        elif kind == "bool":
-            chosen[name] = _flag(raw, where)
-        else:
-            chosen[name] = raw
-    return Filters(**{**base, **chosen})
-
-
-def _quarantine_limit(value: Any) -> QuarantineLimit:
-    if value is None:
-        return QuarantineLimit()
-    if isinstance(value, QuarantineLimit):
-        return value
-    if isinstance(value, int | str) and not isinstance(value, bool):
-        return _relocated("argument 'max_quarantined'", QuarantineLimit.parse, str(value))
-    raise ConfigError(
-        f"expected a count like 50 or a percentage like '1%', got {value!r}",
-        where="argument 'max_quarantined'",
-    )
+    result: date = KEYS["snapshot_date"](value, "argument snapshot_date")
+    return result
 
 
 class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
@@ -634,31 +427,30 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if self.snapshot_date is None or self.snapshot_date == "":
             return None
         given = _snapshot_date(self.snapshot_date)
-        allow = _flag(self.allow_any_snapshot_date, "argument 'allow_any_snapshot_date'")
+        allow = KEYS["allow_any_snapshot_date"](
+            self.allow_any_snapshot_date, "argument allow_any_snapshot_date"
+        )
         try:
             check_snapshot_date(given, allow_any=allow)
         except ConfigError as error:
             message = str(error.args[0]).replace(
                 "pass --allow-any-snapshot-date", "set allow_any_snapshot_date=True"
             )
-            raise ConfigError(message, where="argument 'snapshot_date'") from None
+            raise ConfigError(message, where="argument snapshot_date") from None
         return given
 
     def _config(self) -> Config:
-        where = "argument 'project_ids'"
-        projects = _project_list(self.project_ids, where) if self.project_ids else None
-        hook = HssHook(self.hss_conn_id)
         dated: dict[str, Any] = {}
         given = self._given_snapshot_date()
         if given is not None:
             dated = {"snapshot_date": given, "allow_any_snapshot_date": True}
-        return hook.get_config(
-            out=_text(self.out, "argument 'out'"),
-            projects=projects,
-            filters=_filters(self.filters, hook.enterprise_project_id()),
+        return HssHook(self.hss_conn_id).get_config(
+            out=self.out,
+            projects=self.project_ids or None,
+            filters=self.filters or None,
             rate=self.rate,
             concurrency=self.concurrency,
-            max_quarantined=_quarantine_limit(self.max_quarantined),
+            max_quarantined=self.max_quarantined,
             **dated,
         )
 
@@ -734,7 +526,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             report = self._sync(config, redactor)
         except ConnectorError as error:
             message = redactor(f"{type(error).__name__}: {error}")
-            if type(error).__name__ in PERMANENT_ERRORS:
+            if error.permanent:
                 raise AirflowFailException(message) from error
             raise AirflowException(message) from error
         data = report.to_dict()  # every string in it redacted
@@ -750,7 +542,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             f"HSS image sync {report.status}: {len(failed)} of {len(report.projects)} "
             f"project(s) failed (run {report.run_id})\n" + "\n".join(lines)
         )
-        if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
+        if all(is_permanent(p["error_type"]) for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
 

@@ -57,7 +57,6 @@ async def probe_async(
     redactor = redactor if redactor is not None else Redactor()
     redactor.add(*config.auth.secrets())
     targets = config.targets[:projects] if projects is not None else config.targets
-    params = tuple(config.filters.params())
     in_flight = asyncio.Semaphore(config.fetch.concurrency)
     results: dict[str, ProbeResult] = {}
     async with _session(config) as session:
@@ -73,6 +72,7 @@ async def probe_async(
         }
 
         async def one(target: Target) -> None:
+            params = tuple(config.filters_of(target).params())
             request = PageRequest(target.project_id, 0, limit, params)
             async with in_flight:
                 try:

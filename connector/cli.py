@@ -1,6 +1,7 @@
 """``hss-images``: a thin shell over ``connector.run``.
 
-    hss-images sync       --project-id P --out DIR (--endpoint URL | --region R) [filters]
+    hss-images sync       (--project-id P | --all-projects) --out DIR (--endpoint URL | --region R)
+                          [filters]
     hss-images simulate   serve the embedded HSS simulator
     hss-images demo       simulator + sync + a summary of the Parquet written
 
@@ -15,32 +16,22 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from datetime import date
 from typing import Any
 
 from . import __version__
-from .config import (
-    Config,
-    FetchSettings,
-    Filters,
-    QuarantineLimit,
-    RetryPolicy,
-    Target,
-    endpoint_for_region,
-)
-from .config_file import FileSettings, load_config_file
-from .credentials import auth_from_environment
-from .errors import ConfigError, ConnectorError
+from .config import Config, FetchSettings, Filters, QuarantineLimit, RetryPolicy
+from .config_file import load_config_file
+from .errors import ConnectorError
 from .pipeline import run_async
 from .redaction import RedactingFilter, Redactor
 from .report import RunReport
+from .settings import KEYS, Setting, build_config
 
 __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
 
@@ -73,13 +64,6 @@ ENVIRONMENT = {
 }
 
 
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -87,93 +71,70 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _number(text: str) -> float:
-    """A finite number (``nan`` and ``inf`` are refused here, before any range check)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-_seconds = _number
-
 _FETCH = FetchSettings()
 _RETRY = RetryPolicy()
 
-# key (dest and config-file key), flag type, metavar, default, help
-TUNING: list[tuple[str, Any, str, Any, str]] = [
-    ("page_size", _int, "N", _FETCH.page_size, "Records per request, 10..200."),
+# key (dest, config-file key and connection extra), metavar, default, help
+TUNING: list[tuple[str, str, Any, str]] = [
+    ("page_size", "N", _FETCH.page_size, "Records per request, 10..200."),
     (
         "rate",
-        _number,
         "R",
         _FETCH.rate,
         "Requests per second per endpoint and credential, shared by its projects; 0 = no limit. Lowered automatically when throttled, then recovered.",
     ),
-    ("burst", _int, "N", _FETCH.burst, "Requests allowed back to back above the rate."),
+    ("burst", "N", _FETCH.burst, "Requests allowed back to back above the rate."),
     (
         "concurrency",
-        _int,
         "N",
         _FETCH.concurrency,
         "Requests in flight at once per endpoint and credential, over all its projects (a request takes its rate token first, then its slot).",
     ),
-    ("parallel_projects", _int, "N", 4, "Projects read at the same time."),
+    ("parallel_projects", "N", 4, "Projects read at the same time."),
     (
         "max_attempts",
-        _int,
         "N",
         _RETRY.max_attempts,
         "Attempts per page for throttling and transient faults.",
     ),
     (
         "max_retry_time",
-        _seconds,
         "S",
         _RETRY.max_elapsed_s,
         "Time budget of one page, seconds: no attempt runs, and no retry starts, after S seconds from its first attempt.",
     ),
     (
         "connect_timeout",
-        _seconds,
         "S",
         _FETCH.connect_timeout_s,
         "Longest wait for a connection, seconds.",
     ),
     (
         "read_timeout",
-        _seconds,
         "S",
         _FETCH.read_timeout_s,
         "Longest pause while an answer arrives, seconds (it never fires while bytes keep coming).",
     ),
     (
         "request_timeout",
-        _seconds,
         "S",
         _FETCH.request_timeout_s,
         "Longest one request may take, from connecting to the last byte, seconds; a slower answer (a body that trickles in) is cut off and retried. An attempt is also cut off when the page's --max-retry-time runs out.",
     ),
     (
         "max_offset",
-        _int,
         "N",
         _FETCH.max_offset,
         "Largest offset the API accepts; a larger result is read in latest_update_time ranges.",
     ),
     (
         "max_repair_rounds",
-        _int,
         "N",
         _FETCH.max_repair_rounds,
         "Rounds of re-reading pages to prove a project complete (gaps, moved records, short pages) before it fails without publishing.",
     ),
     (
         "max_quarantined",
-        str,
         "N|P%",
         str(QuarantineLimit()),
         "Fail a project, without publishing it, when more records than this fail validation: a count (50) or a share of the records read (1%).",
@@ -193,7 +154,13 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="project_ids",
         metavar="ID",
-        help="Project to read; repeat for several projects.",
+        help="Project to read; repeat for several projects (or give them comma-separated).",
+    )
+    where.add_argument(
+        "--all-projects",
+        action="store_true",
+        default=None,
+        help="Read every project the credentials can access in the endpoint's region (listed through IAM); give no --project-id then.",
     )
     where.add_argument("--out", metavar="DIR", help="Output folder, or s3://bucket/prefix.")
     where.add_argument(
@@ -251,29 +218,25 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 
     api = parser.add_argument_group("API query parameters (validated before any request)")
     for f in fields(Filters):
-        kind = f.metadata["kind"]
-        kwargs: dict[str, Any] = {"help": f.metadata["help"], "dest": f.name}
-        if f.metadata["choices"]:
-            kwargs["choices"] = f.metadata["choices"]
-        elif kind in ("int", "time"):
-            kwargs["type"], kwargs["metavar"] = _int, "MS" if kind == "time" else "N"
-        elif kind == "bool":
-            kwargs["type"], kwargs["metavar"] = _bool, "true|false"
-        else:
-            kwargs["metavar"] = "TEXT"
-        api.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        kind, choices = f.metadata["kind"], f.metadata["choices"]
+        metavar = {"int": "N", "time": "MS", "bool": "true|false"}.get(kind, "TEXT")
+        api.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            metavar="{" + ",".join(choices) + "}" if choices else metavar,
+            help=f.metadata["help"],
+        )
 
     tuning = parser.add_argument_group("speed and limits")
-    for key, type_, metavar, default, help_text in TUNING:
+    for key, metavar, default, help_text in TUNING:
         tuning.add_argument(
             "--" + key.replace("_", "-"),
-            type=type_,
             metavar=metavar,
             help=f"{help_text} Default {default}.".replace("%", "%%"),
         )
     tuning.add_argument(
         "--progress",
-        choices=("auto", "bar", "log", "off"),
+        metavar="{auto,bar,log,off}",
         help="A live line on a terminal, log lines otherwise (default auto).",
     )
     tuning.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
@@ -330,105 +293,30 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
-    """Flags over the config file over the defaults; credentials from env or files only.
+_FLAG_NAMES = {"project_ids": "--project-id"}
 
-    An invalid value is named where it was given: the flag, or the config file and its key.
+
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
+    """Flags over the config file over the environment over the defaults.
+
+    The flags, the file and HSS_ENDPOINT / HSS_REGION are only gathered here; ``build_config``
+    checks them all alike and names an invalid value where it was given (``flag --rate``,
+    ``file sync.toml key rate``). Credentials come from the environment or files only.
     """
     env = os.environ if environ is None else environ
-    file = load_config_file(args.config) if args.config else FileSettings()
-    with _named_where_given(args, file):
-        return _config(args, file, env)
-
-
-@contextlib.contextmanager
-def _named_where_given(args: argparse.Namespace, file: FileSettings) -> Iterator[None]:
-    """Re-point an error about a flag at the config file's key when the value came from there.
-
-    The dataclasses name flags (``--read-timeout``); a value the file gave is named as
-    ``FILE: read_timeout`` (``FILE: filters.scan_status`` for a filter) instead.
-    """
-    try:
-        yield
-    except ConfigError as error:
-        key = (error.where or "").removeprefix("--").replace("-", "_")
-        if not args.config or not key or getattr(args, key, None) is not None:
-            raise
-        if key in file.get("filters", {}):
-            key = f"filters.{key}"
-        elif key not in file:
-            raise
-        raise ConfigError(str(error.args[0]), where=f"{args.config}: {key}") from None
-
-
-def _config(args: argparse.Namespace, file: FileSettings, env: Mapping[str, str]) -> Config:
-    def pick(key: str, default: Any = None) -> Any:
-        flag = getattr(args, key, None)
-        return flag if flag is not None else file.get(key, default)
-
-    endpoint = args.endpoint or (None if args.region else file.get("endpoint")) or None
-    region = args.region or (None if args.endpoint else file.get("region")) or None
-    if endpoint and region:
-        raise ConfigError("give --endpoint or --region, not both")
-    endpoint = endpoint or env.get("HSS_ENDPOINT") or None
-    if endpoint is None and (region := region or env.get("HSS_REGION")):
-        endpoint = endpoint_for_region(region)
-    projects: list[str | Target] = list(args.project_ids or []) or list(file.get("projects", []))
-    if not projects:
-        raise ConfigError("give at least one --project-id (or [[projects]] in --config)")
-    out = pick("out")
-    if not out:
-        raise ConfigError("give an output folder with --out (or out = ... in --config)")
-    given_filters = {f.name: getattr(args, f.name) for f in fields(Filters)}
-    filters = Filters(
-        **{**file.get("filters", {}), **{k: v for k, v in given_filters.items() if v is not None}}
-    )
-    tuning = {key: pick(key, default) for key, _, _, default, _ in TUNING}
-    snapshot = pick("snapshot_date")
-    extra: dict[str, Any] = {}
-    if snapshot is not None:
-        try:
-            extra["snapshot_date"] = date.fromisoformat(snapshot)
-        except ValueError:
-            raise ConfigError(
-                f"expected a date like 2026-11-28, got {snapshot!r}", where="--snapshot-date"
-            ) from None
-    fetch = FetchSettings(
-        page_size=tuning["page_size"],
-        rate=float(tuning["rate"]),
-        burst=tuning["burst"],
-        concurrency=tuning["concurrency"],
-        connect_timeout_s=float(tuning["connect_timeout"]),
-        read_timeout_s=float(tuning["read_timeout"]),
-        request_timeout_s=float(tuning["request_timeout"]),
-        max_offset=tuning["max_offset"],
-        max_repair_rounds=tuning["max_repair_rounds"],
-        retry=RetryPolicy(
-            max_attempts=tuning["max_attempts"], max_elapsed_s=float(tuning["max_retry_time"])
-        ),
-    )
-    auth = auth_from_environment(
-        env,
-        token_file=pick("token_file"),
-        credentials_file=pick("credentials_file"),
-        iam_endpoint=pick("iam_endpoint"),
-    )
-    return Config(
-        projects=tuple(projects),
-        endpoint=endpoint,
-        out=out,
-        auth=auth,
-        filters=filters,
-        fetch=fetch,
-        max_quarantined=QuarantineLimit.parse(str(tuning["max_quarantined"])),
-        allow_insecure_http=bool(pick("allow_insecure_http", False)),
-        allow_any_snapshot_date=bool(pick("allow_any_snapshot_date", False)),
-        report_path=pick("report"),
-        progress=pick("progress", "auto"),
-        parallel_projects=tuning["parallel_projects"],
-        s3_endpoint=pick("s3_endpoint"),
-        **extra,
-    )
+    flags = {
+        key: Setting(
+            getattr(args, key), "flag " + _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
+        )
+        for key in KEYS
+        if hasattr(args, key)
+    }
+    layers = [flags, load_config_file(args.config) if args.config else {}]
+    for key, variable in (("endpoint", "HSS_ENDPOINT"), ("region", "HSS_REGION")):
+        if env.get(variable):  # HSS_ENDPOINT first, as it always was
+            layers.append({key: Setting(env[variable], f"environment {variable}")})
+            break
+    return build_config(layers, environ=env)
 
 
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -441,7 +441,8 @@ def check_endpoint(url: str, *, allow_http: bool = False, where: str = "--endpoi
     if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         raise ConfigError(
             f"plain http:// sends credentials unencrypted; it is allowed only for loopback "
-            f"addresses unless you pass --allow-insecure-http (got host {parts.hostname!r})",
+            f"addresses unless allow_insecure_http is true (--allow-insecure-http, or the "
+            f"key or connection extra allow_insecure_http) (got host {parts.hostname!r})",
             where=where,
         )
     return url.rstrip("/")
@@ -458,10 +459,16 @@ def iam_endpoint_for(hss_endpoint: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One project, and the endpoint that serves it."""
+    """One project, the endpoint that serves it, and its own query parameters if any."""
 
     project_id: str
     endpoint: str
+    filters: Filters | None = None
+    """The project's own query parameters (its enterprise project, its filters): the run's
+    ``Config.filters`` with the project's overrides. ``None``: the run's."""
+    from_run: bool = field(default=False, compare=False, repr=False)
+    """The endpoint is the run's (``Config`` was given a bare project id): a ``Config``
+    made with ``dataclasses.replace(config, endpoint=...)`` moves the project with it."""
 
     def __post_init__(self) -> None:
         check_project_id(self.project_id)
@@ -533,12 +540,14 @@ def check_snapshot_date(
 class Config:
     """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
 
-    projects: tuple[str | Target, ...]
-    """Project ids (read from ``endpoint``) or ``Target``s with their own endpoints."""
+    projects: tuple[Target | str, ...]
+    """The projects to read: ``Target``s, or bare ids read from ``endpoint``. Held as
+    ``Target``s with their endpoints resolved (``targets``)."""
     endpoint: str | None
     out: str
     auth: Auth
     filters: Filters = field(default_factory=Filters)
+    """The run's query parameters; a ``Target`` with ``filters`` of its own uses those."""
     fetch: FetchSettings = field(default_factory=FetchSettings)
     snapshot_date: date = field(default_factory=ReadDate.now)
     """The ``snapshot_date`` partition: by default the UTC date the inventory is read on.
@@ -554,7 +563,8 @@ class Config:
     """Projects read at the same time (each holds a writer and a few thousand records)."""
     s3_endpoint: str | None = None
     """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
-    _targets: tuple[Target, ...] = field(init=False, repr=False, compare=False, default=())
+    all_projects: bool = False
+    """List the projects the credential can access in the endpoint's region (IAM) and read each."""
     _snapshot_origin: SnapshotOrigin = field(
         init=False, repr=False, compare=False, default="default"
     )
@@ -565,29 +575,45 @@ class Config:
             "_snapshot_origin",
             check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date),
         )
-        if not self.projects:
-            raise ConfigError("give at least one --project-id")
-        targets: list[Target] = []
-        for item in self.projects:
-            if isinstance(item, Target):
-                endpoint = item.endpoint
-            else:
-                if self.endpoint is None:
-                    raise ConfigError(
-                        f"project {item!r} has no endpoint: give --endpoint or --region"
-                    )
-                endpoint = self.endpoint
-            checked = check_endpoint(endpoint, allow_http=self.allow_insecure_http)
-            targets.append(Target(item.project_id if isinstance(item, Target) else item, checked))
-        ids = [t.project_id for t in targets]
-        if len(set(ids)) != len(ids):
-            twice = sorted({i for i in ids if ids.count(i) > 1})
-            raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
-        object.__setattr__(self, "_targets", tuple(targets))
         if self.endpoint is not None:
             object.__setattr__(
                 self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
             )
+        if self.all_projects:
+            if self.projects:
+                raise ConfigError(
+                    "reads every project the credentials can access: give no project ids too",
+                    where="--all-projects",
+                )
+            if self.endpoint is None:
+                raise ConfigError(
+                    "needs an endpoint or a region: the projects are listed in its region",
+                    where="--all-projects",
+                )
+        elif not self.projects:
+            raise ConfigError(
+                "give at least one project id (or all projects)", where="--project-id"
+            )
+        targets: list[Target] = []
+        for item in self.projects:
+            if isinstance(item, str) or item.from_run:
+                project_id = item if isinstance(item, str) else item.project_id
+                if self.endpoint is None:
+                    raise ConfigError(
+                        f"project {project_id!r} has no endpoint: give an endpoint or a region",
+                        where="--endpoint",
+                    )
+                if isinstance(item, str):
+                    item = Target(item, self.endpoint, from_run=True)
+                elif item.endpoint != self.endpoint:
+                    item = replace(item, endpoint=self.endpoint)
+            checked = check_endpoint(item.endpoint, allow_http=self.allow_insecure_http)
+            targets.append(item if checked == item.endpoint else replace(item, endpoint=checked))
+        ids = [t.project_id for t in targets]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
+        object.__setattr__(self, "projects", tuple(targets))
         if not 1 <= self.parallel_projects <= 64:
             raise ConfigError(
                 f"must be between 1 and 64, got {self.parallel_projects}",
@@ -596,10 +622,10 @@ class Config:
         if not self.out:
             raise ConfigError("give an output folder", where="--out")
         if self.auth.iam is not None and self.auth.iam.iam_endpoint is None:
-            for target in self.targets:
-                if iam_endpoint_for(target.endpoint) is None:
+            for endpoint in [t.endpoint for t in self.targets] or [self.endpoint or ""]:
+                if iam_endpoint_for(endpoint) is None:
                     raise ConfigError(
-                        f"cannot tell the IAM endpoint for {target.endpoint}: give --iam-endpoint "
+                        f"cannot tell the IAM endpoint for {endpoint}: give --iam-endpoint "
                         "(or HSS_IAM_ENDPOINT)"
                     )
         if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
@@ -607,8 +633,12 @@ class Config:
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        """Every project with its resolved endpoint."""
-        return self._targets
+        """Every project with its resolved endpoint (``projects``, typed as normalised)."""
+        return cast(tuple[Target, ...], self.projects)
+
+    def filters_of(self, target: Target) -> Filters:
+        """The query parameters a project is read with: its own, else the run's."""
+        return target.filters if target.filters is not None else self.filters
 
     @property
     def project_ids(self) -> tuple[str, ...]:

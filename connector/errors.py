@@ -14,6 +14,10 @@
     ├── QuarantineLimitError        more bad records than --max-quarantined allows
     └── OutputError                 writing or publishing Parquet failed
 
+Each class says whether it is ``permanent``: running the same task again cannot succeed
+(configuration, credentials, a rejected request), so a scheduler should not retry it.
+Throttling, server, transport, output and data-check failures are not permanent.
+
 Messages never contain a secret: credentials are held in `Secret` and never formatted.
 Every subclass keeps its constructor arguments in ``args`` so it pickles (Airflow moves
 exceptions between processes).
@@ -36,6 +40,7 @@ __all__ = [
     "ServerError",
     "ThrottledError",
     "TransportError",
+    "is_permanent",
 ]
 
 _BODY_PREVIEW = 300
@@ -51,6 +56,8 @@ class ConnectorError(Exception):
     """Base class of every error the connector raises on purpose."""
 
     exit_code = 1
+    permanent = False
+    """True when retrying the same run cannot help (Airflow fails the task without retries)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -64,6 +71,7 @@ class ConfigError(ConnectorError):
     """A flag, environment variable or config value is wrong; nothing was requested."""
 
     exit_code = 2
+    permanent = True
 
     def __init__(self, message: str, *, where: str | None = None) -> None:
         super().__init__(f"{where}: {message}" if where else message)
@@ -144,9 +152,13 @@ class ApiError(_Located):
 class AuthError(ApiError):
     """Credentials were rejected (401) or lack permission (403, HSS.0010/HSS.0013)."""
 
+    permanent = True
+
 
 class InvalidRequestError(ApiError):
     """The server rejected the request as invalid (400)."""
+
+    permanent = True
 
 
 class ThrottledError(ApiError):
@@ -189,6 +201,13 @@ class OutputError(ConnectorError):
     """Writing or publishing the output failed."""
 
     exit_code = 1
+
+
+def is_permanent(error_type: str | None) -> bool:
+    """Whether the connector error class named ``error_type`` (a report's ``error_type``)
+    is permanent; ``False`` for any other name."""
+    found = globals().get(error_type or "")
+    return isinstance(found, type) and issubclass(found, ConnectorError) and found.permanent
 
 
 def _rebuild(

@@ -252,13 +252,17 @@ async def _run_projects(
             try:
                 async with asyncio.TaskGroup() as group:
                     for target in config.targets:
-                        report.projects[target.project_id] = ProjectReport(target.project_id)
+                        own = None if target.filters is None else target.filters.params()
+                        report.projects[target.project_id] = ProjectReport(
+                            target.project_id, query=None if own is None else dict(own)
+                        )
 
                         async def one(target: Target = target) -> None:
                             async with projects_at_once:
                                 await _sync_project(
                                     config,
                                     target.project_id,
+                                    config.filters_of(target).params(),
                                     fetchers[target.endpoint],
                                     output,
                                     stats[target.project_id],
@@ -306,6 +310,7 @@ def _progress_counters(stats: dict[str, CrawlStats]) -> tuple[int, int, int, int
 async def _sync_project(
     config: Config,
     project_id: str,
+    params: list[tuple[str, Any]],
     fetcher: PageFetcher,
     output: Output,
     stats: CrawlStats,
@@ -316,7 +321,7 @@ async def _sync_project(
     result = report.projects[project_id]
     spec = load_spec()
     schema = file_schema()
-    writer = output.project(project_id, config.snapshot_date, schema)
+    writer = output.project(project_id, config.snapshot_date, schema, query=params)
     sink = ProjectSink(
         writer,
         BatchBuilder(spec, schema),
@@ -340,7 +345,7 @@ async def _sync_project(
         config.fetch,
         spec.natural_key,
         project_id=project_id,
-        params=config.filters.params(),
+        params=params,
         emit=emit,
         stats=stats,
     )

@@ -67,6 +67,9 @@ class ProjectReport:
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 0
+    query: dict[str, Any] | None = None
+    """The project's own query parameters (enterprise project, filters), when they are not
+    the run's ``query``."""
     duration_s: float = 0.0
 
 
@@ -163,6 +166,9 @@ class RunReport:
         ]
         for project in self.projects.values():
             line = f"  {project.project_id}: {project.status}, {project.records_written} records"
+            if project.query is not None:
+                own = ", ".join(f"{k}={v}" for k, v in project.query.items())
+                line += f" (its own query: {own})"
             if project.drift_detected and project.status == "published":
                 line += f", proven complete after re-reading {project.pages_reread} pages"
             if project.extra_fields:

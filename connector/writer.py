@@ -22,6 +22,7 @@ thread is still using.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -247,8 +248,20 @@ class Output:
             if entry.is_dir() and time.time() - entry.stat().st_mtime > STALE_STAGING_S:
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def project(self, project_id: str, snapshot_date: date, schema: pa.Schema) -> ProjectWriter:
-        return ProjectWriter(self, project_id, snapshot_date, schema)
+    def project(
+        self,
+        project_id: str,
+        snapshot_date: date,
+        schema: pa.Schema,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+    ) -> ProjectWriter:
+        """``query``: the project's own query, when it is not the run's (a per-project
+        enterprise project or filter); its partition is stamped with it."""
+        stamp = self.stamp
+        if query is not None:
+            stamp = dataclasses.replace(stamp, query=canonical_query(query))
+        return ProjectWriter(self, project_id, snapshot_date, schema, stamp)
 
     def close(self) -> None:
         """Remove this run's staging area (published files are already moved out of it)."""
@@ -270,10 +283,16 @@ class ProjectWriter:
     """
 
     def __init__(
-        self, output: Output, project_id: str, snapshot_date: date, schema: pa.Schema
+        self,
+        output: Output,
+        project_id: str,
+        snapshot_date: date,
+        schema: pa.Schema,
+        stamp: Stamp | None = None,
     ) -> None:
         self.output = output
-        self.schema = schema.with_metadata({**(schema.metadata or {}), **output.stamp.metadata()})
+        self.stamp = stamp or output.stamp
+        self.schema = schema.with_metadata({**(schema.metadata or {}), **self.stamp.metadata()})
         self.project_id = project_id
         self.partition = partition_path(project_id, snapshot_date)
         name = encode_segment(project_id)
@@ -413,7 +432,7 @@ class ProjectWriter:
         finishes first. On object storage there is no lock: the check comes just before
         the upload (README, Object storage).
         """
-        lake, stamp = self.output.lake, self.output.stamp
+        lake, stamp = self.output.lake, self.stamp
         target = lake.data_file(self.partition)
         with self._step(f"publishing {target}"), lake.locked(self.partition):
             current = lake.read_stamp(target)

@@ -15,10 +15,10 @@ BASE = ("sync", "--project-id", "p1", "--endpoint", "http://127.0.0.1:9")
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--read-timeout", "nan"], "argument --read-timeout: expected a finite number"),
-        (["--max-retry-time", "nan"], "argument --max-retry-time: expected a finite number"),
-        (["--connect-timeout", "-1"], "ConfigError: --connect-timeout: must be a number of"),
-        (["--request-timeout", "0"], "ConfigError: --request-timeout: must be a number of"),
+        (["--read-timeout", "nan"], "ConfigError: flag --read-timeout: expected a finite number"),
+        (["--max-retry-time", "nan"], "ConfigError: flag --max-retry-time: expected a finite"),
+        (["--connect-timeout", "-1"], "ConfigError: flag --connect-timeout: must be a number of"),
+        (["--request-timeout", "0"], "ConfigError: flag --request-timeout: must be a number of"),
     ],
 )
 def test_a_float_flag_must_be_finite_and_in_range(
@@ -35,7 +35,9 @@ def test_a_utf16_config_file_is_a_configuration_error(tmp_path: Path) -> None:
     config.write_text(f'out = "{tmp_path / "lake"}"\nrate = 5\n', encoding="utf-16")
     result = cli(*BASE, "--config", str(config), env={"HSS_AUTH_TOKEN": TOKEN})
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith(f"ConfigError: {config}: the config file is not UTF-8 text")
+    assert result.stderr.startswith(
+        f"ConfigError: file {config}: the config file is not UTF-8 text"
+    )
     assert "UTF-16" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -44,5 +46,8 @@ def test_a_bad_filter_in_the_config_file_is_named_by_its_key(tmp_path: Path) -> 
     config.write_text(f'out = "{tmp_path / "lake"}"\n[filters]\nscan_status = "waiting"\n')
     result = cli(*BASE, "--config", str(config), env={"HSS_AUTH_TOKEN": TOKEN})
     assert result.returncode == 2, result.stderr
-    assert f"ConfigError: {config}: filters.scan_status: 'waiting' is not one of" in result.stderr
+    assert (
+        f"ConfigError: file {config} key filters.scan_status: 'waiting' is not one of"
+        in result.stderr
+    )
     assert "--scan-status" not in result.stderr

@@ -55,8 +55,9 @@ def test_a_snapshot_date_that_is_not_the_day_of_reading_is_refused(
         code, stderr, report = _sync(sim.base_url, tmp_path, "--snapshot-date", when)
         requests = sim.stats.requests
     assert code == 2, stderr
-    assert f"ConfigError: --snapshot-date: {when} is not the date the inventory is read on" in (
-        stderr
+    assert (
+        f"ConfigError: flag --snapshot-date: {when} is not the date the inventory is read on"
+        in (stderr)
     )
     assert "--allow-any-snapshot-date" in stderr and "Traceback" not in stderr
     assert requests == 0 and report == {}

@@ -221,7 +221,7 @@ def test_a_rejected_parameter_fails_fast_with_the_servers_message(tmp_path: Path
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--scan-status", "done"], "invalid choice"),
+        (["--scan-status", "done"], "flag --scan-status: 'done' is not one of"),
         (["--page-size", "500"], "--page-size"),
         (["--start-latest-update-time", "5"], "go together"),
         (["--has-vul", "yes"], "true or false"),

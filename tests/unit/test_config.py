@@ -19,6 +19,7 @@ from connector import (
     AuthError,
     Config,
     ConfigError,
+    ConnectorError,
     DataLossError,
     FetchSettings,
     Filters,
@@ -40,6 +41,15 @@ from connector.config import (
 )
 from connector.config_file import load_config_file
 from connector.credentials import auth_from_environment, read_credentials_file
+from connector.errors import (
+    InvalidRequestError,
+    MalformedResponseError,
+    OutputError,
+    QuarantineLimitError,
+    ServerError,
+    TransportError,
+    is_permanent,
+)
 from connector.redaction import Redactor
 from connector.writer import encode_segment, partition_path
 
@@ -116,11 +126,12 @@ def test_config_file_with_projects_across_regions(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('out = "x"\nrat = 5\n', "rat: unknown key"),
-        ('out = "x"\nrate = "fast"\n', "rate: expected integer or number"),
-        ('token = "abc"\n', "secrets do not belong"),
-        ("[filters]\nhas_vuln = true\n", "filters.has_vuln: unknown filter"),
-        ('[[projects]]\nname = "p1"\n', r"projects\[1\]: unknown key 'name'"),
+        ('out = "x"\nrat = 5\n', "key rat: unknown key"),
+        ('out = "x"\nrate = "fast"\n', "key rate: expected a number, got 'fast'"),
+        ('token = "abc"\n', "key token: secrets do not belong"),
+        ("[filters]\nhas_vuln = true\n", "key filters.has_vuln: unknown filter"),
+        ('[[projects]]\nname = "p1"\n', r"key projects\[1\]: unknown key 'name'"),
+        ("scan_status = 'failed'\n[filters]\nscan_status = 'failed'\n", "given twice"),
         ("out = \n", "not valid TOML"),
     ],
 )
@@ -130,8 +141,8 @@ def test_config_file_errors_name_the_key_and_the_file(
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message) as info:
-        load_config_file(str(path))
-    assert str(path) in str(info.value)
+        config_from_args(_args("--config", str(path)), TOKEN_ENV)
+    assert str(info.value).startswith(f"file {path}")
 
 
 def test_credentials_come_from_exactly_one_source(tmp_path: Path) -> None:
@@ -242,13 +253,13 @@ def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch)
         ("--rate", "nan"),
     ],
 )
-def test_a_float_flag_that_is_not_finite_is_refused_by_its_name(
-    flag: str, value: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        _args(flag, value)
-    assert exited.value.code == 2
-    assert f"argument {flag}: expected a finite number, got '{value}'" in capsys.readouterr().err
+def test_a_float_flag_that_is_not_finite_is_refused_by_its_name(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_args(
+            _args("--project-id", "p1", "--out", "o", "--region", "cn-north-4", flag, value),
+            TOKEN_ENV,
+        )
+    assert str(info.value) == f"flag {flag}: expected a finite number, got '{value}'"
 
 
 @pytest.mark.parametrize(
@@ -262,7 +273,7 @@ def test_a_float_flag_that_is_not_finite_is_refused_by_its_name(
     ],
 )
 def test_a_float_flag_out_of_range_names_the_real_flag(flag: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{flag}: must be a number of seconds"):
+    with pytest.raises(ConfigError, match=f"^flag {flag}: must be a number of seconds"):
         config_from_args(
             _args("--project-id", "p1", "--out", "o", "--region", "cn-north-4", flag, value),
             TOKEN_ENV,
@@ -296,8 +307,8 @@ def test_settings_built_in_code_are_checked_the_same_way(
     [
         ('[filters]\nscan_status = "waiting"\n', "filters.scan_status", "waiting_for_scan"),
         ("[filters]\nimage_size = -1\n", "filters.image_size", "between 0 and 2^63-1"),
-        ("read_timeout = nan\n", "read_timeout", "must be a number of seconds"),
-        ("max_retry_time = inf\n", "max_retry_time", "must be a number of seconds"),
+        ("read_timeout = nan\n", "read_timeout", "expected a finite number, got nan"),
+        ("max_retry_time = inf\n", "max_retry_time", "expected a finite number, got inf"),
         ("connect_timeout = -1\n", "connect_timeout", "must be a number of seconds"),
         ('snapshot_date = "2001-01-01"\n', "snapshot_date", "not the date the inventory is read"),
         ('max_quarantined = "lots"\n', "max_quarantined", "a percentage like 1%"),
@@ -310,14 +321,14 @@ def test_a_bad_value_from_the_config_file_is_named_by_its_key(
     path.write_text('out = "lake"\nregion = "cn-north-4"\n' + text + '[[projects]]\nid = "p1"\n')
     with pytest.raises(ConfigError) as info:
         config_from_args(_args("--config", str(path)), TOKEN_ENV)
-    assert str(info.value).startswith(f"{path}: {key}: "), str(info.value)
+    assert str(info.value).startswith(f"file {path} key {key}: "), str(info.value)
     assert message in str(info.value)
 
 
 def test_a_flag_overriding_a_bad_file_value_is_named_as_the_flag(tmp_path: Path) -> None:
     path = tmp_path / "sync.toml"
     path.write_text('out = "lake"\nregion = "cn-north-4"\nread_timeout = 5\n')
-    with pytest.raises(ConfigError, match=r"^--read-timeout: "):
+    with pytest.raises(ConfigError, match=r"^flag --read-timeout: "):
         config_from_args(
             _args("--config", str(path), "--project-id", "p", "--read-timeout", "0"), TOKEN_ENV
         )
@@ -338,14 +349,14 @@ def test_a_config_file_not_in_utf8_is_a_clear_error(
     path.write_text('out = "lake"\n# café\nrate = 5\n', encoding=encoding)
     with pytest.raises(ConfigError) as info:
         load_config_file(str(path))
-    assert str(info.value).startswith(f"{path}: the config file is not UTF-8 text")
+    assert str(info.value).startswith(f"file {path}: the config file is not UTF-8 text")
     assert looks in str(info.value) and "save it as UTF-8" in str(info.value)
 
 
 def test_a_utf8_config_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "sync.toml"
     path.write_text('out = "lake"\nrate = 5\n', encoding="utf-8-sig")
-    assert load_config_file(str(path))["rate"] == 5
+    assert load_config_file(str(path))["rate"].value == 5
 
 
 def test_the_snapshot_date_rule() -> None:
@@ -417,3 +428,29 @@ def test_the_report_redacts_every_string_it_emits() -> None:
     text = report.to_json().decode() + report.summary()
     assert "s3cr3t-token-value" not in text
     assert "bad token ***" in text
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        (ConfigError("bad"), True),
+        (AuthError("rejected", status=401), True),
+        (InvalidRequestError("rejected", status=400), True),
+        (ThrottledError("slow down", status=429), False),
+        (ServerError("down", status=503), False),
+        (TransportError("reset"), False),
+        (MalformedResponseError("html"), False),
+        (OutputError("disk full"), False),
+        (DataLossError("gap"), False),
+        (QuarantineLimitError("too many"), False),
+    ],
+)
+def test_an_error_says_whether_retrying_can_help(error: ConnectorError, permanent: bool) -> None:
+    assert error.permanent is permanent
+    assert is_permanent(type(error).__name__) is permanent
+    assert pickle.loads(pickle.dumps(error)).permanent is permanent
+
+
+def test_only_the_connectors_own_errors_are_known_permanent() -> None:
+    for name in ("ValueError", "Interrupted", "ConnectorError", "", None, "is_permanent"):
+        assert not is_permanent(name)
