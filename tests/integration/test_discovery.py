@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from connector.config import IamPassword
 from connector.discovery import discover_projects
 from connector.errors import DiscoveryError, MalformedResponseError, ServerError
 from connector.pipeline import _session
+from connector.report import ProjectReport, RunReport
 from connector.signing import AkSkCredentials
 from connector.simulator import IamProject, RunningSimulator, SimulatorConfig, simulator_in_thread
 
@@ -322,3 +323,29 @@ def test_a_discovering_session_is_closed_after_use(sim: RunningSimulator, tmp_pa
         report = sync(discovering(sim, tmp_path))
     assert report.status == "success"
     assert len(opened) == 1 and opened[0].closed
+
+
+def test_every_report_field_is_documented() -> None:
+    """The README's "The run report" names every key of the report, the new ones included."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The run report") : readme.index("## Guarantees")]
+    report = RunReport(run_id="r", snapshot_date="2026-12-01", endpoint="e", started_at="s")
+    keys = set(report.to_dict()) | set(asdict(ProjectReport("p"))) - {"project_id"}
+    assert {"projects_discovered", "discovery"} <= keys
+    assert sorted(k for k in keys if f"`{k}`" not in section) == []
+
+
+def test_the_domain_token_comes_from_the_iam_that_lists_the_projects(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    """``Config.iam_endpoint`` wins over the identity's own for discovery, token included."""
+    identity = IamPassword(USER, Secret(PASSWORD), DOMAIN, iam_endpoint="http://127.0.0.1:9")
+    cfg = discovering(sim, tmp_path, auth=Auth(iam=identity))
+
+    async def main() -> tuple[str, ...]:
+        async with _session(cfg) as session:
+            return (await discover_projects(cfg, session)).project_ids
+
+    sim.stats.reset()
+    assert asyncio.run(main()) == READ
+    assert sim.stats.domain_tokens == 1
