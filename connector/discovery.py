@@ -35,7 +35,7 @@ from yarl import URL
 
 from .auth import IamAuth, iam_error_fields
 from .client import USER_AGENT
-from .config import Config, check_project_id, iam_endpoint_for, region_of
+from .config import Config, Secret, check_project_id, iam_endpoint_for, region_of
 from .errors import (
     ApiError,
     AuthError,
@@ -116,20 +116,28 @@ async def discover_projects(
     401/403 raise ``AuthError`` (status, error_code, request id; never the secret); no
     enabled project in the region raises ``DiscoveryError``.
     """
-    if config.endpoint is None:  # Config refuses all_projects without one
+    endpoint = config.endpoint
+    if endpoint is None:  # Config refuses all_projects without one
         raise ConfigError("project discovery needs an endpoint", where="--all-projects")
-    region = config.region or region_of(config.endpoint)
+    region = config.region or region_of(endpoint)
     identity_iam = config.auth.iam.iam_endpoint if config.auth.iam is not None else None
-    iam = config.iam_endpoint or identity_iam or iam_endpoint_for(config.endpoint)
+    iam = config.iam_endpoint or identity_iam or iam_endpoint_for(endpoint)
     if region is None or iam is None:  # Config refuses these too; named again for safety
         raise ConfigError(
-            f"cannot tell the region or the IAM endpoint of {config.endpoint}",
+            f"cannot tell the region or the IAM endpoint of {endpoint}",
             where="--all-projects",
         )
     url = URL(f"{iam.rstrip('/')}{PROJECTS_PATH}", encoded=True)
 
+    account_token: Secret | None = None  # an IAM identity's: obtained once, kept on retries
+
     async def once() -> tuple[list[ListedProject], str | None]:
-        headers = await _credentials(config, session, url, iam)
+        nonlocal account_token
+        if config.auth.iam is not None and account_token is None:
+            # the token comes from the IAM that lists the projects
+            identity = replace(config.auth.iam, iam_endpoint=iam)
+            account_token = await IamAuth(identity, session, endpoint).domain_token()
+        headers = _credentials(config, url, account_token)
         if redactor is not None:
             redactor.add(headers.get("X-Auth-Token"), headers.get("X-Security-Token"))
         status, body, request_id = await _get(session, url, headers, config)
@@ -184,34 +192,28 @@ def _log(found: Discovery) -> None:
         )
 
 
-async def _credentials(
-    config: Config, session: aiohttp.ClientSession, url: URL, iam: str
-) -> dict[str, str]:
-    """The headers that authenticate ``GET url`` (on IAM endpoint ``iam``) with the run's
-    credential."""
+def _credentials(config: Config, url: URL, account_token: Secret | None) -> dict[str, str]:
+    """The headers that authenticate ``GET url`` with the run's credential (an IAM
+    identity's through its ``account_token``)."""
     headers = {"Content-Type": "application/json;charset=utf8"}
     auth = config.auth
-    if auth.token is not None:
-        return {**headers, "X-Auth-Token": auth.token.reveal()}
-    if auth.aksk is not None:
-        signed = sign_request(
-            method="GET",
-            scheme=url.scheme,
-            host=url.raw_authority,
-            path=url.raw_path,
-            query=[],
-            headers=headers,
-            body=None,
-            credentials=auth.aksk,
-            project_id=None,
-            now=datetime.now(UTC),
-        )
-        return signed.headers
-    assert auth.iam is not None and config.endpoint is not None
-    # the token comes from the IAM that lists the projects
-    identity = replace(auth.iam, iam_endpoint=iam)
-    token = await IamAuth(identity, session, config.endpoint).domain_token()
-    return {**headers, "X-Auth-Token": token.reveal()}
+    token = auth.token or account_token
+    if token is not None:
+        return {**headers, "X-Auth-Token": token.reveal()}
+    assert auth.aksk is not None
+    signed = sign_request(
+        method="GET",
+        scheme=url.scheme,
+        host=url.raw_authority,
+        path=url.raw_path,
+        query=[],
+        headers=headers,
+        body=None,
+        credentials=auth.aksk,
+        project_id=None,
+        now=datetime.now(UTC),
+    )
+    return signed.headers
 
 
 async def _get(

@@ -349,3 +349,44 @@ def test_the_domain_token_comes_from_the_iam_that_lists_the_projects(
     sim.stats.reset()
     assert asyncio.run(main()) == READ
     assert sim.stats.domain_tokens == 1
+
+
+def test_an_iam_identity_asks_for_one_token_however_often_the_listing_is_retried(
+    tmp_path: Path,
+) -> None:
+    logins = listings = 0
+
+    async def token(_: web.Request) -> web.Response:
+        nonlocal logins
+        logins += 1
+        return web.Response(status=201, headers={"X-Subject-Token": f"MII-account-{logins}"})
+
+    async def flaky(request: web.Request) -> web.Response:
+        nonlocal listings
+        listings += 1
+        assert request.headers["X-Auth-Token"] == "MII-account-1"
+        if listings < 3:
+            return web.Response(status=502, text="bad gateway")
+        return web.Response(body=listing(), headers={"Content-Type": "application/json"})
+
+    app = web.Application()
+    app.router.add_post("/v3/auth/tokens", token)
+    app.router.add_get("/v3/auth/projects", flaky)
+
+    async def main() -> tuple[str, ...]:
+        async with TestServer(app, host="127.0.0.1") as server:
+            base = str(server.make_url("")).rstrip("/")
+            identity = IamPassword(USER, Secret(PASSWORD), DOMAIN, iam_endpoint=base)
+            cfg = config(
+                base,
+                tmp_path,
+                projects=(),
+                all_projects=True,
+                region=REGION,
+                auth=Auth(iam=identity),
+            )
+            async with _session(cfg) as session:
+                return (await discover_projects(cfg, session, sleep=_no_sleep)).project_ids
+
+    assert asyncio.run(main()) == (P_REGION,)
+    assert (logins, listings) == (1, 3)
