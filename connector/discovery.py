@@ -3,7 +3,7 @@ endpoint's region, as IAM lists them.
 
     discover_projects(config, session) -> Discovery      (or DiscoveryError, AuthError, ...)
 
-One request, ``GET {iam}/v3/auth/projects`` (IAM's KeystoneListAuthProjects), answered with
+The listing is ``GET {iam}/v3/auth/projects`` (IAM's KeystoneListAuthProjects), answered with
 ``{"projects": [{"id", "name", "enabled", "domain_id", "parent_id", "is_domain",
 "description", "links"}], "links": {"self": ...}}``: every project of the account the
 caller may use, in every region, disabled ones included, in one unpaged list. How each
@@ -11,7 +11,9 @@ credential asks (README "Project discovery" has the sources):
 
 - a token: sent as ``X-Auth-Token``; IAM takes any user token, of any scope;
 - an access key pair: the request is signed (SDK-HMAC-SHA256, ``connector.signing``) with
-  no ``X-Project-Id``, since no project is known yet;
+  no ``X-Project-Id`` (no project is known yet) and with the account id in ``X-Domain-Id``,
+  as AK/SK calls to a global service carry it; the account id comes first from
+  ``GET {iam}/v3/auth/domains``, signed without it, as the provider's SDK learns it;
 - an IAM password identity: a token scoped to the user's account (domain) is obtained
   first, the scope IAM documents for global services such as itself.
 
@@ -51,11 +53,12 @@ from .redaction import Redactor
 from .retry import retrying
 from .signing import sign_request
 
-__all__ = ["PROJECTS_PATH", "Discovery", "ListedProject", "discover_projects"]
+__all__ = ["DOMAINS_PATH", "PROJECTS_PATH", "Discovery", "ListedProject", "discover_projects"]
 
 log = logging.getLogger("connector")
 
 PROJECTS_PATH = "/v3/auth/projects"
+DOMAINS_PATH = "/v3/auth/domains"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,20 +132,25 @@ async def discover_projects(
         )
     url = URL(f"{iam.rstrip('/')}{PROJECTS_PATH}", encoded=True)
 
-    account_token: Secret | None = None  # an IAM identity's: obtained once, kept on retries
+    # obtained once, kept across retries: an IAM identity's account-scoped token, and for
+    # an access key the account id its signed listing carries in X-Domain-Id
+    account_token: Secret | None = None
+    account_id: str | None = None
 
     async def once() -> tuple[list[ListedProject], str | None]:
-        nonlocal account_token
+        nonlocal account_token, account_id
         if config.auth.iam is not None and account_token is None:
             # the token comes from the IAM that lists the projects
             identity = replace(config.auth.iam, iam_endpoint=iam)
             account_token = await IamAuth(identity, session, endpoint).domain_token()
-        headers = _credentials(config, url, account_token)
+        if config.auth.aksk is not None and account_id is None:
+            account_id = await _account_id(session, iam, config, redactor)
+        headers = _credentials(config, url, account_token, account_id)
         if redactor is not None:
             redactor.add(headers.get("X-Auth-Token"), headers.get("X-Security-Token"))
         status, body, request_id = await _get(session, url, headers, config)
         if status != 200:
-            raise _iam_error(status, body, request_id)
+            raise _iam_error(status, body, request_id, "list the projects")
         return _parse(body, request_id), request_id
 
     listed, request_id = await retrying(once, config.fetch.retry, sleep=sleep)
@@ -192,15 +200,20 @@ def _log(found: Discovery) -> None:
         )
 
 
-def _credentials(config: Config, url: URL, account_token: Secret | None) -> dict[str, str]:
-    """The headers that authenticate ``GET url`` with the run's credential (an IAM
-    identity's through its ``account_token``)."""
+def _credentials(
+    config: Config, url: URL, account_token: Secret | None, account_id: str | None
+) -> dict[str, str]:
+    """The headers that authenticate ``GET url`` with the run's credential: a token (an
+    IAM identity's ``account_token``), or an AK/SK signature with no project and, when
+    known, the account in ``X-Domain-Id``."""
     headers = {"Content-Type": "application/json;charset=utf8"}
     auth = config.auth
     token = auth.token or account_token
     if token is not None:
         return {**headers, "X-Auth-Token": token.reveal()}
     assert auth.aksk is not None
+    if account_id is not None:
+        headers["X-Domain-Id"] = account_id
     signed = sign_request(
         method="GET",
         scheme=url.scheme,
@@ -214,6 +227,34 @@ def _credentials(config: Config, url: URL, account_token: Secret | None) -> dict
         now=datetime.now(UTC),
     )
     return signed.headers
+
+
+async def _account_id(
+    session: aiohttp.ClientSession, iam: str, config: Config, redactor: Redactor | None
+) -> str:
+    """The access key's account id, from ``GET /v3/auth/domains`` (KeystoneListAuthDomains)
+    signed without one, as the SDK's GlobalCredentials learn it."""
+    url = URL(f"{iam.rstrip('/')}{DOMAINS_PATH}", encoded=True)
+    headers = _credentials(config, url, None, None)
+    if redactor is not None:
+        redactor.add(headers.get("X-Security-Token"))
+    status, body, request_id = await _get(session, url, headers, config)
+    if status != 200:
+        raise _iam_error(status, body, request_id, "tell the access key's account")
+    try:
+        data = orjson.loads(body)
+        account = data["domains"][0]["id"]
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        account = None
+    if not isinstance(account, str) or not account:
+        error = MalformedResponseError(
+            "IAM's account list (GET /v3/auth/domains) names no account id for the access "
+            "key; it is needed in X-Domain-Id to list the projects with an AK/SK signature",
+            request_id=request_id,
+        )
+        error.retryable = False  # a readable answer without an account: asking again won't help
+        raise error
+    return account
 
 
 async def _get(
@@ -237,7 +278,7 @@ async def _get(
         raise TransportError(f"could not list the projects at {url}: {type(exc).__name__}") from exc
 
 
-def _iam_error(status: int, body: bytes, request_id: str | None) -> ApiError:
+def _iam_error(status: int, body: bytes, request_id: str | None, what: str) -> ApiError:
     code, msg = iam_error_fields(body.decode("utf-8", "replace"))
     context: dict[str, Any] = {
         "status": status,
@@ -246,15 +287,12 @@ def _iam_error(status: int, body: bytes, request_id: str | None) -> ApiError:
         "request_id": request_id,
     }
     if status in (401, 403):
-        return AuthError(
-            "IAM refused to list the projects (--all-projects); check the credential",
-            **context,
-        )
+        return AuthError(f"IAM refused to {what} (--all-projects); check the credential", **context)
     if status == 429:
-        return ThrottledError("IAM throttled the project listing", **context)
+        return ThrottledError(f"IAM throttled the request to {what}", **context)
     if status >= 500:
-        return ServerError("IAM failed to list the projects", **context)
-    return ApiError(f"IAM answered the project listing with HTTP {status}", **context)
+        return ServerError(f"IAM failed to {what}", **context)
+    return ApiError(f"IAM answered the request to {what} with HTTP {status}", **context)
 
 
 def _parse(body: bytes, request_id: str | None) -> list[ListedProject]:

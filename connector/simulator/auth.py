@@ -62,10 +62,12 @@ TOKEN_MUST_BE_UPDATED = "The token must be updated."
 @dataclass(frozen=True, slots=True)
 class Identity:
     """Who is calling; ``key`` is the credential (masked in ``repr``); ``account`` the
-    domain of a token the simulated IAM issued (``None``: a configured credential)."""
+    domain of a token the simulated IAM issued (``None``: a configured credential);
+    ``signed``: an AK/SK signature was verified."""
 
     key: str = field(repr=False)
     account: str | None = None
+    signed: bool = False
 
 
 class AuthError(Exception):
@@ -225,7 +227,7 @@ class GatewayAuthenticator:
                 )
             raise AuthError(401, "APIG.0301", message) from None
         self.lockout.succeeded(access_key)
-        return Identity(f"ak:{access_key}")
+        return Identity(f"ak:{access_key}", signed=True)
 
     def _check_security_token(self, access_key: str, sent: str | None) -> None:
         expected = self._security_tokens.get(access_key)

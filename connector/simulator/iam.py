@@ -8,7 +8,11 @@ Issued tokens live in a :class:`TokenRegistry`, which the gateway's authenticato
 a project-scoped token is valid for its project until ``expires_at``; a domain-scoped one
 (IAM calls it a token for global services) is valid for IAM only, never for HSS.
 :func:`project_list_body` is the answer of ``GET /v3/auth/projects``: every configured
-project of the account, disabled ones included (``enabled: false``), unpaged.
+project of the account, disabled ones included (``enabled: false``), unpaged;
+:func:`domain_list_body` that of ``GET /v3/auth/domains``: the caller's account, whose id
+an AK/SK-signed project listing must carry in ``X-Domain-Id`` (the provider's signing guide
+asks it of AK/SK calls to global services; the SDK learns it from this call, signed
+without it, as the simulator accepts it).
 
 The login body, as the provider's IAM documents it (``scope`` is either one)::
 
@@ -37,16 +41,20 @@ import orjson
 from connector.simulator.config import IamProject
 
 __all__ = [
+    "DOMAIN_ID_HEADER",
     "IamError",
     "IamService",
     "IssuedToken",
     "PasswordLogin",
     "TokenRegistry",
     "domain_id_of",
+    "domain_list_body",
     "project_list_body",
 ]
 
 SUBJECT_TOKEN_HEADER = "X-Subject-Token"
+DOMAIN_ID_HEADER = "X-Domain-Id"
+"""The account id an AK/SK-signed call to a global service (IAM) carries."""
 _TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"}
 _WRONG_CREDENTIALS = "The username or password is wrong."
 
@@ -270,3 +278,20 @@ def project_list_body(
 def _stable_id(*parts: str) -> str:
     """A 32-hex-digit id derived from names, like the provider's ids."""
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+
+def domain_list_body(base_url: str, account: str = ACCOUNT) -> dict[str, Any]:
+    """The body of ``GET /v3/auth/domains`` (KeystoneListAuthDomains): the caller's account."""
+    domain_id = domain_id_of(account)
+    return {
+        "domains": [
+            {
+                "id": domain_id,
+                "name": account,
+                "enabled": True,
+                "description": "",
+                "links": {"self": f"{base_url}/v3/domains/{domain_id}"},
+            }
+        ],
+        "links": {"self": f"{base_url}/v3/auth/domains"},
+    }

@@ -34,6 +34,11 @@ from connector.simulator import IamProject, RunningSimulator, SimulatorConfig, s
 from .helpers import EVERY_EP, FAST_RETRY, TOKEN, config, read_rows, sync
 
 AK, SK = "AKDISCOVERY000000001", "discovery-secret-key-0123456789abcdef"
+TEMP_AK, TEMP_SK, STS = (
+    "AKTEMPORARY00000001",
+    "temporary-secret-key-0123456789",
+    "sts-token-0123456789",
+)
 DOMAIN, USER, PASSWORD = "acme-corp", "hss-reader", "Disc0very-Pa55word"
 REGION = "cn-north-4"
 P_REGION = "a0000000000000000000000000000001"
@@ -50,7 +55,7 @@ PROJECTS = (
 )
 READ = (P_REGION, P_DEV)
 NOT_READ = (P_OLD, P_EAST, P_SOUTH_DEV)
-SECRETS = (TOKEN, SK, PASSWORD)
+SECRETS = (TOKEN, SK, PASSWORD, TEMP_SK, STS)
 
 
 def simulator_config(projects: tuple[IamProject, ...] = PROJECTS) -> SimulatorConfig:
@@ -58,7 +63,8 @@ def simulator_config(projects: tuple[IamProject, ...] = PROJECTS) -> SimulatorCo
         records=40,
         project_records={P_REGION: 230, P_DEV: 75, P_OLD: 50, P_EAST: 60, P_SOUTH_DEV: 20},
         tokens=frozenset({TOKEN}),
-        access_keys={AK: SK},
+        access_keys={AK: SK, TEMP_AK: TEMP_SK},
+        security_tokens={TEMP_AK: STS},
         iam_users={(DOMAIN, USER): PASSWORD},
         iam_projects=projects,
     )
@@ -131,16 +137,21 @@ def test_a_token_discovers_and_reads_every_project_of_the_region(
     assert TOKEN not in log and TOKEN not in report_path.read_text()
 
 
+@pytest.mark.parametrize(
+    "keys", [AkSkCredentials(AK, SK), AkSkCredentials(TEMP_AK, TEMP_SK, STS)], ids=str
+)
 def test_an_access_key_pair_discovers_with_a_signed_request(
-    sim: RunningSimulator, tmp_path: Path
+    sim: RunningSimulator, tmp_path: Path, keys: AkSkCredentials
 ) -> None:
+    """The simulator refuses a signed listing without the account's X-Domain-Id: the run
+    learnt it from GET /v3/auth/domains first."""
     sim.stats.reset()
-    auth = Auth(aksk=AkSkCredentials(AK, SK))
-    report = sync(discovering(sim, tmp_path, auth=auth))
+    report = sync(discovering(sim, tmp_path, auth=Auth(aksk=keys)))
     assert report.status == "success" and report.projects_discovered
     assert_read_every_discovered_project(sim, tmp_path)
     assert (sim.stats.project_listings, sim.stats.project_listings_refused) == (1, 0)
-    assert SK not in report.to_json().decode()
+    text = report.to_json().decode()
+    assert all(secret not in text for secret in SECRETS)
 
 
 def test_an_iam_password_identity_discovers_with_a_domain_scoped_token(
@@ -390,3 +401,40 @@ def test_an_iam_identity_asks_for_one_token_however_often_the_listing_is_retried
 
     assert asyncio.run(main()) == (P_REGION,)
     assert (logins, listings) == (1, 3)
+
+
+@pytest.mark.parametrize("domains", [b'{"domains": []}', b"{}", b"not json"])
+def test_an_access_key_without_an_account_is_refused(tmp_path: Path, domains: bytes) -> None:
+    """No account id, no X-Domain-Id: the listing is not attempted."""
+    listings = 0
+
+    async def accounts(_: web.Request) -> web.Response:
+        return web.Response(body=domains, headers={"Content-Type": "application/json"})
+
+    async def projects(_: web.Request) -> web.Response:
+        nonlocal listings
+        listings += 1
+        return web.Response(body=listing(), headers={"Content-Type": "application/json"})
+
+    app = web.Application()
+    app.router.add_get("/v3/auth/domains", accounts)
+    app.router.add_get("/v3/auth/projects", projects)
+
+    async def main() -> None:
+        async with TestServer(app, host="127.0.0.1") as server:
+            base = str(server.make_url("")).rstrip("/")
+            cfg = config(
+                base,
+                tmp_path,
+                projects=(),
+                all_projects=True,
+                region=REGION,
+                iam_endpoint=base,
+                auth=Auth(aksk=AkSkCredentials(AK, SK)),
+            )
+            async with _session(cfg) as session:
+                await discover_projects(cfg, session, sleep=_no_sleep)
+
+    with pytest.raises(MalformedResponseError, match="X-Domain-Id"):
+        asyncio.run(main())
+    assert listings == 0

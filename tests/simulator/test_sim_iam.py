@@ -1,7 +1,8 @@
 """The simulated IAM: POST /v3/auth/tokens issues project-scoped tokens the gateway accepts
 until they expire (APIG.0307), and domain-scoped ones for IAM only; it refuses wrong
 passwords with an IAM-style body. GET /v3/auth/projects lists the account's projects to a
-token of any scope or an AK/SK signature, in IAM's error shape when it refuses."""
+token of any scope or an AK/SK signature with the account's X-Domain-Id (from
+GET /v3/auth/domains), in IAM's error shape when it refuses."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
-from sim_http import Reply, aget, apost, get, get_signed, login_body, post, project_path
+from sim_http import Reply, aget, apost, get, get_url, login_body, post, project_path
+from yarl import URL
 
-from connector.signing import AkSkCredentials
+from connector.signing import AkSkCredentials, sign_request
 from connector.simulator import (
     IamProject,
     RunningSimulator,
@@ -293,17 +296,58 @@ def test_the_project_list_has_the_reference_shape(lister: RunningSimulator) -> N
     assert not any(p["is_domain"] for p in listed.values())
 
 
-def test_an_aksk_signature_without_a_project_lists_the_projects(lister: RunningSimulator) -> None:
-    reply = get_signed(projects_url(lister), AkSkCredentials(AK, SK))
+def get_signed_iam(url: str, credentials: AkSkCredentials, headers: dict[str, str]) -> Reply:
+    """A GET signed as the SDK signs IAM calls: no X-Project-Id, maybe X-Domain-Id."""
+    parts = urlsplit(url)
+    request = sign_request(
+        method="GET",
+        scheme=parts.scheme,
+        host=parts.netloc,
+        path=parts.path,
+        query=[],
+        headers=headers,
+        body=None,
+        credentials=credentials,
+        project_id=None,
+        now=datetime.now(UTC),
+    )
+    return get_url(URL(request.url, encoded=True), request.headers)
+
+
+def test_an_aksk_signature_lists_the_projects_with_the_account_from_auth_domains(
+    lister: RunningSimulator,
+) -> None:
+    """As the SDK's GlobalCredentials do: the account id from GET /v3/auth/domains (signed
+    without it), then X-Domain-Id on the listing."""
+    keys = AkSkCredentials(AK, SK)
+    domains = get_signed_iam(f"{lister.base_url}/v3/auth/domains", keys, {})
+    assert domains.status == 200
+    (account,) = domains.json()["domains"]
+    assert set(account) == {"id", "name", "enabled", "description", "links"}
+    assert domains.json()["links"] == {"self": f"{lister.base_url}/v3/auth/domains"}
+
+    reply = get_signed_iam(projects_url(lister), keys, {"X-Domain-Id": account["id"]})
     assert reply.status == 200
     assert [p["id"] for p in reply.json()["projects"]] == [REGION_P, SUB_P, OLD_P, EAST_P]
+    assert {p["domain_id"] for p in reply.json()["projects"]} == {account["id"]}
 
-    wrong = get_signed(projects_url(lister), AkSkCredentials(AK, SK + "x"))
+    for headers, words in (({}, "X-Domain-Id is missing"), ({"X-Domain-Id": "0" * 32}, "not")):
+        refused = get_signed_iam(projects_url(lister), keys, headers)
+        assert refused.status == 401 and words in refused.json()["error"]["message"]
+
+    wrong = get_signed_iam(projects_url(lister), AkSkCredentials(AK, SK + "x"), {})
     assert wrong.status == 401
     body = wrong.json()
     assert set(body) == {"error"} and body["error"]["code"] == 401
     assert "verify aksk signature fail" in body["error"]["message"]
     assert SK not in wrong.body.decode()
+
+
+def test_tokens_list_the_account_too(lister: RunningSimulator) -> None:
+    reply = get(f"{lister.base_url}/v3/auth/domains", headers={"X-Auth-Token": TOKEN})
+    assert reply.status == 200 and len(reply.json()["domains"]) == 1
+    refused = get(f"{lister.base_url}/v3/auth/domains", headers={"X-Auth-Token": "nope"})
+    assert refused.status == 401 and refused.json()["error"]["code"] == 401
 
 
 def test_tokens_of_either_scope_list_the_projects(lister: RunningSimulator) -> None:
