@@ -176,9 +176,12 @@ class DiscoveryError(ApiError):
 
     Never a silent success: a run that reads no project would publish nothing and look
     fine. Exit code 3 like the API errors it sits among: IAM was asked and answered, so
-    it is not a configuration error found before any request (exit 2); it is not
-    retryable, since asking again gives the same list.
+    it is not a configuration error found before any request (exit 2); it is neither
+    retryable nor worth another run of the same task (``permanent``): asking again gives
+    the same list.
     """
+
+    permanent = True
 
 
 class TransportError(_Located):

@@ -178,7 +178,7 @@ def test_a_region_without_a_project_to_read_is_a_loud_error(tmp_path: Path) -> N
             sync(discovering(sim, out, report_path=str(report_path)))
         assert sim.stats.requests == 0 and sim.stats.project_listings == 1
     error = caught.value
-    assert error.exit_code == 3 and not error.retryable
+    assert error.exit_code == 3 and not error.retryable and error.permanent
     assert "no enabled project of region cn-north-4" in str(error)
     assert "1 disabled in cn-north-4, 2 of other regions" in str(error)
     assert error.request_id and error.request_id in str(error)
