@@ -113,6 +113,7 @@ EXTRA_KEYS = (
     "auth",
     "region",
     "endpoint",
+    "discovery_region",
     "project_ids",
     "security_token",
     "domain",

@@ -3,7 +3,8 @@
 - ``TokenAuth``: X-Auth-Token (a token from HSS_AUTH_TOKEN or --token-file).
 - ``AkSkAuth``: SDK-HMAC-SHA256 request signing, as the provider's SDKs do it.
 - ``IamAuth``: project-scoped IAM tokens from a password identity, cached until shortly
-  before they expire and renewed once when the gateway says APIG.0307.
+  before they expire and renewed once when the gateway says APIG.0307; and a domain-scoped
+  one for IAM's own calls (project discovery).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from .errors import AuthError, ConfigError, TransportError, preview
 from .proxies import proxy_for
 from .signing import AkSkCredentials, QueryValue, sign_request
 
-__all__ = ["AkSkAuth", "Authenticator", "IamAuth", "TokenAuth", "authenticator_for"]
+__all__ = [
+    "AkSkAuth",
+    "Authenticator",
+    "IamAuth",
+    "TokenAuth",
+    "authenticator_for",
+    "iam_error_fields",
+]
 
 log = logging.getLogger("connector")
 
@@ -110,6 +118,7 @@ class IamAuth:
             raise ConfigError(f"no IAM endpoint for {hss_endpoint}; give --iam-endpoint")
         self._identity = identity
         self._session = session
+        self.endpoint = endpoint
         self._url = f"{endpoint}/v3/auth/tokens"
         self._clock = clock
         self._tokens: dict[str, tuple[Secret, float]] = {}
@@ -133,13 +142,21 @@ class IamAuth:
             cached = self._tokens.get(project_id)
             if cached is not None and self._clock() < cached[1]:
                 return cached[0]
-            token, expires = await self._issue(project_id)
+            token, expires = await self._issue({"project": {"id": project_id}}, project_id)
             # renew 10 min early, or a tenth of the lifetime early for a short-lived token
             margin = min(self.RENEW_BEFORE_S, max(0.0, expires - self._clock()) / 10)
             self._tokens[project_id] = (token, expires - margin)
             return token
 
-    async def _issue(self, project_id: str) -> tuple[Secret, float]:
+    async def domain_token(self) -> Secret:
+        """A token scoped to the user's account (domain): what IAM's own calls take, such
+        as listing the projects (``GET /v3/auth/projects``) before any project is known."""
+        token, _ = await self._issue({"domain": {"name": self._identity.domain}}, None)
+        return token
+
+    async def _issue(
+        self, scope: dict[str, dict[str, str]], project_id: str | None
+    ) -> tuple[Secret, float]:
         body = {
             "auth": {
                 "identity": {
@@ -152,7 +169,7 @@ class IamAuth:
                         }
                     },
                 },
-                "scope": {"project": {"id": project_id}},
+                "scope": scope,
             }
         }
         try:
@@ -171,14 +188,7 @@ class IamAuth:
                 f"could not reach IAM at {self._url}: {type(exc).__name__}", project_id=project_id
             ) from exc
         if status not in (200, 201) or not token:
-            code = msg = None
-            try:
-                data = orjson.loads(text)
-                error = data.get("error", data) if isinstance(data, dict) else {}
-                code = str(error.get("code") or error.get("error_code") or "") or None
-                msg = str(error.get("message") or error.get("error_msg") or "") or None
-            except (orjson.JSONDecodeError, AttributeError):
-                msg = preview(text, 200) or None
+            code, msg = iam_error_fields(text)
             raise AuthError(
                 f"IAM refused a token for user {self._identity.user!r} in domain "
                 f"{self._identity.domain!r}",
@@ -189,7 +199,10 @@ class IamAuth:
                 request_id=request_id,
             )
         self.issued += 1
-        log.info("project %s: obtained an IAM token", project_id)
+        if project_id is None:
+            log.info("obtained an IAM token for account %s", self._identity.domain)
+        else:
+            log.info("project %s: obtained an IAM token", project_id)
         return Secret(token), self._expiry(text)
 
     def _expiry(self, text: str) -> float:
@@ -202,6 +215,19 @@ class IamAuth:
 
     def __repr__(self) -> str:
         return f"IamAuth(user={self._identity.user!r}, password='***')"
+
+
+def iam_error_fields(text: str) -> tuple[str | None, str | None]:
+    """``(error_code, error_msg)`` of an IAM error body: Keystone's ``{"error": {"code",
+    "message"}}`` or the ``{"error_code", "error_msg"}`` of the provider's newer APIs."""
+    try:
+        data = orjson.loads(text)
+        error = data.get("error", data) if isinstance(data, dict) else {}
+        code = str(error.get("code") or error.get("error_code") or "") or None
+        msg = str(error.get("message") or error.get("error_msg") or "") or None
+    except (orjson.JSONDecodeError, AttributeError):
+        return None, preview(text, 200) or None
+    return code, msg
 
 
 def authenticator_for(

@@ -162,6 +162,11 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Read every project the credentials can access in the endpoint's region (listed through IAM); give no --project-id then.",
     )
+    where.add_argument(
+        "--discovery-region",
+        metavar="R",
+        help="With --all-projects: the region whose projects are read, when the --endpoint host does not name it (a dedicated cloud, a proxy).",
+    )
     where.add_argument("--out", metavar="DIR", help="Output folder, or s3://bucket/prefix.")
     where.add_argument(
         "--endpoint",

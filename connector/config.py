@@ -36,6 +36,7 @@ __all__ = [
     "endpoint_for_region",
     "iam_endpoint_for",
     "new_run_id",
+    "region_of",
 ]
 
 MIN_PAGE_SIZE = 10
@@ -457,6 +458,19 @@ def iam_endpoint_for(hss_endpoint: str) -> str | None:
     return None
 
 
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+
+
+def region_of(hss_endpoint: str) -> str | None:
+    """The region a public-cloud HSS endpoint names (``hss.<region>.myhuaweicloud.com``)."""
+    host = urlsplit(hss_endpoint).hostname or ""
+    for suffix in (".myhuaweicloud.com", ".myhuaweicloud.eu"):
+        region = host.removeprefix("hss.").removesuffix(suffix)
+        if host.startswith("hss.") and host.endswith(suffix) and _REGION.fullmatch(region):
+            return region
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """One project, the endpoint that serves it, and its own query parameters if any."""
@@ -556,6 +570,12 @@ class Config:
     """Accept a snapshot date that is not the date of reading (a deliberate backfill label)."""
     max_quarantined: QuarantineLimit = field(default_factory=QuarantineLimit)
     allow_insecure_http: bool = False
+    region: str | None = None
+    """The endpoint's region when its host does not name it (a dedicated cloud, a proxy):
+    ``all_projects`` reads the projects of this region."""
+    iam_endpoint: str | None = None
+    """IAM endpoint for ``all_projects`` (default: the IAM password identity's, else
+    ``iam.<region>`` of a public-cloud endpoint)."""
     report_path: str | None = None
     run_id: str = field(default_factory=new_run_id)
     progress: Literal["auto", "bar", "log", "off"] = "auto"
@@ -575,21 +595,27 @@ class Config:
             "_snapshot_origin",
             check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date),
         )
+        if self.region is not None and (
+            not isinstance(self.region, str) or not _REGION.fullmatch(self.region)
+        ):
+            raise ConfigError(
+                f"expected a region name like cn-north-4, got {self.region!r}",
+                where="--discovery-region",
+            )
+        if self.iam_endpoint is not None:
+            object.__setattr__(
+                self,
+                "iam_endpoint",
+                check_endpoint(
+                    self.iam_endpoint, allow_http=self.allow_insecure_http, where="--iam-endpoint"
+                ),
+            )
         if self.endpoint is not None:
             object.__setattr__(
                 self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
             )
         if self.all_projects:
-            if self.projects:
-                raise ConfigError(
-                    "reads every project the credentials can access: give no project ids too",
-                    where="--all-projects",
-                )
-            if self.endpoint is None:
-                raise ConfigError(
-                    "needs an endpoint or a region: the projects are listed in its region",
-                    where="--all-projects",
-                )
+            self._check_discovery()
         elif not self.projects:
             raise ConfigError(
                 "give at least one project id (or all projects)", where="--project-id"
@@ -630,6 +656,48 @@ class Config:
                     )
         if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
             raise ConfigError(f"run id {self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
+
+    def _check_discovery(self) -> None:
+        """``all_projects``: no project ids, one endpoint, its region and IAM endpoint known."""
+        where = "--all-projects"
+        if self.projects:
+            raise ConfigError(
+                "give project ids or --all-projects (which lists them through IAM), not both",
+                where=where,
+            )
+        if self.endpoint is None:
+            raise ConfigError(
+                "the projects are listed for one endpoint's region: give --endpoint or --region",
+                where=where,
+            )
+        endpoint = check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
+        named = region_of(endpoint)
+        if self.region is not None:
+            if named is not None and named != self.region:
+                raise ConfigError(
+                    f"the endpoint {endpoint} is in region {named}, not {self.region}",
+                    where="--discovery-region",
+                )
+        elif named is None:
+            raise ConfigError(
+                f"cannot tell the region of {endpoint} (its host is not "
+                "hss.<region>.myhuaweicloud.com): say which region's projects to read "
+                "with --discovery-region",
+                where=where,
+            )
+        identity = self.auth.iam.iam_endpoint if self.auth.iam is not None else None
+        if self.auth.iam is not None and identity is None and iam_endpoint_for(endpoint) is None:
+            raise ConfigError(
+                f"cannot tell the IAM endpoint for {endpoint}: give --iam-endpoint "
+                "(or HSS_IAM_ENDPOINT)",
+                where=where,
+            )
+        if (self.iam_endpoint or identity or iam_endpoint_for(endpoint)) is None:
+            raise ConfigError(
+                f"cannot tell the IAM endpoint that lists the projects of {endpoint}: give "
+                "it with --iam-endpoint",
+                where=where,
+            )
 
     @property
     def targets(self) -> tuple[Target, ...]:

@@ -8,7 +8,9 @@
     │   ├── InvalidRequestError     400: the server rejected a parameter (HSS.0001 ...)
     │   ├── ThrottledError          429 still after every retry
     │   ├── ServerError             5xx still after every retry
-    │   └── MalformedResponseError  a body that is not the documented JSON, after retries
+    │   ├── MalformedResponseError  a body that is not the documented JSON, after retries
+    │   └── DiscoveryError          IAM listed no project to read in the endpoint's region
+    │                               (--all-projects), or a list the connector cannot trust
     ├── TransportError              timeouts, resets, refused connections, after retries
     ├── DataLossError               a completeness check failed: the run would lose records
     ├── QuarantineLimitError        more bad records than --max-quarantined allows
@@ -33,6 +35,7 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "DataLossError",
+    "DiscoveryError",
     "InvalidRequestError",
     "MalformedResponseError",
     "OutputError",
@@ -177,6 +180,20 @@ class MalformedResponseError(ApiError):
     """The body was not the documented JSON, after every retry."""
 
     retryable = True
+
+
+class DiscoveryError(ApiError):
+    """``--all-projects`` found nothing to read: IAM listed no enabled project of the
+    endpoint's region for this credential (or answered a list that cannot be trusted).
+
+    Never a silent success: a run that reads no project would publish nothing and look
+    fine. Exit code 3 like the API errors it sits among: IAM was asked and answered, so
+    it is not a configuration error found before any request (exit 2); it is neither
+    retryable nor worth another run of the same task (``permanent``): asking again gives
+    the same list.
+    """
+
+    permanent = True
 
 
 class TransportError(_Located):

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
 from .config import Config, Target, is_loopback
+from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .progress import Progress
@@ -115,7 +117,12 @@ async def run_async(
         try:
             config = config.at_start()
             report.snapshot_date = config.snapshot_date.isoformat()
-            return await _run_projects(config, report, source, sleep, redactor)
+            async with contextlib.AsyncExitStack() as stack:
+                session = None
+                if config.all_projects:  # first list the projects, on the sync's session
+                    session = await stack.enter_async_context(_session(config))
+                    config = await _discover(config, session, report, redactor, sleep)
+                return await _run_projects(config, report, source, sleep, redactor, session)
         except BaseException as error:
             stopped = error
             _stopped(report, error)
@@ -127,6 +134,20 @@ async def run_async(
                 await _save_report(config.report_path, report, quietly=stopped is not None)
     finally:
         log.removeFilter(redacting)
+
+
+async def _discover(
+    config: Config,
+    session: aiohttp.ClientSession,
+    report: RunReport,
+    redactor: Redactor,
+    sleep: Callable[[float], Awaitable[None]],
+) -> Config:
+    """``all_projects``: the config as if IAM's projects of the region had been given."""
+    report.projects_discovered = True
+    found = await discover_projects(config, session, redactor=redactor, sleep=sleep)
+    report.discovery = found.to_dict()
+    return replace(config, projects=found.project_ids, all_projects=False)
 
 
 def _stopped(report: RunReport, error: BaseException) -> None:
@@ -184,6 +205,7 @@ async def _run_projects(
     source: PageSource | None,
     sleep: Callable[[float], Awaitable[None]],
     redactor: Redactor,
+    session: aiohttp.ClientSession | None = None,
 ) -> RunReport:
     started = time.monotonic()
     try:
@@ -215,8 +237,7 @@ async def _run_projects(
     limiters: dict[tuple[str, str], RateLimiter] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            session = None
-            if source is None:
+            if source is None and session is None:
                 session = await stack.enter_async_context(_session(config))
             projects_at_once = asyncio.Semaphore(config.parallel_projects)
             fetchers: dict[str, PageFetcher] = {}

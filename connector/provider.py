@@ -44,9 +44,15 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "The HSS endpoint URL (or give Region instead)",
         "schema": _TEXT,
     },
+    "discovery_region": {
+        "label": "Discovery region",
+        "description": "With project ids 'all': the region whose projects are read, when the "
+        "endpoint's host does not name it",
+        "schema": _TEXT,
+    },
     "project_ids": {
         "label": "Project IDs",
-        "description": "Comma-separated project ids to read",
+        "description": "Comma-separated project ids to read, or all: every project of the region, listed through IAM",
         "schema": _TEXT,
     },
     "enterprise_project_id": {

@@ -90,6 +90,12 @@ class RunReport:
     chosen) or ``opt-in`` (another date, with --allow-any-snapshot-date)."""
     query: dict[str, Any] = field(default_factory=dict)
     """The query parameters sent for every project (filters, enterprise project)."""
+    projects_discovered: bool = False
+    """The projects were listed through IAM (``--all-projects``), not given."""
+    discovery: dict[str, Any] | None = None
+    """With ``projects_discovered``: ``region``, ``iam_endpoint``, ``projects`` read
+    (``id``, ``name``), ``skipped`` (``id``, ``name``, ``reason``: ``disabled`` or
+    ``another region``) and IAM's ``request_id``."""
     connector_version: str = VERSION
     error: str | None = None
     """Why the run as a whole failed or stopped (start-up errors, interruption)."""
@@ -179,6 +185,14 @@ class RunReport:
             if project.error:
                 line += f"\n    {project.error_type}: {project.error}"
             lines.append(line)
+        if self.projects_discovered and self.discovery is not None:
+            skipped = self.discovery.get("skipped", [])
+            disabled = sum(1 for s in skipped if s.get("reason") == "disabled")
+            lines.append(
+                f"  projects discovered through IAM in {self.discovery.get('region')}: "
+                f"{len(self.discovery.get('projects', []))} read, {disabled} disabled skipped, "
+                f"{len(skipped) - disabled} of other regions"
+            )
         if self.error:
             lines.append(f"  {self.error_type}: {self.error}")
         return "\n".join(lines)

@@ -283,6 +283,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "out": _text,
     "endpoint": _text,
     "region": _text,
+    "discovery_region": _text,
     "project_ids": _project_ids,
     "projects": _entries,
     "snapshot_date": _date,
@@ -454,6 +455,8 @@ def _config(
         allow_insecure_http=allow_http,
         report_path=values.get("report"),
         all_projects=all_from is not None,
+        region=values.get("discovery_region", values.get("region")),
+        iam_endpoint=values.get("iam_endpoint"),
         **chosen,
     )
 

@@ -2,7 +2,8 @@
 
 Serves a seeded, deterministic inventory for any project id with the reference's paging,
 filters, validation, auth (tokens, AK/SK signatures with lock-out, and project-scoped tokens
-from a simulated IAM at ``POST /v3/auth/tokens``), throttling, plus configurable latency,
+from a simulated IAM at ``POST /v3/auth/tokens``, which also lists the account's projects
+at ``GET /v3/auth/projects``), throttling, plus configurable latency,
 faults, drift, gateway behaviours (capped, short, empty pages, a lagging total, records
 swapped across pages) and images shared by several hosts::
 
@@ -18,6 +19,7 @@ from connector.simulator.config import (
     DriftConfig,
     FaultConfig,
     GatewayConfig,
+    IamProject,
     ProjectFailure,
     SimulatorConfig,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "DriftEvent",
     "FaultConfig",
     "GatewayConfig",
+    "IamProject",
     "Inventory",
     "NaturalKey",
     "PageBehaviour",

@@ -1,5 +1,6 @@
 """The aiohttp application: ``GET /v5/{project_id}/image/local-repositories`` and the
-simulated IAM's ``POST /v3/auth/tokens`` (see :mod:`connector.simulator.iam`).
+simulated IAM's ``POST /v3/auth/tokens``, ``GET /v3/auth/projects`` and
+``GET /v3/auth/domains`` (see :mod:`connector.simulator.iam`).
 
 A list request goes through the stages of the real service, in its order: route (404
 ``APIG.0101``), authentication (401 ``APIG.0301`` / ``APIG.0307``), throttling (429
@@ -22,20 +23,40 @@ from typing import Any, NamedTuple
 import orjson
 from aiohttp import web
 
-from connector.simulator.auth import Authenticator, AuthError, authenticator_for
+from connector.simulator.auth import Authenticator, AuthError, Identity, authenticator_for
 from connector.simulator.config import SimulatorConfig
 from connector.simulator.faults import TransportFault, TransportFaults
 from connector.simulator.filters import InvalidParameter, PageQuery, parse_page_query
 from connector.simulator.gateway import GatewayBehaviours, PageBehaviour
-from connector.simulator.iam import SUBJECT_TOKEN_HEADER, IamError, IamService, TokenRegistry
+from connector.simulator.iam import (
+    ACCOUNT,
+    DOMAIN_ID_HEADER,
+    SUBJECT_TOKEN_HEADER,
+    IamError,
+    IamService,
+    TokenRegistry,
+    domain_id_of,
+    domain_list_body,
+    project_list_body,
+)
 from connector.simulator.inventory import Inventory
 from connector.simulator.ratelimit import RateLimiter
 from connector.simulator.stats import NO_RESPONSE, RequestLogEntry, SimulatorStats
 
-__all__ = ["IAM_ROUTE", "ROUTE", "STATE", "SimulatorState", "create_app"]
+__all__ = [
+    "IAM_DOMAINS_ROUTE",
+    "IAM_PROJECTS_ROUTE",
+    "IAM_ROUTE",
+    "ROUTE",
+    "STATE",
+    "SimulatorState",
+    "create_app",
+]
 
 ROUTE = "/v5/{project_id}/image/local-repositories"
 IAM_ROUTE = "/v3/auth/tokens"
+IAM_PROJECTS_ROUTE = "/v3/auth/projects"
+IAM_DOMAINS_ROUTE = "/v3/auth/domains"
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
 HTML_CONTENT_TYPE = "text/html;charset=UTF-8"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -254,10 +275,52 @@ async def _issue_token(request: web.Request) -> web.StreamResponse:
     except IamError as exc:
         state.stats.record_login(None)
         return _json(exc.status, exc.body(), request_id)
-    state.stats.record_login(issued.project_id)
+    state.stats.record_login(issued.project_id, domain_scoped=issued.project_id is None)
     response = _json(201, body, request_id)
     response.headers[SUBJECT_TOKEN_HEADER] = token
     return response
+
+
+async def _list_auth_projects(request: web.Request) -> web.StreamResponse:
+    """``GET /v3/auth/projects``: the caller's projects, with a token of any scope, or an
+    AK/SK signature checked as for HSS that carries the account's ``X-Domain-Id``; a
+    refusal in IAM's error shape."""
+    state = request.app[STATE]
+    request_id = request[_REQUEST_ID]
+    try:
+        identity = await _iam_caller(request, state)
+        sent = request.headers.get(DOMAIN_ID_HEADER)
+        if identity.signed and sent != domain_id_of(ACCOUNT):
+            reason = "is missing" if sent is None else "is not the access key's account"
+            message = f"{DOMAIN_ID_HEADER} {reason}: AK/SK calls to IAM carry the account id"
+            raise IamError(401, message)
+    except IamError as exc:
+        state.stats.record_listing(refused=True)
+        return _json(exc.status, exc.body(), request_id)
+    state.stats.record_listing(refused=False)
+    base_url = f"{request.scheme}://{request.host}"
+    body = project_list_body(state.config.iam_projects, base_url, identity.account or ACCOUNT)
+    return _json(200, body, request_id)
+
+
+async def _list_auth_domains(request: web.Request) -> web.StreamResponse:
+    """``GET /v3/auth/domains``: the caller's account (no ``X-Domain-Id`` needed)."""
+    state = request.app[STATE]
+    request_id = request[_REQUEST_ID]
+    try:
+        identity = await _iam_caller(request, state)
+    except IamError as exc:
+        return _json(exc.status, exc.body(), request_id)
+    base_url = f"{request.scheme}://{request.host}"
+    return _json(200, domain_list_body(base_url, identity.account or ACCOUNT), request_id)
+
+
+async def _iam_caller(request: web.Request, state: SimulatorState) -> Identity:
+    """The caller of an IAM GET, as the gateway authenticates it; a token of any scope."""
+    try:
+        return await state.authenticator.authenticate(request, any_scope=True)
+    except AuthError as exc:
+        raise IamError(exc.status, exc.error_msg) from None
 
 
 class _Body(NamedTuple):
@@ -346,4 +409,6 @@ def create_app(
     app[STATE] = state
     app.router.add_get(ROUTE, _list_local_images, allow_head=False)
     app.router.add_post(IAM_ROUTE, _issue_token)
+    app.router.add_get(IAM_PROJECTS_ROUTE, _list_auth_projects, allow_head=False)
+    app.router.add_get(IAM_DOMAINS_ROUTE, _list_auth_domains, allow_head=False)
     return app

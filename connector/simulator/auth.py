@@ -11,7 +11,9 @@ into the gateway's 401 body (``error_code``, ``error_msg``, ``request_id``).
   valid for its project until it expires (identity: the IAM user). An expired token, and
   one scoped to another project, get ``APIG.0307`` "The token must be updated." (facts.md
   documents ``APIG.0307`` for expired tokens and tokens from another region; project ids
-  belong to one region). Anything else: ``APIG.0301``.
+  belong to one region). Anything else: ``APIG.0301``. For IAM's own calls
+  (``any_scope=True``: ``GET /v3/auth/projects``) an issued token of any scope, project or
+  domain, is valid until it expires.
 - ``Authorization: SDK-HMAC-SHA256 ...``: the signature is verified with
   :func:`connector.signing.verify_signature` (identity: the access key). A temporary
   access key also needs its ``X-Security-Token``. Every failure is ``APIG.0301``, with the
@@ -59,9 +61,13 @@ TOKEN_MUST_BE_UPDATED = "The token must be updated."
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who is calling; ``key`` is the credential (masked in ``repr``)."""
+    """Who is calling; ``key`` is the credential (masked in ``repr``); ``account`` the
+    domain of a token the simulated IAM issued (``None``: a configured credential);
+    ``signed``: an AK/SK signature was verified."""
 
     key: str = field(repr=False)
+    account: str | None = None
+    signed: bool = False
 
 
 class AuthError(Exception):
@@ -75,7 +81,9 @@ class AuthError(Exception):
 
 
 class Authenticator(Protocol):
-    async def authenticate(self, request: web.Request) -> Identity: ...
+    async def authenticate(self, request: web.Request, *, any_scope: bool = False) -> Identity:
+        """The caller; ``any_scope``: a token of any scope will do (IAM's own calls)."""
+        ...
 
 
 def _masked(access_key: str) -> str:
@@ -90,7 +98,7 @@ def _access_key_of(authorization: str) -> str | None:
 class OpenAuthenticator:
     """Auth off: everyone is accepted; the identity is whatever credential was sent."""
 
-    async def authenticate(self, request: web.Request) -> Identity:
+    async def authenticate(self, request: web.Request, *, any_scope: bool = False) -> Identity:
         token = request.headers.get(TOKEN_HEADER)
         if token:
             return Identity(token)
@@ -160,16 +168,17 @@ class GatewayAuthenticator:
         self._clock = clock
         self.lockout = LockOut(config.lockout_failures, config.lockout_s)
 
-    async def authenticate(self, request: web.Request) -> Identity:
+    async def authenticate(self, request: web.Request, *, any_scope: bool = False) -> Identity:
         token = request.headers.get(TOKEN_HEADER)
         if token:
-            return self._check_token(token, request.match_info.get("project_id"))
+            project_id = request.match_info.get("project_id")
+            return self._check_token(token, project_id, any_scope=any_scope)
         authorization = request.headers.get(_AUTHORIZATION, "")
         if authorization.startswith(ALGORITHM):
             return await self._check_signature(request, authorization)
         raise AuthError(401, "APIG.0301", f"{_INCORRECT}: x-auth-token not found")
 
-    def _check_token(self, token: str, project_id: str | None) -> Identity:
+    def _check_token(self, token: str, project_id: str | None, *, any_scope: bool) -> Identity:
         if token in self._tokens:
             return Identity(token)
         if token in self._expired:
@@ -177,9 +186,11 @@ class GatewayAuthenticator:
         issued = self._registry.get(token)
         if issued is None:
             raise AuthError(401, "APIG.0301", f"{_INCORRECT}: decrypt token fail")
-        if self._clock() >= issued.expires_at or issued.project_id != project_id:
+        if self._clock() >= issued.expires_at or (
+            not any_scope and issued.project_id != project_id
+        ):
             raise AuthError(401, "APIG.0307", TOKEN_MUST_BE_UPDATED)
-        return Identity(issued.identity)
+        return Identity(issued.identity, issued.domain)
 
     async def _check_signature(self, request: web.Request, authorization: str) -> Identity:
         now = self._clock()
@@ -216,7 +227,7 @@ class GatewayAuthenticator:
                 )
             raise AuthError(401, "APIG.0301", message) from None
         self.lockout.succeeded(access_key)
-        return Identity(f"ak:{access_key}")
+        return Identity(f"ak:{access_key}", signed=True)
 
     def _check_security_token(self, access_key: str, sent: str | None) -> None:
         expected = self._security_tokens.get(access_key)

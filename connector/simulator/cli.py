@@ -12,6 +12,10 @@ Credentials the simulator accepts (auth is on as soon as one is given):
     --security-token AK=TOKEN                          makes AK temporary
     HSS_SIM_IAM_USER + HSS_SIM_IAM_PASSWORD + HSS_SIM_IAM_DOMAIN
                                                        an IAM user (POST /v3/auth/tokens)
+
+Projects GET /v3/auth/projects lists (project discovery): --iam-project NAME=ID, and
+--iam-disabled-project NAME=ID for a disabled one; NAME is a region (cn-north-4) or a
+sub-project of it (cn-north-4_dev).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from connector.simulator.config import (
     DriftConfig,
     FaultConfig,
     GatewayConfig,
+    IamProject,
     ProjectFailure,
     SimulatorConfig,
 )
@@ -58,6 +63,15 @@ def _project_records(value: str) -> tuple[str, int]:
     if not sep or not project or not count.isdigit():
         raise argparse.ArgumentTypeError(f"expected PROJECT=N, got {value!r}")
     return project, int(count)
+
+
+def _iam_project(value: str) -> tuple[str, str]:
+    name, sep, project_id = value.partition("=")
+    if not sep or not name or not project_id or "/" in value:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=ID (e.g. cn-north-4=0a1b...), got {value!r}"
+        )
+    return name, project_id
 
 
 def _project_failure(value: str) -> tuple[str, ProjectFailure]:
@@ -162,6 +176,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"lifetime of tokens from POST /v3/auth/tokens (86400); the IAM user comes from "
         f"${IAM_USER_ENV}, ${IAM_PASSWORD_ENV} and ${IAM_DOMAIN_ENV}",
+    )
+    auth.add_argument(
+        "--iam-project",
+        type=_iam_project,
+        action="append",
+        default=[],
+        metavar="NAME=ID",
+        help="a project GET /v3/auth/projects lists; NAME is its region (cn-north-4) or a "
+        "sub-project (cn-north-4_dev) (repeatable; none by default)",
+    )
+    auth.add_argument(
+        "--iam-disabled-project",
+        type=_iam_project,
+        action="append",
+        default=[],
+        metavar="NAME=ID",
+        help="a project listed with enabled: false (repeatable)",
     )
     auth.add_argument(
         "--rate", type=float, default=0.0, help="requests/s per token, AK or IAM user (0 = off)"
@@ -363,6 +394,13 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         lockout_s=args.lockout_seconds,
         iam_users=_iam_users(environ),
         iam_token_ttl_s=args.iam_token_ttl,
+        iam_projects=tuple(
+            [IamProject(project_id, name) for name, project_id in args.iam_project]
+            + [
+                IamProject(project_id, name, enabled=False)
+                for name, project_id in args.iam_disabled_project
+            ]
+        ),
         rate=args.rate,
         burst=args.burst,
         rate_per_minute=args.rate_per_minute,

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["DriftConfig", "FaultConfig", "GatewayConfig", "ProjectFailure", "SimulatorConfig"]
+__all__ = [
+    "DriftConfig",
+    "FaultConfig",
+    "GatewayConfig",
+    "IamProject",
+    "ProjectFailure",
+    "SimulatorConfig",
+]
 
 _TRANSPORT_RATES = (
     "http_500_rate",
@@ -78,6 +85,27 @@ def _frozen_set(name: str, value: object) -> frozenset[str]:
     if not isinstance(value, frozenset | set | list | tuple):
         raise TypeError(f"{name} must be a collection of strings, got {type(value).__name__}")
     return frozenset(value)
+
+
+@dataclass(frozen=True, slots=True)
+class IamProject:
+    """A project the simulated IAM lists (``GET /v3/auth/projects``).
+
+    ``name`` is the region (``cn-north-4``: the region's own project) or a sub-project of it
+    (``cn-north-4_dev``), as the provider names them. HSS serves any project id whether it
+    is listed or not; listing decides only what discovery finds.
+    """
+
+    id: str
+    name: str
+    enabled: bool = True
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("id", "name"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or "/" in value:
+                raise ValueError(f"IamProject.{name} must be a non-empty text without '/'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +293,10 @@ class SimulatorConfig:
     ``expired_tokens`` (answered ``APIG.0307``), ``access_keys`` (AK -> SK, verified as
     ``SDK-HMAC-SHA256`` signatures within ``signature_max_skew_s`` of the server's clock;
     an AK in ``security_tokens`` is temporary and needs that ``X-Security-Token``) or
-    ``iam_users`` ((domain, user) -> password, who may get project-scoped tokens from
-    ``POST /v3/auth/tokens``, valid for ``iam_token_ttl_s``). ``lockout_failures`` failed
+    ``iam_users`` ((domain, user) -> password, who may get project- or domain-scoped tokens
+    from ``POST /v3/auth/tokens``, valid for ``iam_token_ttl_s``). ``iam_projects`` is what
+    ``GET /v3/auth/projects`` lists for any accepted credential (token, AK/SK signature,
+    or a token the simulated IAM issued, of either scope). ``lockout_failures`` failed
     signatures in a row lock an AK for ``lockout_s`` seconds (0: never lock).
 
     ``rate`` is requests per second per credential (0: unlimited) with a bucket of ``burst``
@@ -308,6 +338,7 @@ class SimulatorConfig:
     lockout_s: float = 300.0
     iam_users: Mapping[tuple[str, str], str] = field(default_factory=dict, repr=False)
     iam_token_ttl_s: float = 86400.0
+    iam_projects: tuple[IamProject, ...] = ()
 
     def __post_init__(self) -> None:
         if self.records < 0:
@@ -322,6 +353,13 @@ class SimulatorConfig:
             self, "expired_tokens", _frozen_set("expired_tokens", self.expired_tokens)
         )
         self._check_credentials()
+        projects = tuple(self.iam_projects)
+        if not all(isinstance(p, IamProject) for p in projects):
+            raise TypeError("iam_projects must hold IamProject values")
+        ids = [p.id for p in projects]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"iam_projects lists a project id twice: {sorted(ids)}")
+        object.__setattr__(self, "iam_projects", projects)
         if self.rate < 0 or math.isnan(self.rate):
             raise ValueError(f"rate must be >= 0 (0 = unlimited), got {self.rate}")
         if self.burst is not None and self.burst < 1:

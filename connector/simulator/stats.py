@@ -3,8 +3,9 @@
 List requests are counted per project (``requests``, ``statuses``, ``error_codes``: the
 gateway's or HSS's ``error_code`` of refused requests, ``faults``, ``behaviours``: the
 gateway behaviours that altered a page, ``records_served``). The simulated IAM's logins are
-counted apart (``iam_requests``, ``tokens_issued`` and ``tokens_by_project``): they are
-not list requests.
+counted apart (``iam_requests``, ``tokens_issued``, ``tokens_by_project`` and
+``domain_tokens``), and so are its project listings (``project_listings``: answered,
+``project_listings_refused``): they are not list requests.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class SimulatorStats:
         self.log: deque[RequestLogEntry] = deque(maxlen=log_limit)
         self.iam_requests = 0
         self.tokens_by_project: Counter[str] = Counter()
+        self.domain_tokens = 0
+        self.project_listings = 0
+        self.project_listings_refused = 0
 
     def record(self, entry: RequestLogEntry) -> None:
         self.total.record(entry)
@@ -89,15 +93,25 @@ class SimulatorStats:
         stats.record(entry)
         self.log.append(entry)
 
-    def record_login(self, project_id: str | None) -> None:
-        """One ``POST /v3/auth/tokens``: a token for ``project_id``, or refused (``None``)."""
+    def record_login(self, project_id: str | None, *, domain_scoped: bool = False) -> None:
+        """One ``POST /v3/auth/tokens``: a token for ``project_id``, a domain-scoped token
+        (``domain_scoped``), or refused (``None``)."""
         self.iam_requests += 1
-        if project_id is not None:
+        if domain_scoped:
+            self.domain_tokens += 1
+        elif project_id is not None:
             self.tokens_by_project[project_id] += 1
+
+    def record_listing(self, *, refused: bool) -> None:
+        """One ``GET /v3/auth/projects``."""
+        if refused:
+            self.project_listings_refused += 1
+        else:
+            self.project_listings += 1
 
     @property
     def tokens_issued(self) -> int:
-        return self.tokens_by_project.total()
+        return self.tokens_by_project.total() + self.domain_tokens
 
     def project(self, project_id: str) -> ProjectStats:
         """The counters of one project (all zero if it was never requested)."""
@@ -133,3 +147,6 @@ class SimulatorStats:
         self.log.clear()
         self.iam_requests = 0
         self.tokens_by_project.clear()
+        self.domain_tokens = 0
+        self.project_listings = 0
+        self.project_listings_refused = 0

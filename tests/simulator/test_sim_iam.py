@@ -1,24 +1,38 @@
 """The simulated IAM: POST /v3/auth/tokens issues project-scoped tokens the gateway accepts
-until they expire (APIG.0307), and refuses wrong passwords with an IAM-style body."""
+until they expire (APIG.0307), and domain-scoped ones for IAM only; it refuses wrong
+passwords with an IAM-style body. GET /v3/auth/projects lists the account's projects to a
+token of any scope or an AK/SK signature with the account's X-Domain-Id (from
+GET /v3/auth/domains), in IAM's error shape when it refuses."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
-from sim_http import Reply, aget, apost, get, login_body, post, project_path
+from sim_http import Reply, aget, apost, get, get_url, login_body, post, project_path
+from yarl import URL
 
-from connector.simulator import RunningSimulator, SimulatorConfig, create_app, simulator_in_thread
+from connector.signing import AkSkCredentials, sign_request
+from connector.simulator import (
+    IamProject,
+    RunningSimulator,
+    SimulatorConfig,
+    create_app,
+    simulator_in_thread,
+)
 from connector.simulator.app import STATE
-from connector.simulator.iam import IamError, PasswordLogin, parse_login
+from connector.simulator.cli import add_arguments, config_from_args
+from connector.simulator.iam import IamError, PasswordLogin, domain_id_of, parse_login
 
 DOMAIN, USER, PASSWORD = "acme-corp", "hss-reader", "Corr3ct-Horse-Battery"
 OTHER_USER, OTHER_PASSWORD = "second-reader", "An0ther-Pa55word"
@@ -225,3 +239,214 @@ def test_the_login_route_is_not_throttled() -> None:
     with simulator_in_thread(SimulatorConfig(iam_users=USERS, rate=1, burst=1)) as sim:
         assert all(login(sim).status == 201 for _ in range(5))
         assert sim.stats.tokens_issued == 5 and sim.stats.throttled == 0
+
+
+# -- GET /v3/auth/projects (KeystoneListAuthProjects) ---------------------------------------
+
+TOKEN, AK, SK = "listing-token-0123456789", "AKLISTING0123456789", "listing-secret-key-0123456789"
+REGION_P, SUB_P, OLD_P, EAST_P = (
+    "11111111111111111111111111111111",
+    "22222222222222222222222222222222",
+    "33333333333333333333333333333333",
+    "44444444444444444444444444444444",
+)
+PROJECTS = (
+    IamProject(REGION_P, "cn-north-4"),
+    IamProject(SUB_P, "cn-north-4_dev", description="development"),
+    IamProject(OLD_P, "cn-north-4_old", enabled=False),
+    IamProject(EAST_P, "cn-east-3"),
+)
+FIELDS = {"id", "name", "domain_id", "parent_id", "enabled", "is_domain", "description", "links"}
+
+
+@pytest.fixture(scope="module")
+def lister() -> Iterator[RunningSimulator]:
+    config = SimulatorConfig(
+        records=30,
+        iam_users=USERS,
+        tokens=frozenset({TOKEN}),
+        expired_tokens=frozenset({"expired-listing-token"}),
+        access_keys={AK: SK},
+        iam_projects=PROJECTS,
+    )
+    with simulator_in_thread(config) as running:
+        yield running
+
+
+def projects_url(sim: RunningSimulator) -> str:
+    return f"{sim.base_url}/v3/auth/projects"
+
+
+def test_the_project_list_has_the_reference_shape(lister: RunningSimulator) -> None:
+    reply = get(projects_url(lister), headers={"X-Auth-Token": TOKEN})
+    assert reply.status == 200 and len(reply.headers["X-Request-Id"]) == 32
+    body = reply.json()
+    assert body["links"] == {"self": projects_url(lister)}
+    listed = {p["id"]: p for p in body["projects"]}
+    assert list(listed) == [REGION_P, SUB_P, OLD_P, EAST_P]  # disabled ones listed too
+    assert all(set(p) == FIELDS for p in listed.values())
+    account = listed[REGION_P]["domain_id"]
+    assert {p["domain_id"] for p in listed.values()} == {account}
+    assert listed[REGION_P]["parent_id"] == account  # a region's project: the account
+    assert listed[SUB_P]["parent_id"] == REGION_P  # a sub-project: its region's project
+    assert listed[EAST_P]["parent_id"] == account
+    assert [p["enabled"] for p in listed.values()] == [True, True, False, True]
+    assert listed[SUB_P]["description"] == "development"
+    assert listed[OLD_P]["links"] == {"self": f"{lister.base_url}/v3/projects/{OLD_P}"}
+    assert not any(p["is_domain"] for p in listed.values())
+
+
+def get_signed_iam(url: str, credentials: AkSkCredentials, headers: dict[str, str]) -> Reply:
+    """A GET signed as the SDK signs IAM calls: no X-Project-Id, maybe X-Domain-Id."""
+    parts = urlsplit(url)
+    request = sign_request(
+        method="GET",
+        scheme=parts.scheme,
+        host=parts.netloc,
+        path=parts.path,
+        query=[],
+        headers=headers,
+        body=None,
+        credentials=credentials,
+        project_id=None,
+        now=datetime.now(UTC),
+    )
+    return get_url(URL(request.url, encoded=True), request.headers)
+
+
+def test_an_aksk_signature_lists_the_projects_with_the_account_from_auth_domains(
+    lister: RunningSimulator,
+) -> None:
+    """As the SDK's GlobalCredentials do: the account id from GET /v3/auth/domains (signed
+    without it), then X-Domain-Id on the listing."""
+    keys = AkSkCredentials(AK, SK)
+    domains = get_signed_iam(f"{lister.base_url}/v3/auth/domains", keys, {})
+    assert domains.status == 200
+    (account,) = domains.json()["domains"]
+    assert set(account) == {"id", "name", "enabled", "description", "links"}
+    assert domains.json()["links"] == {"self": f"{lister.base_url}/v3/auth/domains"}
+
+    reply = get_signed_iam(projects_url(lister), keys, {"X-Domain-Id": account["id"]})
+    assert reply.status == 200
+    assert [p["id"] for p in reply.json()["projects"]] == [REGION_P, SUB_P, OLD_P, EAST_P]
+    assert {p["domain_id"] for p in reply.json()["projects"]} == {account["id"]}
+
+    for headers, words in (({}, "X-Domain-Id is missing"), ({"X-Domain-Id": "0" * 32}, "not")):
+        refused = get_signed_iam(projects_url(lister), keys, headers)
+        assert refused.status == 401 and words in refused.json()["error"]["message"]
+
+    wrong = get_signed_iam(projects_url(lister), AkSkCredentials(AK, SK + "x"), {})
+    assert wrong.status == 401
+    body = wrong.json()
+    assert set(body) == {"error"} and body["error"]["code"] == 401
+    assert "verify aksk signature fail" in body["error"]["message"]
+    assert SK not in wrong.body.decode()
+
+
+def test_tokens_list_the_account_too(lister: RunningSimulator) -> None:
+    reply = get(f"{lister.base_url}/v3/auth/domains", headers={"X-Auth-Token": TOKEN})
+    assert reply.status == 200 and len(reply.json()["domains"]) == 1
+    refused = get(f"{lister.base_url}/v3/auth/domains", headers={"X-Auth-Token": "nope"})
+    assert refused.status == 401 and refused.json()["error"]["code"] == 401
+
+
+def test_tokens_of_either_scope_list_the_projects(lister: RunningSimulator) -> None:
+    before = lister.stats.domain_tokens
+    domain_scoped = {"auth": {**login_body(DOMAIN, USER, PASSWORD, P1)["auth"]}}
+    domain_scoped["auth"]["scope"] = {"domain": {"name": DOMAIN}}
+    issued = post(f"{lister.base_url}/v3/auth/tokens", domain_scoped)
+    assert issued.status == 201
+    assert issued.json()["token"]["domain"] == {"id": domain_id_of(DOMAIN), "name": DOMAIN}
+    assert "project" not in issued.json()["token"]
+    assert lister.stats.domain_tokens == before + 1
+    token = issued.headers["X-Subject-Token"]
+
+    listed = get(projects_url(lister), headers={"X-Auth-Token": token})
+    assert listed.status == 200
+    assert {p["domain_id"] for p in listed.json()["projects"]} == {domain_id_of(DOMAIN)}
+    # a token for IAM is not one for HSS
+    refused = get(lister.url(REGION_P), headers={"X-Auth-Token": token})
+    assert refused.status == 401 and refused.json()["error_code"] == "APIG.0307"
+
+    project_token = login(lister, REGION_P).headers["X-Subject-Token"]
+    assert get(projects_url(lister), headers={"X-Auth-Token": project_token}).status == 200
+
+
+def test_a_domain_scope_by_id_works_and_another_account_is_refused(
+    lister: RunningSimulator,
+) -> None:
+    body = login_body(DOMAIN, USER, PASSWORD, P1)
+    body["auth"]["scope"] = {"domain": {"id": domain_id_of(DOMAIN)}}
+    assert post(f"{lister.base_url}/v3/auth/tokens", body).status == 201
+    body["auth"]["scope"] = {"domain": {"name": "someone-else"}}
+    assert_iam_error(post(f"{lister.base_url}/v3/auth/tokens", body), 401)
+    body["auth"]["scope"] = {"domain": {"name": DOMAIN}, "project": {"id": P1}}
+    assert "auth.scope" in assert_iam_error(post(f"{lister.base_url}/v3/auth/tokens", body), 400)
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({}, "x-auth-token not found"),
+        ({"X-Auth-Token": "not-a-token"}, "decrypt token fail"),
+        ({"X-Auth-Token": "expired-listing-token"}, "The token must be updated."),
+    ],
+)
+def test_refusals_come_in_iams_error_shape(
+    lister: RunningSimulator, headers: dict[str, str], words: str
+) -> None:
+    before = lister.stats.project_listings_refused
+    reply = get(projects_url(lister), headers=headers)
+    assert reply.status == 401
+    assert reply.json() == {
+        "error": {"code": 401, "message": reply.json()["error"]["message"], "title": "Unauthorized"}
+    }
+    assert words in reply.json()["error"]["message"]
+    assert reply.headers["X-Request-Id"]
+    assert lister.stats.project_listings_refused == before + 1
+
+
+def test_listings_are_counted_apart_from_list_requests(lister: RunningSimulator) -> None:
+    lister.stats.reset()
+    for _ in range(3):
+        assert get(projects_url(lister), headers={"X-Auth-Token": TOKEN}).status == 200
+    assert lister.stats.project_listings == 3
+    assert lister.stats.requests == 0 and lister.stats.iam_requests == 0
+
+
+def test_an_account_without_projects_gets_an_empty_list() -> None:
+    with simulator_in_thread(SimulatorConfig(tokens=frozenset({TOKEN}))) as sim:
+        reply = get(projects_url(sim), headers={"X-Auth-Token": TOKEN})
+    assert reply.status == 200 and reply.json()["projects"] == []
+
+
+def test_iam_projects_are_validated() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        SimulatorConfig(iam_projects=(IamProject("a", "cn-north-4"), IamProject("a", "x")))
+    with pytest.raises(ValueError, match="name"):
+        IamProject("a", "")
+    with pytest.raises(TypeError):
+        SimulatorConfig(iam_projects=("a",))  # type: ignore[arg-type]
+
+
+def test_simulate_flags_configure_the_listed_projects() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--iam-project",
+            f"cn-north-4={REGION_P}",
+            "--iam-project",
+            f"cn-north-4_dev={SUB_P}",
+            "--iam-disabled-project",
+            f"cn-north-4_old={OLD_P}",
+        ]
+    )
+    assert config_from_args(args, {}).iam_projects == (
+        IamProject(REGION_P, "cn-north-4"),
+        IamProject(SUB_P, "cn-north-4_dev"),
+        IamProject(OLD_P, "cn-north-4_old", enabled=False),
+    )
+    assert config_from_args(parser.parse_args([]), {}).iam_projects == ()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--iam-project", "no-id"])

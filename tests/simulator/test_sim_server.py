@@ -99,6 +99,8 @@ def test_create_app_is_a_plain_aiohttp_application() -> None:
     assert routes == [
         ("GET", "/v5/{project_id}/image/local-repositories"),
         ("POST", "/v3/auth/tokens"),
+        ("GET", "/v3/auth/projects"),
+        ("GET", "/v3/auth/domains"),
     ]
 
 

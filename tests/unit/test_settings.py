@@ -472,22 +472,31 @@ def test_an_operator_argument_wins_over_the_connections_all(
     sources: Sources,
     module: Any,  # noqa: F811
 ) -> None:
-    assert sources.connection({"endpoint": EP, "project_ids": "all"}).all_projects
-    chosen = sources.connection({"endpoint": EP, "project_ids": "all", "projects": ["p4"]})
+    assert sources.connection({"endpoint": EP, "project_ids": "all", **DISCOVERY}).all_projects
+    chosen = sources.connection(
+        {"endpoint": EP, "project_ids": "all", "projects": ["p4"], **DISCOVERY}
+    )
     assert (chosen.all_projects, chosen.project_ids) == (False, ("p4",))
     with pytest.raises(ConfigError, match="extra project_ids: is 'all'"):
         module.HssHook().project_ids()
 
 
+DISCOVERY = {"discovery_region": "cn-north-4", "iam_endpoint": "https://iam.example.test"}
+"""What listing the projects of an endpoint whose host names no region needs."""
+
+
 def test_the_library_accepts_an_empty_project_list_only_for_all_projects() -> None:
     auth = Auth(token=Secret(TOKEN))
-    config = Config(projects=(), endpoint=EP, out=OUT, auth=auth, all_projects=True)
+    public = "https://hss.cn-north-4.myhuaweicloud.com"
+    config = Config(projects=(), endpoint=public, out=OUT, auth=auth, all_projects=True)
     assert (config.targets, config.project_ids) == ((), ())
     with pytest.raises(ConfigError, match=r"^--project-id: give at least one project id"):
         Config(projects=(), endpoint=EP, out=OUT, auth=auth)
-    with pytest.raises(ConfigError, match=r"^--all-projects: reads every project"):
-        Config(projects=("p1",), endpoint=EP, out=OUT, auth=auth, all_projects=True)
-    with pytest.raises(ConfigError, match=r"^--all-projects: needs an endpoint"):
+    with pytest.raises(ConfigError, match=r"^--all-projects: give project ids or --all-projects"):
+        Config(projects=("p1",), endpoint=public, out=OUT, auth=auth, all_projects=True)
+    with pytest.raises(
+        ConfigError, match=r"^--all-projects: the projects are listed for one endpoint's region"
+    ):
         Config(projects=(), endpoint=None, out=OUT, auth=auth, all_projects=True)
 
 
