@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import time
 from collections import deque
@@ -74,7 +75,8 @@ def eta_seconds(records: int, total: int, rate: float) -> float | None:
         return 0.0
     if rate <= 0:
         return None
-    return remaining / rate
+    eta = remaining / rate
+    return eta if math.isfinite(eta) else None
 
 
 def format_duration(seconds: float) -> str:
