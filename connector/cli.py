@@ -484,10 +484,12 @@ def _setup_logging(
     Only the CLI calls this: as a library or in Airflow, the connector's records go to the
     application's (Airflow's) own handlers."""
     redactor = redactor if redactor is not None else Redactor()
-    handler = _LineHandler(sys.stderr)
-    if log_format == "json":
+    handler: logging.Handler
+    if log_format == "json":  # no terminal control codes between JSON lines
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter(redactor))
     else:
+        handler = _LineHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger("connector")
