@@ -209,7 +209,8 @@ class HssHook(BaseHook):  # type: ignore[misc]
         return widgets
 
     def test_connection(self) -> tuple[bool, str]:
-        """Read one small page (``limit`` 10) of the connection's first project.
+        """Read one small page (``limit`` 10) of the connection's first project (with
+        ``project_ids`` ``all``: the first project IAM lists for the region).
 
         ``(True, what was read)`` or ``(False, "ErrorType: message")`` with the API's
         ``error_code`` and HTTP status; the message never holds a secret. This is what the
@@ -223,7 +224,9 @@ class HssHook(BaseHook):  # type: ignore[misc]
             with contextlib.suppress(Exception):  # whatever else fails, never echo this
                 redactor.add(self.get_conn().password)
             # a probe writes nothing: the output folder is required by Config, never used
-            config = self.get_config(out=".", projects=self.project_ids()[:1])
+            config = self.get_config(out=".")
+            if not config.all_projects:  # else the first project IAM lists
+                config = replace(config, projects=config.projects[:1])
             redactor.add(*config.auth.secrets())
             [result] = _run_coroutine(lambda: probe_async(config, projects=1, redactor=redactor))
         except ConnectorError as error:

@@ -2,6 +2,7 @@
 
     hss-images sync       (--project-id P | --all-projects) --out DIR (--endpoint URL | --region R)
                           [filters]
+    hss-images check      the same flags: reach every project once, check the output; write nothing
     hss-images simulate   serve the embedded HSS simulator
     hss-images demo       simulator + sync + a summary of the Parquet written
 
@@ -21,13 +22,14 @@ import signal
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from . import __version__
 from .config import Config, FetchSettings, Filters, QuarantineLimit, RetryPolicy
 from .config_file import load_config_file
 from .errors import ConnectorError
+from .logs import LOG_FORMATS, JsonFormatter, LogFormat, error_fields
 from .pipeline import run_async
 from .redaction import RedactingFilter, Redactor
 from .report import RunReport
@@ -46,6 +48,15 @@ EXIT_CODES = {
     5: "data check failed: too many quarantined records or a completeness check; "
     "the project was not published",
     130: "interrupted (SIGINT/SIGTERM); nothing half-written is left visible",
+}
+
+CHECK_EXIT_CODES = {
+    0: "every project answered and the output can be written",
+    1: "unexpected error",
+    2: "configuration error (flags, environment, config file), or the output or the "
+    "report's folder cannot be used",
+    3: "API or authentication error for at least one project",
+    130: "interrupted (SIGINT/SIGTERM)",
 }
 
 ENVIRONMENT = {
@@ -245,13 +256,30 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         help="A live line on a terminal, log lines otherwise (default auto).",
     )
     tuning.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    tuning.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="Log lines as text, or one JSON object per line for log pipelines (time, level, "
+        "logger, message, run_id, project and the record's fields); default text.",
+    )
 
 
-def exit_codes_help() -> str:
+def exit_codes_help(codes: Mapping[int, str] = EXIT_CODES) -> str:
     """The exit codes, one a line, for the end of ``--help`` (batch schedulers act on them)."""
-    width = max(len(str(code)) for code in EXIT_CODES)
-    lines = [f"  {code:>{width}}  {meaning}" for code, meaning in EXIT_CODES.items()]
+    width = max(len(str(code)) for code in codes)
+    lines = [f"  {code:>{width}}  {meaning}" for code, meaning in codes.items()]
     return "exit codes:\n" + "\n".join(lines)
+
+
+CHECK_DESCRIPTION = """\
+Check that a sync with these flags would work, and write nothing: the configuration is
+validated as sync validates it; every project is sent one small request (offset 0, 10
+records, no retries) with the credentials; the output (--out: a folder, or s3://) and the
+report's folder are checked writable without writing into the lake, its OUT.connector
+folder or the report. Prints a table: project, endpoint, auth kind, result, and the images
+visible or the API's error (error_code, HTTP status); then the output's result.
+"""
 
 
 def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
@@ -271,6 +299,14 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_sync_arguments(sync)
+    checker = commands.add_parser(
+        "check",
+        help="Check the configuration, every project and the output; write nothing.",
+        description=CHECK_DESCRIPTION,
+        epilog=exit_codes_help(CHECK_EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_sync_arguments(checker)
     simulate = commands.add_parser(
         "simulate",
         help="Serve the embedded HSS simulator.",
@@ -333,10 +369,22 @@ class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def _setup_logging(verbose: bool, redactor: Redactor | None = None) -> None:
-    handler = _LineHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(RedactingFilter(redactor or Redactor()))
+def _setup_logging(
+    verbose: bool, redactor: Redactor | None = None, log_format: LogFormat = "text"
+) -> None:
+    """The ``connector`` logger to stderr, as text or JSON lines, secrets redacted.
+
+    Only the CLI calls this: as a library or in Airflow, the connector's records go to the
+    application's (Airflow's) own handlers."""
+    redactor = redactor if redactor is not None else Redactor()
+    handler: logging.Handler
+    if log_format == "json":  # no terminal control codes between JSON lines
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(redactor))
+    else:
+        handler = _LineHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger("connector")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -357,16 +405,59 @@ async def _run_with_signals(config: Config, redactor: Redactor) -> RunReport:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def sync(config: Config, redactor: Redactor | None = None) -> int:
+def sync(config: Config, redactor: Redactor | None = None, log_format: LogFormat = "text") -> int:
     """Run; the pipeline writes the report (``--report``) whatever happens."""
     redactor = redactor if redactor is not None else Redactor(config.auth.secrets())
+    if log_format == "json" and config.progress == "auto":
+        config = replace(config, progress="log")  # no live line among JSON lines
     try:
         report = asyncio.run(_run_with_signals(config, redactor))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted: nothing was published for unfinished projects", file=sys.stderr)
+        _say(log_format, "interrupted: nothing was published for unfinished projects", 130)
         return 130
-    print(report.summary(), file=sys.stderr)
+    data = report.to_dict()  # redacted
+    fields = {
+        key: data[key]
+        for key in ("run_id", "status", "exit_code", "records_fetched", "records_written")
+    }
+    _say(log_format, report.summary(), report.exit_code, fields)
     return report.exit_code
+
+
+def check(config: Config, redactor: Redactor, log_format: LogFormat = "text") -> int:
+    """``hss-images check``: the table on stdout; exit 0, 2 (configuration) or 3 (API)."""
+    from .check import check_async
+
+    config = config.at_start()  # the snapshot date, as a run starting now checks it
+    try:
+        result = asyncio.run(check_async(config, redactor=redactor))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _say(log_format, "interrupted", 130)
+        return 130
+    print(redactor(result.table()))
+    if log_format == "json":
+        log.info(
+            "check: exit code %d",
+            result.exit_code,
+            extra={
+                "exit_code": result.exit_code,
+                "projects": len(result.projects),
+                "projects_ok": sum(p.ok for p in result.projects),
+                "output_ok": all(o.ok for o in result.outputs),
+            },
+        )
+    return result.exit_code
+
+
+def _say(
+    log_format: LogFormat, text: str, exit_code: int, fields: Mapping[str, Any] | None = None
+) -> None:
+    """A closing message: printed to stderr, or one JSON log line with ``--log-format json``."""
+    if log_format == "json":
+        level = logging.INFO if exit_code == 0 else logging.ERROR
+        log.log(level, "%s", text, extra={"exit_code": exit_code, **(fields or {})})
+    else:
+        print(text, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -374,6 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
     args = parser.parse_args(arguments)
     verbose = bool(getattr(args, "verbose", False))
+    log_format: LogFormat = getattr(args, "log_format", None) or "text"
     redactor = Redactor()
     try:
         if args.command == "simulate":
@@ -385,21 +477,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(out=args.out, records=args.records)
+        _setup_logging(verbose, redactor, log_format)  # the redactor learns the secrets next
         config = config_from_args(args)
         redactor.add(*config.auth.secrets())
-        _setup_logging(verbose, redactor)
-        return sync(config, redactor)
+        if args.command == "check":
+            return check(config, redactor, log_format)
+        return sync(config, redactor, log_format)
     except ConnectorError as error:
-        print(redactor(f"{type(error).__name__}: {error}"), file=sys.stderr)
+        if log_format == "json":
+            log.error("%s: %s", type(error).__name__, error, extra=error_fields(error))
+        else:
+            print(redactor(f"{type(error).__name__}: {error}"), file=sys.stderr)
         return error.exit_code
     except Exception as error:  # not the connector's own: one line, the traceback with -v
+        message = " ".join(str(error).split()) or "no message"
+        line = f"{type(error).__name__}: {message} (unexpected; -v shows the traceback)"
+        if log_format == "json":
+            log.error("%s", line, exc_info=error if verbose else None, extra=error_fields(error))
+            return 1
         if verbose:
             print(redactor(traceback.format_exc()), file=sys.stderr, end="")
-        message = " ".join(str(error).split()) or "no message"
-        print(
-            redactor(f"{type(error).__name__}: {message} (unexpected; -v shows the traceback)"),
-            file=sys.stderr,
-        )
+        print(redactor(line), file=sys.stderr)
         return 1
 
 

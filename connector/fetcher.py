@@ -24,6 +24,7 @@ from typing import Any
 from .client import Page, PageRequest, PageSource
 from .config import FetchSettings, RetryPolicy
 from .errors import ConnectorError, DataLossError, ThrottledError
+from .logs import error_fields
 from .paging import (
     Chain,
     ChainState,
@@ -57,6 +58,12 @@ class CrawlStats:
     throttled: int = 0
     pages: int = 0
     records_received: int = 0
+    """Every record of every page, the overlap records and pages read again included."""
+    records_read: int = 0
+    """Records handed on for storage (each record of the overlap chain once): what the
+    report counts as ``records_fetched`` and the progress line shows."""
+    total_num: int | None = None
+    """The project's ``total_num`` as its first page announced it (a hint)."""
     pages_reread: int = 0
     drift_reasons: list[str] = field(default_factory=list)
     slices: int = 1
@@ -114,7 +121,13 @@ class PageFetcher:
             stats.retries += 1
             kind = type(error).__name__
             stats.retry_reasons[kind] = stats.retry_reasons.get(kind, 0) + 1
-            log.debug("retry %d in %.2fs: %s", attempt, wait, error)
+            log.debug(
+                "retry %d in %.2fs: %s",
+                attempt,
+                wait,
+                error,
+                extra={**error_fields(error), "attempt": attempt, "wait_s": round(wait, 3)},
+            )
 
         return await retrying(once, self.policy, on_retry=on_retry, sleep=self.sleep, rng=self.rng)
 
@@ -190,7 +203,7 @@ class ProjectCrawler:
 
     async def run(self) -> None:
         first = await self._first_page(self.params)
-        self.total_num = first.page.total_num
+        self.total_num = self.stats.total_num = first.page.total_num
         if pages_needed(first.page.total_num, self.size) - 1 <= self.max_index:
             await self._crawl(self.params, first)
             return

@@ -29,7 +29,8 @@ from .config import Config, Target, is_loopback
 from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
-from .progress import Progress
+from .logs import PROJECT, error_fields, run_context
+from .progress import Counts, Progress
 from .ratelimit import RateLimiter
 from .records import RecordChecker
 from .redaction import RedactingFilter, Redactor
@@ -99,6 +100,8 @@ async def run_async(
     redactor.add(*config.auth.secrets())
     redacting = RedactingFilter(redactor)
     log.addFilter(redacting)
+    logging_context = contextlib.ExitStack()  # records carry the run id (logs.py)
+    logging_context.enter_context(run_context(config.run_id))
     try:
         if config.report_path:  # before anything is requested or written
             await asyncio.to_thread(check_report_path, config.report_path)
@@ -134,6 +137,7 @@ async def run_async(
                 await _save_report(config.report_path, report, quietly=stopped is not None)
     finally:
         log.removeFilter(redacting)
+        logging_context.close()
 
 
 async def _discover(
@@ -216,7 +220,7 @@ async def _run_projects(
         raise _at_start(error) from error
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
     stats = {t.project_id: CrawlStats() for t in config.targets}
-    progress = Progress(lambda: _progress_counters(stats), config.progress)
+    progress = Progress(lambda: progress_counts(stats), config.progress)
     log.info(
         "run %s: %d project(s) into %s (snapshot %s, rate %g/s, concurrency %d)",
         config.run_id,
@@ -279,6 +283,7 @@ async def _run_projects(
                         )
 
                         async def one(target: Target = target) -> None:
+                            PROJECT.set(target.project_id)  # this task's log records
                             async with projects_at_once:
                                 await _sync_project(
                                     config,
@@ -295,6 +300,7 @@ async def _run_projects(
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
+                progress.finish()
     finally:
         await asyncio.to_thread(output.close)
     report.duration_s = round(time.monotonic() - started, 3)
@@ -318,13 +324,18 @@ def _at_start(error: OutputError) -> ConnectorError:
     return ConfigError(f"{error}; nothing was requested", where="--out")
 
 
-def _progress_counters(stats: dict[str, CrawlStats]) -> tuple[int, int, int, int]:
+def progress_counts(stats: dict[str, CrawlStats]) -> Counts:
+    """The progress line's numbers, from the counters the report is built from."""
     values = stats.values()
-    return (
-        sum(s.pages for s in values),
-        sum(s.records_received for s in values),
-        sum(s.requests for s in values),
-        sum(s.throttled for s in values),
+    started = [s.total_num for s in values if s.total_num is not None]
+    return Counts(
+        records=sum(s.records_read for s in values),
+        total=sum(started),
+        projects_started=len(started),
+        projects=len(stats),
+        pages=sum(s.pages for s in values),
+        requests=sum(s.requests for s in values),
+        throttled=sum(s.throttled for s in values),
     )
 
 
@@ -354,11 +365,8 @@ async def _sync_project(
         maxsize=2 * config.fetch.concurrency
     )
 
-    read = 0
-
     async def emit(page: Page, start: int, records: list[Any]) -> None:
-        nonlocal read
-        read += len(records)
+        stats.records_read += len(records)
         await queue.put((page, start, records))
 
     crawler = ProjectCrawler(
@@ -405,19 +413,32 @@ async def _sync_project(
                 project_id,
                 staged.rows,
                 ", ".join(result.files),
+                extra={"records": staged.rows},
             )
     except ConnectorError as error:
         await _abort(writer)
         result.error = str(error)
         result.error_type = type(error).__name__
         result.exit_code = error.exit_code
-        log.error("project %s failed: %s: %s", project_id, type(error).__name__, error)
+        log.error(
+            "project %s failed: %s: %s",
+            project_id,
+            type(error).__name__,
+            error,
+            extra=error_fields(error),
+        )
     except Exception as error:  # whatever it is, it is this project's alone
         await _abort(writer)
         result.error = _unexpected(error, stage)
         result.error_type = type(error).__name__
         result.exit_code = 1
-        log.error("project %s failed: %s: %s", project_id, result.error_type, result.error)
+        log.error(
+            "project %s failed: %s: %s",
+            project_id,
+            result.error_type,
+            result.error,
+            extra=error_fields(error),
+        )
         log.debug("project %s: the traceback", project_id, exc_info=error)
     except BaseException:
         await _abort(writer)
@@ -426,7 +447,7 @@ async def _sync_project(
         counts = sink.counts
         result.total_num = crawler.total_num
         # what was read: on failure, pages still queued for conversion count as read too
-        result.records_fetched = max(counts.records_in, read)
+        result.records_fetched = max(counts.records_in, stats.records_read)
         if result.status not in ("published", "superseded"):
             result.records_quarantined = counts.quarantined
         result.requests = stats.requests

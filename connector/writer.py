@@ -46,7 +46,16 @@ from . import legacy
 from .errors import ConfigError, OutputError
 from .lake import Lake, Stamp, canonical_query, describe_query, output_errors
 
-__all__ = ["Output", "ProjectWriter", "Published", "Staged", "encode_segment"]
+__all__ = [
+    "Output",
+    "ProjectWriter",
+    "Published",
+    "Staged",
+    "check_bucket",
+    "check_query",
+    "encode_segment",
+    "open_lake",
+]
 
 log = logging.getLogger("connector")
 
@@ -118,6 +127,55 @@ def _from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path.rstrip("/")
 
 
+def open_lake(out: str, s3_endpoint: str | None = None) -> Lake:
+    """The filesystem and root folder that ``out`` names, as a run opens them (and
+    ``hss-images check``, which opens them the same way and writes nothing)."""
+    try:
+        if out.startswith("s3://"):
+            fs, root = _s3(out, s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"))
+        elif "://" in out:
+            fs, root = _from_uri(out)
+        else:
+            fs, root = pafs.LocalFileSystem(), str(Path(out).resolve())
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise OutputError(f"cannot open the output {out!r}: {exc}") from exc
+    root = root.rstrip("/")
+    local = isinstance(fs, pafs.LocalFileSystem)
+    if not root or (not local and "/" not in root.strip("/")):
+        raise ConfigError(
+            f"{out!r} is the root of its filesystem or bucket: give a folder inside it "
+            f"(e.g. {out.rstrip('/')}/hss_images); the connector keeps its own files "
+            "beside that folder",
+            where="--out",
+        )
+    return Lake(fs, root, local)
+
+
+def check_bucket(lake: Lake) -> None:
+    """Fail before any request when the bucket is missing or unreadable."""
+    if not isinstance(lake.fs, pafs.S3FileSystem | pafs.GcsFileSystem):
+        return
+    bucket = lake.root.split("/", 1)[0]
+    info = lake.fs.get_file_info(bucket)
+    if info.type == pafs.FileType.NotFound:
+        raise OutputError(
+            f"the bucket {bucket!r} does not exist (or is not visible with these credentials)"
+        )
+
+
+def check_query(lake: Lake, lake_query: str | None, wanted: str, out: str) -> None:
+    """A lake is one query's inventory: refuse to write another query into it."""
+    if lake_query is None or lake_query == wanted:
+        return
+    raise ConfigError(
+        f"{out} holds the inventory of another query ({describe_query(lake_query)}, "
+        f"recorded in {lake.marker}); this run asks for {describe_query(wanted)}. A "
+        "partition is one query's inventory, so a run never writes into a lake of another "
+        "query: give a filtered extract an --out of its own, or run with the lake's query",
+        where="--out",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Published:
     """What publishing a project did: the files put in place, or the newer run kept."""
@@ -145,29 +203,11 @@ class Output:
     ) -> None:
         self.run_id = run_id
         self.stamp = Stamp(run_id, datetime.now(UTC), canonical_query(query or []))
-        try:
-            if out.startswith("s3://"):
-                fs, root = _s3(out, s3_endpoint or os.environ.get("AWS_ENDPOINT_URL"))
-            elif "://" in out:
-                fs, root = _from_uri(out)
-            else:
-                fs, root = pafs.LocalFileSystem(), str(Path(out).resolve())
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise OutputError(f"cannot open the output {out!r}: {exc}") from exc
-        self.fs = fs
-        self.root = root.rstrip("/")
-        self.local = isinstance(fs, pafs.LocalFileSystem)
-        self.lake = Lake(fs, self.root, self.local)
-        if not self.root or (not self.local and "/" not in self.root.strip("/")):
-            raise ConfigError(
-                f"{out!r} is the root of its filesystem or bucket: give a folder inside it "
-                f"(e.g. {out.rstrip('/')}/hss_images); the connector keeps its own files "
-                "beside that folder",
-                where="--out",
-            )
+        self.lake = open_lake(out, s3_endpoint)
+        self.fs, self.root, self.local = self.lake.fs, self.lake.root, self.lake.local
         try:
             if not self.local:
-                self._check_bucket()
+                check_bucket(self.lake)
             self._check_query(self.lake.read_query(), out)
             if self.local:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
@@ -186,30 +226,9 @@ class Output:
                 f"its own folder {self.lake.state})"
             ) from exc
 
-    def _check_bucket(self) -> None:
-        """Fail before any request when the bucket is missing or unreadable."""
-        if not isinstance(self.fs, pafs.S3FileSystem | pafs.GcsFileSystem):
-            return
-        bucket = self.root.split("/", 1)[0]
-        info = self.fs.get_file_info(bucket)
-        if info.type == pafs.FileType.NotFound:
-            raise OutputError(
-                f"the bucket {bucket!r} does not exist (or is not visible with these credentials)"
-            )
-
     def _check_query(self, lake_query: str | None, out: str) -> None:
-        """A lake is one query's inventory: refuse to write another query into it."""
-        if lake_query is None or lake_query == self.stamp.query:
-            return
         assert self.stamp.query is not None
-        raise ConfigError(
-            f"{out} holds the inventory of another query ({describe_query(lake_query)}, "
-            f"recorded in {self.lake.marker}); this run asks for "
-            f"{describe_query(self.stamp.query)}. A partition is one query's inventory, so "
-            "a run never writes into a lake of another query: give a filtered extract an "
-            "--out of its own, or run with the lake's query",
-            where="--out",
-        )
+        check_query(self.lake, lake_query, self.stamp.query, out)
 
     def _check_same_filesystem(self, out: str) -> None:
         """Staging must be on OUT's filesystem, or a partition could not be one rename."""
