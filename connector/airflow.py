@@ -76,6 +76,7 @@ from .config import (
     check_snapshot_date,
     endpoint_for_region,
 )
+from .lineage import SyncFacts, datasets
 from .provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from .redaction import Redactor
 
@@ -619,6 +620,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self._killed = threading.Event()
         self._finished = threading.Event()
         self._finished.set()
+        self._lineage: SyncFacts | None = None
         self.out = out
         self.project_ids = project_ids
         self.hss_conn_id = hss_conn_id
@@ -726,11 +728,13 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             self._finished.wait(ON_KILL_WAIT_S)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._lineage = None
         self._skip_a_past_run(context)
         redactor = Redactor()
         try:
             config = self._config()
             redactor.add(*config.auth.secrets())
+            self._lineage = SyncFacts.of(config)
             report = self._sync(config, redactor)
         except ConnectorError as error:
             message = redactor(f"{type(error).__name__}: {error}")
@@ -738,6 +742,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
                 raise AirflowFailException(message) from error
             raise AirflowException(message) from error
         data = report.to_dict()  # every string in it redacted
+        self._lineage = self._lineage.ended(data)
         self.log.info("%s", report.summary())
         if report.status == "success":
             return data
@@ -753,6 +758,23 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The run's lineage, for Airflow's OpenLineage provider (the ``openlineage`` extra).
+
+        Inputs: the API resource of each project read (namespace the endpoint); output: the
+        lake, with its schema and what this run published (rows, bytes, files); per project
+        the records read and the data-quality checks (quarantined records, the quarantine
+        limit, whether it was published). The provider calls this after the task succeeded
+        and, as there is no ``..._on_failure``, after it failed. ``connector.lineage`` builds
+        it; the provider's classes are imported only here, when the provider calls.
+        """
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if self._lineage is None:  # skipped, or stopped before its configuration was read
+            return OperatorLineage()
+        inputs, outputs = datasets(self._lineage)
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
 def lake_asset(out: str) -> Any:
