@@ -111,8 +111,8 @@ def lake_dataset(out: str) -> tuple[str, str]:
         return "file", str(Path(out).expanduser().resolve())
     parts = urlsplit(out)
     path = parts.path.strip("/")
-    if parts.scheme == "file":
-        return "file", "/" + path
+    if parts.scheme == "file":  # file:///path, or file://host/path on another host
+        return f"file://{parts.netloc}" if parts.netloc else "file", "/" + path
     return f"{parts.scheme}://{parts.netloc}", path or "/"
 
 

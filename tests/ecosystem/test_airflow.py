@@ -26,6 +26,7 @@ from connector.simulator import (
     SimulatorConfig,
     simulator_in_thread,
 )
+from tests.integration.helpers import EVERY_EP
 
 from .airflow_env import (
     AIRFLOW_BIN,
@@ -39,7 +40,6 @@ from .airflow_env import (
 KILL_RUNNER = Path(__file__).with_name("airflow_on_kill_runner.py")
 TOKEN = secrets.token_hex(24)
 PROJECT_RECORDS = {"proj-alpha": 450, "proj-beta": 120, "proj-gamma": 35}
-EVERY_EP = {"enterprise_project_id": "all_granted_eps"}
 
 pytestmark = NEEDS_AIRFLOW
 

@@ -25,6 +25,7 @@ from connector.simulator import (
     SimulatorConfig,
     simulator_in_thread,
 )
+from tests.integration.helpers import EVERY_EP
 
 from .airflow_env import (
     LINEAGE_DAG,
@@ -39,7 +40,6 @@ from .airflow_env import (
 pytestmark = NEEDS_AIRFLOW
 
 TOKEN = secrets.token_hex(24)
-EVERY_EP = {"enterprise_project_id": "all_granted_eps"}
 JOB = "hss_images_lineage.sync"
 SPOILED = FaultConfig(fraction_rate=0.02)
 """About 2% of records carry a fraction where an integer belongs: they are quarantined."""

@@ -70,6 +70,7 @@ def test_the_names_of_the_api_and_of_the_lake(tmp_path: Path, monkeypatch: Any) 
     assert lake_dataset("s3://bucket/lake/hss/") == ("s3://bucket", "lake/hss")
     assert lake_dataset("gs://bucket/x") == ("gs://bucket", "x")
     assert lake_dataset("file:///data/lake") == ("file", "/data/lake")
+    assert lake_dataset("file://nas/data/lake") == ("file://nas", "/data/lake")
 
 
 @given(
