@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openlineage.client.serde import Serde
 
-from connector import RunReport
+from connector import OutputError, ProjectReport, RunReport
 from connector.lineage import (
     SyncFacts,
     assertions,
@@ -32,6 +35,16 @@ from connector.lineage import (
 )
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 from tests.integration.helpers import EVERY_EP, TOKEN, config, sync
+from tests.unit.test_airflow_hook import (  # the operator's stand-in Airflow
+    FakeRun,
+    FakeTaskInstance,
+    StandIn,
+    _report,
+    airflow,  # noqa: F401
+    as_async,
+    module,  # noqa: F401
+    operator,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "image_local_info.json"
@@ -119,8 +132,8 @@ def test_the_assertions_carry_the_quarantined_count_the_limit_and_the_outcome(
     assert overall.actual == str(quarantined) and overall.expected == "0"
     assert overall.success is (quarantined == 0)
     assert overall.params == {"quarantined": quarantined, "read": project["records_fetched"]}
-    for field, count in project["quarantine_fields"].items():
-        per_field = found[("records_match_schema", field)]
+    for name, count in project["quarantine_fields"].items():
+        per_field = found[("records_match_schema", name)]
         assert (per_field.success, per_field.actual) == (False, str(count))
     limit_check = found[("max_quarantined", None)]
     assert limit_check.expected == f"<= {limit}"
@@ -235,3 +248,105 @@ def test_the_module_imports_without_openlineage_or_airflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------- the operator's shell, with a stand-in provider
+
+
+@dataclass
+class OperatorLineage:
+    """The provider's ``OperatorLineage``, as far as the operator uses it."""
+
+    inputs: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+
+
+@pytest.fixture
+def provider(airflow: StandIn, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    extractors = types.ModuleType("airflow.providers.openlineage.extractors")
+    extractors.OperatorLineage = OperatorLineage  # type: ignore[attr-defined]
+    for name in ("airflow.providers", "airflow.providers.openlineage"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, extractors.__name__, extractors)
+
+
+def _today_iso() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+@pytest.mark.usefixtures("provider")
+def test_the_operator_reports_the_lineage_of_its_run(
+    module: Any,  # noqa: F811
+    airflow: StandIn,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    airflow.connect()  # endpoint https://hss.example.test, project p1
+    published = ProjectReport(
+        "p1", status="published", records_fetched=8, records_written=7, records_quarantined=1
+    )
+    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report(_today_iso(), published))))
+    task = operator(module, max_quarantined="1%")
+
+    task.execute({"ti": FakeTaskInstance()})
+    lineage = task.get_openlineage_facets_on_complete(None)
+
+    [source] = lineage.inputs
+    assert (source.namespace, source.name) == (
+        "https://hss.example.test",
+        "/v5/p1/image/local-repositories",
+    )
+    checks = {(a.name, a.column): a for a in source.inputFacets["dataQualityAssertions"].assertions}
+    assert checks[("records_match_schema", None)].actual == "1"
+    assert checks[("max_quarantined", None)].expected == "<= 1%"
+    [lake] = lineage.outputs
+    assert (lake.namespace, lake.name) == ("file", "/lake")
+    statistics = lake.outputFacets["outputStatistics"]
+    assert (statistics.rowCount, statistics.fileCount, statistics.size) == (7, 0, 0)
+
+
+@pytest.mark.usefixtures("provider")
+def test_a_failed_task_keeps_its_report_for_the_fail_event(
+    module: Any,  # noqa: F811
+    airflow: StandIn,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    airflow.connect()
+    failed = ProjectReport(
+        "p1", error="HTTP 400, error_code HSS.0013", error_type="ApiError", exit_code=3
+    )
+    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report(_today_iso(), failed))))
+    task = operator(module)
+
+    with pytest.raises(airflow.AirflowException):
+        task.execute({"ti": FakeTaskInstance()})
+    [source] = task.get_openlineage_facets_on_complete(None).inputs
+
+    checks = {a.name: a for a in source.inputFacets["dataQualityAssertions"].assertions}
+    published = checks["project_published"]
+    assert (published.success, published.actual) == (False, "failed")
+    assert published.description == "ApiError: HTTP 400, error_code HSS.0013"
+
+
+@pytest.mark.usefixtures("provider")
+def test_a_run_that_stopped_before_its_report_or_was_skipped(
+    module: Any,  # noqa: F811
+    airflow: StandIn,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    airflow.connect()
+    run = FakeRun(OutputError("cannot create /lake: read-only"))
+    monkeypatch.setattr(module, "run_async", as_async(run))
+    task = operator(module)
+
+    with pytest.raises(airflow.AirflowException):
+        task.execute({"ti": FakeTaskInstance()})
+    lineage = task.get_openlineage_facets_on_complete(None)
+    assert [(d.name, d.inputFacets) for d in lineage.inputs] == [
+        ("/v5/p1/image/local-repositories", {})
+    ]
+    assert [d.outputFacets for d in lineage.outputs] == [{}]
+
+    past = datetime.combine(datetime.now(UTC).date() - timedelta(days=3), datetime.min.time(), UTC)
+    with pytest.raises(airflow.AirflowSkipException):
+        task.execute({"ti": FakeTaskInstance(), "logical_date": past})
+    assert task.get_openlineage_facets_on_complete(None) == OperatorLineage()
