@@ -76,7 +76,7 @@ from .config import (
     check_snapshot_date,
     endpoint_for_region,
 )
-from .lineage import SyncFacts, datasets
+from .lineage import SyncFacts, datasets, lake
 from .provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from .redaction import Redactor
 
@@ -758,6 +758,15 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if all(p["error_type"] in PERMANENT_ERRORS for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The lake this task writes, with its schema: what is known when it starts (the
+        projects and their endpoint come from the connection, read by the run itself)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if not isinstance(self.out, str) or not self.out.strip():
+            return OperatorLineage()
+        return OperatorLineage(outputs=[lake(self.out.strip())])
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The run's lineage, for Airflow's OpenLineage provider (the ``openlineage`` extra).

@@ -46,6 +46,7 @@ __all__ = [
     "assertions",
     "datasets",
     "input_dataset",
+    "lake",
     "lake_dataset",
     "published_bytes",
     "published_parquet",
@@ -273,14 +274,11 @@ def _known_fields(cls: type[_T], **values: Any) -> _T:
 
 def datasets(facts: SyncFacts) -> tuple[list[InputDataset], list[OutputDataset]]:
     """The run's input and output datasets, with their facets, as OpenLineage objects."""
-    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.event_v2 import InputDataset
     from openlineage.client.facet_v2 import (
         InputDatasetFacet,
-        OutputDatasetFacet,
         data_quality_assertions_dataset,
         data_quality_metrics_input_dataset,
-        output_statistics_output_dataset,
-        schema_dataset,
     )
 
     inputs = []
@@ -315,7 +313,22 @@ def datasets(facts: SyncFacts) -> tuple[list[InputDataset], list[OutputDataset]]
             )
         inputs.append(InputDataset(namespace=namespace, name=name, inputFacets=input_facets))
 
-    namespace, name = lake_dataset(facts.out)
+    return inputs, [lake(facts.out, facts.report, facts.s3_endpoint)]
+
+
+def lake(
+    out: str, report: Mapping[str, Any] | None = None, s3_endpoint: str | None = None
+) -> OutputDataset:
+    """The lake as an output dataset: its schema, and with the run's ``report`` what the
+    run published there."""
+    from openlineage.client.event_v2 import OutputDataset
+    from openlineage.client.facet_v2 import (
+        OutputDatasetFacet,
+        output_statistics_output_dataset,
+        schema_dataset,
+    )
+
+    namespace, name = lake_dataset(out)
     schema = schema_dataset.SchemaDatasetFacet(
         fields=[
             schema_dataset.SchemaDatasetFacetFields(
@@ -325,16 +338,15 @@ def datasets(facts: SyncFacts) -> tuple[list[InputDataset], list[OutputDataset]]
         ]
     )
     output_facets: dict[str, OutputDatasetFacet] = {}
-    if facts.report is not None:
-        files = published_parquet(facts.report)
+    if report is not None:
+        files = published_parquet(report)
         output_facets["outputStatistics"] = (
             output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                rowCount=published_rows(facts.report),
-                size=published_bytes(files, facts.s3_endpoint),
+                rowCount=published_rows(report),
+                size=published_bytes(files, s3_endpoint),
                 fileCount=len(files),
             )
         )
-    output = OutputDataset(
+    return OutputDataset(
         namespace=namespace, name=name, facets={"schema": schema}, outputFacets=output_facets
     )
-    return inputs, [output]

@@ -136,6 +136,14 @@ def test_a_sync_reports_what_it_read_and_wrote_with_the_quarantined_records(
     assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
     start, complete = events
     assert start["run"]["runId"] == complete["run"]["runId"]
+    # what is known at the start: the lake and its schema, nothing written yet
+    assert start["inputs"] == []
+    [planned] = start["outputs"]
+    assert (planned["namespace"], planned["name"]) == ("file", str(lake.resolve()))
+    assert [(f["name"], f["type"]) for f in planned["facets"]["schema"]["fields"]] == (
+        _schema_file_fields()
+    )
+    assert planned.get("outputFacets", {}) == {}
     assert complete["job"]["namespace"] == OPENLINEAGE_NAMESPACE
     assert complete["run"]["facets"]["parent"]["job"]["name"] == "hss_images_lineage"
 

@@ -287,9 +287,14 @@ def test_the_operator_reports_the_lineage_of_its_run(
     monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report(_today_iso(), published))))
     task = operator(module, max_quarantined="1%")
 
+    started = task.get_openlineage_facets_on_start()
     task.execute({"ti": FakeTaskInstance()})
     lineage = task.get_openlineage_facets_on_complete(None)
 
+    assert started.inputs == []
+    [planned] = started.outputs
+    assert (planned.namespace, planned.name, planned.outputFacets) == ("file", "/lake", {})
+    assert planned.facets["schema"] == lineage.outputs[0].facets["schema"]
     [source] = lineage.inputs
     assert (source.namespace, source.name) == (
         "https://hss.example.test",
