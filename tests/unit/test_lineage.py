@@ -236,6 +236,27 @@ def test_a_run_that_stopped_before_its_report_names_its_datasets_only(
     assert set(lake.facets or {}) == {"schema"}
 
 
+def test_a_secret_in_a_projects_error_stays_out_of_the_datasets() -> None:
+    """The facts hold the report as ``to_dict()`` gives it: redacted by the run's redactor."""
+    report = RunReport(
+        run_id="r1",
+        snapshot_date="2026-12-01",
+        endpoint="https://hss.example.test",
+        started_at="2026-12-01T00:00:00+00:00",
+    )
+    report.redactor.add(TOKEN)
+    report.projects["p1"] = ProjectReport(
+        "p1", error=f"the gateway echoed X-Auth-Token: {TOKEN}", error_type="ApiError"
+    )
+    facts = SyncFacts((("p1", "https://hss.example.test"),), "/lake", "10%")
+
+    inputs, outputs = datasets(facts.ended(report.to_dict()))
+
+    text = "".join(Serde.to_json(d) for d in [*inputs, *outputs])
+    assert TOKEN not in text
+    assert "X-Auth-Token: ***" in text  # the error is there, its secret is not
+
+
 def test_the_module_imports_without_openlineage_or_airflow() -> None:
     code = (
         "import sys\n"
