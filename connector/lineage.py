@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from .config import Config
+from .errors import ConnectorError
 from .schema import load_spec
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class SyncFacts:
     s3_endpoint: str | None = None
     report: Mapping[str, Any] | None = None
     """``RunReport.to_dict()`` (every string redacted); ``None`` when the run raised first."""
+    published_size: int | None = None
+    """Bytes of the Parquet files the run published, measured when it ended."""
 
     @classmethod
     def of(cls, config: Config) -> SyncFacts:
@@ -84,7 +87,11 @@ class SyncFacts:
         )
 
     def ended(self, report: Mapping[str, Any]) -> SyncFacts:
-        return replace(self, report=report)
+        """The facts once the run returned its report: the published files are measured
+        now, in the task's own process (OpenLineage's provider builds the events in a
+        forked child, where an object-store client inherited from the run may hang)."""
+        size = published_bytes(published_parquet(report), self.s3_endpoint)
+        return replace(self, report=report, published_size=size)
 
     def project(self, project_id: str) -> Mapping[str, Any] | None:
         """The report of one project, if the run got that far."""
@@ -162,7 +169,7 @@ def published_bytes(files: Sequence[str], s3_endpoint: str | None = None) -> int
             if info.type != pafs.FileType.File or info.size is None:
                 return None
             total += int(info.size)
-    except (OSError, pa.ArrowException, ValueError):
+    except (OSError, pa.ArrowException, ValueError, ConnectorError):
         return None
     return total
 
@@ -313,14 +320,14 @@ def datasets(facts: SyncFacts) -> tuple[list[InputDataset], list[OutputDataset]]
             )
         inputs.append(InputDataset(namespace=namespace, name=name, inputFacets=input_facets))
 
-    return inputs, [lake(facts.out, facts.report, facts.s3_endpoint)]
+    return inputs, [lake(facts.out, facts.report, facts.published_size)]
 
 
 def lake(
-    out: str, report: Mapping[str, Any] | None = None, s3_endpoint: str | None = None
+    out: str, report: Mapping[str, Any] | None = None, size: int | None = None
 ) -> OutputDataset:
     """The lake as an output dataset: its schema, and with the run's ``report`` what the
-    run published there."""
+    run published there (``size``: its bytes, if known)."""
     from openlineage.client.event_v2 import OutputDataset
     from openlineage.client.facet_v2 import (
         OutputDatasetFacet,
@@ -343,7 +350,7 @@ def lake(
         output_facets["outputStatistics"] = (
             output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                 rowCount=published_rows(report),
-                size=published_bytes(files, s3_endpoint),
+                size=size,
                 fileCount=len(files),
             )
         )
