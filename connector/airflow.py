@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import Config, ConfigError, ConnectorError, Filters, RunReport, run_async
 from .config import check_snapshot_date
 from .errors import is_permanent
+from .lineage import SyncFacts, datasets, lake
 from .provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from .redaction import Redactor
 from .settings import ALL_PROJECTS, FILTER_KEYS, KEYS, TUNING_KEYS, Setting, build_config
@@ -416,6 +417,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self._killed = threading.Event()
         self._finished = threading.Event()
         self._finished.set()
+        self._lineage: SyncFacts | None = None
         self.out = out
         self.project_ids = project_ids
         self.hss_conn_id = hss_conn_id
@@ -522,11 +524,13 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             self._finished.wait(ON_KILL_WAIT_S)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self._lineage = None
         self._skip_a_past_run(context)
         redactor = Redactor()
         try:
             config = self._config()
             redactor.add(*config.auth.secrets())
+            self._lineage = SyncFacts.of(config)
             report = self._sync(config, redactor)
         except ConnectorError as error:
             message = redactor(f"{type(error).__name__}: {error}")
@@ -534,6 +538,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
                 raise AirflowFailException(message) from error
             raise AirflowException(message) from error
         data = report.to_dict()  # every string in it redacted
+        self._lineage = self._lineage.ended(data)
         self.log.info("%s", report.summary())
         if report.status == "success":
             return data
@@ -549,6 +554,32 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if all(is_permanent(p["error_type"]) for p in failed):
             raise AirflowFailException(message)
         raise AirflowException(message)
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """The lake this task writes, with its schema: what is known when it starts (the
+        projects and their endpoint come from the connection, read by the run itself)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if not isinstance(self.out, str) or not self.out.strip():
+            return OperatorLineage()
+        return OperatorLineage(outputs=[lake(self.out.strip())])
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The run's lineage, for Airflow's OpenLineage provider (the ``openlineage`` extra).
+
+        Inputs: the API resource of each project read (namespace the endpoint); output: the
+        lake, with its schema and what this run published (rows, bytes, files); per project
+        the records read and the data-quality checks (quarantined records, the quarantine
+        limit, whether it was published). The provider calls this after the task succeeded
+        and, as there is no ``..._on_failure``, after it failed. ``connector.lineage`` builds
+        it; the provider's classes are imported only here, when the provider calls.
+        """
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        if self._lineage is None:  # skipped, or stopped before its configuration was read
+            return OperatorLineage()
+        inputs, outputs = datasets(self._lineage)
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
 def lake_asset(out: str) -> Any:

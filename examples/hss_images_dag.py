@@ -25,6 +25,10 @@ its sync tasks with a message instead of writing today's inventory under a day t
 The gateway throttles per credential: the mapped tasks of a run share the connection's
 credential, so at most ``MAX_PARALLEL_PROJECTS`` run at once, each at ``RATE_PER_TASK``.
 
+With ``pip install 'hss-image-connector[openlineage]'`` and an OpenLineage transport
+configured, each sync task also reports its lineage: the project's API resource read, the
+lake written (schema, rows, bytes) and the quarantined records (README, Lineage).
+
 Try it without a scheduler: ``python examples/hss_images_dag.py [YYYY-MM-DD]``.
 """
 

@@ -1,4 +1,5 @@
-"""One Spark session for every Spark test of the run (each start-up costs about 10 s)."""
+"""Shared by the ecosystem tests, each set up once per run: a Spark session (its start-up
+costs about 10 s) and a migrated Airflow home (``airflow db migrate`` costs as much)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from .airflow_env import EXAMPLE_DAG, LINEAGE_DAG, AirflowEnv, migrated_home
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,10 @@ def spark() -> Iterator[Any]:
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
+    """A migrated AIRFLOW_HOME whose DAG folder holds the example DAG and the lineage DAG
+    (the tests that use it are marked with ``airflow_env.NEEDS_AIRFLOW``)."""
+    return migrated_home(tmp_path_factory.mktemp("airflow_home"), [EXAMPLE_DAG, LINEAGE_DAG])

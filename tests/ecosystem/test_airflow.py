@@ -1,23 +1,17 @@
-"""The example DAG under a real Airflow 3, against the embedded simulator on a real socket.
-
-Airflow lives in its own virtualenv (``.venv-airflow``, made by ``./dev test``): this test
-runs from the project's virtualenv, serves the simulator itself and runs the DAG with
-``dag.test()`` in a subprocess (``airflow_runner.py``), the connection given as
-``AIRFLOW_CONN_HSS_DEFAULT`` and the lake path as ``AIRFLOW_VAR_HSS_IMAGES_LAKE_PATH``.
+"""The example DAG, the provider and the operator under a real Airflow 3, against the
+embedded simulator on a real socket (see ``airflow_env.py`` for how Airflow is run).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,145 +20,28 @@ import duckdb
 import pytest
 
 import connector
-from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_thread
+from connector.simulator import (
+    NATURAL_KEY,
+    RunningSimulator,
+    SimulatorConfig,
+    simulator_in_thread,
+)
+from tests.integration.helpers import EVERY_EP
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin"
-EXAMPLE_DAG = ROOT / "examples" / "hss_images_dag.py"
-RUNNER = Path(__file__).with_name("airflow_runner.py")
+from .airflow_env import (
+    AIRFLOW_BIN,
+    NEEDS_AIRFLOW,
+    SUBPROCESS_TIMEOUT_S,
+    AirflowEnv,
+    openlineage_env,
+    openlineage_events,
+)
+
 KILL_RUNNER = Path(__file__).with_name("airflow_on_kill_runner.py")
 TOKEN = secrets.token_hex(24)
 PROJECT_RECORDS = {"proj-alpha": 450, "proj-beta": 120, "proj-gamma": 35}
-SUBPROCESS_TIMEOUT_S = 120
 
-pytestmark = [
-    pytest.mark.airflow,
-    pytest.mark.skipif(
-        not (AIRFLOW_BIN / "python").exists(),
-        reason=f"no Airflow virtualenv at {AIRFLOW_BIN.parent} (./dev test creates it: "
-        "python3 -m venv .venv-airflow && .venv-airflow/bin/pip install "
-        "-r requirements/airflow.txt -e .)",
-    ),
-]
-
-
-@dataclass(frozen=True)
-class DagRun:
-    state: str
-    tasks: list[dict[str, Any]]
-    xcom: list[dict[str, Any]]
-    asset_events: list[dict[str, Any]]
-    output: str
-    """Everything Airflow printed (with dag.test() the task logs go to the console)."""
-
-    def task_states(self, task_id: str) -> dict[int, str]:
-        return {t["map_index"]: t["state"] for t in self.tasks if t["task_id"] == task_id}
-
-    def xcoms(self, task_id: str, key: str = "return_value") -> dict[int, Any]:
-        return {
-            x["map_index"]: x["value"]
-            for x in self.xcom
-            if x["task_id"] == task_id and x["key"] == key
-        }
-
-
-@dataclass(frozen=True)
-class AirflowEnv:
-    home: Path
-    dags: Path
-    base_env: dict[str, str]
-
-    def run_dag(self, connection: dict[str, Any], lake: Path, logical_date: date) -> DagRun:
-        env = {
-            **self.base_env,
-            "AIRFLOW_CONN_HSS_DEFAULT": json.dumps(connection),
-            "AIRFLOW_VAR_HSS_IMAGES_LAKE_PATH": str(lake),
-        }
-        result = self.home / f"result-{logical_date}.json"
-        done = subprocess.run(
-            [
-                str(AIRFLOW_BIN / "python"),
-                str(RUNNER),
-                str(self.dags / EXAMPLE_DAG.name),
-                "hss_images_dag",
-                logical_date.isoformat(),
-                str(result),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=SUBPROCESS_TIMEOUT_S,
-            check=False,
-        )
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, output[-5000:]
-        data = json.loads(result.read_text())
-        return DagRun(data["state"], data["tasks"], data["xcom"], data["asset_events"], output)
-
-    def command(
-        self, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        """``airflow ARGS`` in this AIRFLOW_HOME (exit status not checked)."""
-        return subprocess.run(
-            [str(AIRFLOW_BIN / "airflow"), *args],
-            env={**self.base_env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=SUBPROCESS_TIMEOUT_S,
-            check=False,
-        )
-
-    def python(self, code: str) -> Any:
-        """Run ``code`` under the Airflow virtualenv; it prints one JSON value, returned."""
-        done = subprocess.run(
-            [str(AIRFLOW_BIN / "python"), "-c", code],
-            env=self.base_env,
-            capture_output=True,
-            text=True,
-            timeout=SUBPROCESS_TIMEOUT_S,
-            check=False,
-        )
-        assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    def files_mentioning(self, secret: str) -> list[Path]:
-        """Files under AIRFLOW_HOME (logs, metadata database, config) holding ``secret``."""
-        needle = secret.encode()
-        return [p for p in self.home.rglob("*") if p.is_file() and needle in p.read_bytes()]
-
-
-def _clean_environ() -> dict[str, str]:
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AIRFLOW", "HSS_", "PYTHON", "VIRTUAL_ENV"))
-    }
-
-
-@pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
-    """A migrated AIRFLOW_HOME whose DAG folder holds only the example DAG."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(EXAMPLE_DAG, dags / EXAMPLE_DAG.name)
-    env = {
-        **_clean_environ(),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-    }
-    migrated = subprocess.run(
-        [str(AIRFLOW_BIN / "airflow"), "db", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
-    )
-    assert migrated.returncode == 0, (migrated.stdout + migrated.stderr)[-5000:]
-    return AirflowEnv(home, dags, env)
+pytestmark = NEEDS_AIRFLOW
 
 
 @pytest.fixture(scope="module")
@@ -193,10 +70,7 @@ def test_example_dag_syncs_every_project_into_the_lake(
 ) -> None:
     lake = tmp_path / "lake"
     logical_date = _today()
-    expected = {
-        p: simulator.inventory.total(p, enterprise_project_id="all_granted_eps")
-        for p in PROJECT_RECORDS
-    }
+    expected = {p: simulator.inventory.total(p, **EVERY_EP) for p in PROJECT_RECORDS}
     assert all(expected.values())
 
     run = airflow.run_dag(_connection(simulator, TOKEN), lake, logical_date)
@@ -238,6 +112,64 @@ def test_example_dag_syncs_every_project_into_the_lake(
     assert "HssImageSyncOperator" in run.output and "records written" in run.output
     assert TOKEN not in run.output
     assert airflow.files_mentioning(TOKEN) == []
+
+
+def test_the_example_dag_reads_every_enterprise_project(
+    airflow: AirflowEnv, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    """The sync reads ``all_granted_eps`` unless told otherwise: every project's images of
+    every enterprise project land in the lake, not only those of the API's default ("0").
+
+    The API does not return a record's enterprise project (there is no such column in the
+    lake): the simulator's own record of it, by natural key, tells which one each row is of.
+    """
+    lake = tmp_path / "lake"
+    events = tmp_path / "openlineage.jsonl"
+    inventory = simulator.inventory
+    enterprise_projects = inventory.enterprise_project_ids
+    expected = Counter(
+        {
+            (p, ep): inventory.total(p, enterprise_project_id=ep)
+            for p in PROJECT_RECORDS
+            for ep in enterprise_projects
+        }
+    )
+    # several enterprise projects, each holding images; each project has some outside "0"
+    assert len(enterprise_projects) >= 3, enterprise_projects
+    assert all(sum(expected[p, ep] for p in PROJECT_RECORDS) for ep in enterprise_projects)
+    assert all(sum(expected[p, ep] for ep in enterprise_projects[1:]) for p in PROJECT_RECORDS)
+    owner = {p: inventory.hidden_by_natural_key(p, **EVERY_EP) for p in PROJECT_RECORDS}
+
+    run = airflow.run_dag(
+        _connection(simulator, TOKEN), lake, _today(), env=openlineage_env(events)
+    )
+
+    assert run.state == "success", run.output[-5000:]
+    reports = run.xcoms("sync_project")
+    assert [r["query"] for r in reports.values()] == [EVERY_EP] * len(PROJECT_RECORDS)
+    rows = duckdb.sql(
+        f"SELECT project_id, {', '.join(NATURAL_KEY)} FROM read_parquet("
+        f"'{lake.as_posix()}/**/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    found = Counter((p, owner[p][tuple(key)].enterprise_project_id) for p, *key in rows)
+    assert found == expected  # per project and enterprise project, as the simulator holds
+    assert len(rows) == sum(inventory.total(p, **EVERY_EP) for p in PROJECT_RECORDS)
+
+    # each mapped task's lineage names the one project it read, and what it wrote
+    completed = openlineage_events(events, "hss_images.sync_project")
+    assert sorted(e["eventType"] for e in completed) == sorted(
+        ["START", "COMPLETE"] * len(PROJECT_RECORDS)
+    )
+    read = {}
+    for event in (e for e in completed if e["eventType"] == "COMPLETE"):
+        [source] = event["inputs"]
+        [output] = event["outputs"]
+        assert source["namespace"] == simulator.base_url
+        assert (output["namespace"], output["name"]) == ("file", str(lake.resolve()))
+        project = source["name"].split("/")[2]
+        read[project] = output["outputFacets"]["outputStatistics"]["rowCount"]
+    assert read == {p: inventory.total(p, **EVERY_EP) for p in PROJECT_RECORDS}
+    assert TOKEN not in events.read_text()
 
 
 def test_a_rejected_token_fails_the_tasks_with_the_connectors_error(
