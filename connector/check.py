@@ -17,8 +17,8 @@ from .auth import authenticator_for
 from .client import HssClient, PageRequest
 from .config import Config, Target
 from .errors import ConnectorError
-from .pipeline import _session
 from .redaction import Redactor
+from .transport import open_transport
 
 __all__ = ["PROBE_LIMIT", "ProbeResult", "probe", "probe_async"]
 
@@ -60,12 +60,12 @@ async def probe_async(
     params = tuple(config.filters.params())
     in_flight = asyncio.Semaphore(config.fetch.concurrency)
     results: dict[str, ProbeResult] = {}
-    async with _session(config) as session:
+    async with open_transport(config.fetch) as transport:
         clients = {
             endpoint: HssClient(
-                session,
+                transport,
                 endpoint,
-                authenticator_for(config.auth, session, endpoint),
+                authenticator_for(config.auth, transport, endpoint),
                 request_timeout_s=config.fetch.request_timeout_s,
                 redactor=redactor,
             )

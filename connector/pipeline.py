@@ -13,13 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from .auth import authenticator_for
 from .batches import BatchBuilder
@@ -34,6 +32,7 @@ from .redaction import RedactingFilter, Redactor
 from .report import ProjectReport, RunReport, check_report_path, write_report
 from .schema import file_schema, load_spec
 from .sink import ProjectSink
+from .transport import open_transport
 from .writer import Output, ProjectWriter, Staged
 
 __all__ = ["run", "run_async"]
@@ -60,23 +59,6 @@ def run(config: Config) -> RunReport:
         "run() cannot be called inside a running event loop (a Jupyter notebook, an async "
         "application): use 'await connector.run_async(config)' there instead"
     )
-
-
-@contextlib.asynccontextmanager
-async def _session(config: Config) -> AsyncIterator[aiohttp.ClientSession]:
-    fetch = config.fetch
-    # no cap here: requests in flight are capped per endpoint and credential by the
-    # RateLimiter, the only cap (a pool limit would be a second one, shared by endpoints)
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=fetch.connect_timeout_s, sock_read=fetch.read_timeout_s
-    )
-    async with aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        trust_env=False,  # see proxies.py
-    ) as session:
-        yield session
 
 
 async def run_async(
@@ -215,17 +197,17 @@ async def _run_projects(
     limiters: dict[tuple[str, str], RateLimiter] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            session = None
+            transport = None
             if source is None:
-                session = await stack.enter_async_context(_session(config))
+                transport = await stack.enter_async_context(open_transport(config.fetch))
             projects_at_once = asyncio.Semaphore(config.parallel_projects)
             fetchers: dict[str, PageFetcher] = {}
             for endpoint in sorted({t.endpoint for t in config.targets}):
                 if source is None:
-                    assert session is not None
-                    auth = authenticator_for(config.auth, session, endpoint)
+                    assert transport is not None
+                    auth = authenticator_for(config.auth, transport, endpoint)
                     endpoint_source: PageSource = HssClient(
-                        session,
+                        transport,
                         endpoint,
                         auth,
                         request_timeout_s=config.fetch.request_timeout_s,
