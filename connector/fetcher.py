@@ -164,7 +164,11 @@ class ProjectCrawler:
         emit: Emit,
         stats: CrawlStats,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        after_first: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``after_first``: awaited once the first page is in, before any other page is
+        asked for (the pipeline admits the project's reading there)."""
+        self.after_first = after_first
         self.fetcher = fetcher
         self.settings = settings
         self.key_fields = key_fields
@@ -210,6 +214,8 @@ class ProjectCrawler:
     async def run(self) -> None:
         first = await self._first_page(self.params)
         self.total_num = first.page.total_num
+        if self.after_first is not None:
+            await self.after_first()
         if pages_needed(first.page.total_num, self.size) - 1 <= self.max_index:
             await self._crawl(self.params, first)
             return

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -200,7 +200,7 @@ async def _run_projects(
             transport = None
             if source is None:
                 transport = await stack.enter_async_context(open_transport(config.fetch))
-            projects_at_once = asyncio.Semaphore(config.parallel_projects)
+            admission = _Admission(config.parallel_projects)
             fetchers: dict[str, PageFetcher] = {}
             for endpoint in sorted({t.endpoint for t in config.targets}):
                 if source is None:
@@ -237,7 +237,7 @@ async def _run_projects(
                         report.projects[target.project_id] = ProjectReport(target.project_id)
 
                         async def one(target: Target = target) -> None:
-                            async with projects_at_once:
+                            async with admission.project() as admitted:
                                 await _sync_project(
                                     config,
                                     target.project_id,
@@ -245,6 +245,7 @@ async def _run_projects(
                                     output,
                                     stats[target.project_id],
                                     report,
+                                    admitted,
                                 )
 
                         group.create_task(one())
@@ -285,6 +286,58 @@ def _progress_counters(stats: dict[str, CrawlStats]) -> tuple[int, int, int, int
     )
 
 
+class _Admission:
+    """When projects read: --parallel-projects ask for their first page at a time, and as
+    many read the rest of their pages. A project's first page (which says how many pages
+    follow) is asked for before a reading place is free, and the place is given back when
+    its last page is in, before its file is finished and published; so the shared rate
+    limiter finds the next projects' pages waiting instead of an empty line while one
+    project waits for its first answer or publishes."""
+
+    def __init__(self, projects: int) -> None:
+        self._discovering = asyncio.Semaphore(projects)
+        self._reading = asyncio.Semaphore(projects)
+
+    @contextlib.asynccontextmanager
+    async def project(self) -> AsyncIterator[_Admitted]:
+        await self._discovering.acquire()
+        admitted = _Admitted(self._discovering, self._reading)
+        try:
+            yield admitted
+        finally:
+            admitted.leave()
+
+
+class _Admitted:
+    """One project's places: first discovering, then reading, then none."""
+
+    def __init__(self, discovering: asyncio.Semaphore, reading: asyncio.Semaphore) -> None:
+        self._discovering: asyncio.Semaphore | None = discovering
+        self._reading_slots = reading
+        self._reading: asyncio.Semaphore | None = None
+
+    async def read_on(self) -> None:
+        """The first page is in: wait for a reading place, then free the discovering one."""
+        await self._reading_slots.acquire()
+        self._reading = self._reading_slots
+        self._free_discovering()
+
+    def read_done(self) -> None:
+        """Every page is in: free the reading place (finishing and publishing need none)."""
+        if self._reading is not None:
+            self._reading.release()
+            self._reading = None
+
+    def _free_discovering(self) -> None:
+        if self._discovering is not None:
+            self._discovering.release()
+            self._discovering = None
+
+    def leave(self) -> None:
+        self._free_discovering()
+        self.read_done()
+
+
 async def _sync_project(
     config: Config,
     project_id: str,
@@ -292,6 +345,7 @@ async def _sync_project(
     output: Output,
     stats: CrawlStats,
     report: RunReport,
+    admitted: _Admitted | None = None,
 ) -> None:
     """Fetch, stage and publish one project; record a failure instead of raising it."""
     started = time.monotonic()
@@ -325,6 +379,7 @@ async def _sync_project(
         params=config.filters.params(),
         emit=emit,
         stats=stats,
+        after_first=admitted.read_on if admitted is not None else None,
     )
     stage = "reading the project"
     try:
@@ -332,6 +387,8 @@ async def _sync_project(
             async with asyncio.TaskGroup() as group:
                 group.create_task(_drain(queue, sink))
                 await crawler.run()
+                if admitted is not None:
+                    admitted.read_done()
                 await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise _leaf(group_error) from None

@@ -19,10 +19,15 @@ waiters that wake late find at most ``burst`` tokens, not the ones they missed. 
 from ``loop.time()`` or an injected clock, so tests control it.
 
 Adaptation (the gateway's policy is not published): a 429 says what was sent was more than
-the gateway allows. Its bucket is learnt first: our ``burst`` is halved (down to 1), then
-the rate is trimmed by ``trim`` (10 %). Only a 429 for a request sent after the last
-change counts (the 429s of one burst arrive together and say the same thing). When no 429
-follows for ``recover_after_s``, the rate grows back to the configured one within
+the gateway allows. When requests recently leaned on the bucket (one was sent with more
+than one and a half tokens in it, within ``burst / rate + 1 s`` of the 429), the gateway's
+bucket is smaller than ours: our ``burst`` is halved (down to 1). Otherwise the sends were
+paced at the rate and the rate is what was too much: it is trimmed by ``trim`` (10 %). (A
+burst above 1 also absorbs the event loop's late wake-ups: a request sent 2 ms late leaves
+the next one 2 ms less to wait, which a bucket of one token cannot give back; so a 429 that
+the burst did not cause does not take it away.) Only a 429 for a request sent after the
+last change counts (the 429s of one burst arrive together and say the same thing). When no
+429 follows for ``recover_after_s``, the rate grows back to the configured one within
 ``recover_s``; the learnt burst is kept for the run.
 """
 
@@ -73,6 +78,8 @@ class RateLimiter:
         self._tokens = float(burst)
         self._updated: float | None = None
         self._last_429: float | None = None
+        self._leaned: float | None = None
+        """When a request was last sent with more than 1.5 tokens in the bucket."""
         self._low_rate = rate
         """The rate after the last cut: recovery climbs from here to the ceiling."""
         self._waiting: list[tuple[Priority, int, asyncio.Future[None]]] = []  # a heap
@@ -145,6 +152,8 @@ class RateLimiter:
                     # tokens only grow while waiting for a slot (capped at burst), unless a
                     # 429 emptied the bucket meanwhile: then wait again, holding the slot
                     await self._until_token()
+                    if self._tokens > 1.5:
+                        self._leaned = self._updated
                     self._tokens = max(0.0, self._tokens - 1.0)
             except BaseException:
                 if self._slots is not None:
@@ -174,7 +183,8 @@ class RateLimiter:
         self._refill(now)
         self.epoch += 1
         self._last_429 = now
-        if self.burst > 1:
+        leaned = self._leaned is not None and now - self._leaned <= self.burst / self.rate + 1.0
+        if self.burst > 1 and leaned:
             self.burst = max(1, self.burst // 2)
         else:
             self.rate = max(self.min_rate, self.rate * (1.0 - self.trim))

@@ -209,9 +209,37 @@ def test_a_request_waiting_for_a_token_holds_no_slot() -> None:
     asyncio.run(go())
 
 
+def test_a_429_after_paced_sends_trims_the_rate_and_keeps_the_burst() -> None:
+    """The burst was not used (every request waited for its token): it did not cause the
+    429, and it stays (it absorbs the loop's late wake-ups)."""
+    clock = Clock()
+    limiter = RateLimiter(50, 2, clock=clock, sleep=clock.sleep)
+
+    async def paced() -> int:
+        for _ in range(5):
+            await limiter.acquire()
+            limiter.release()
+        clock.now += 3.0  # quiet: the bucket fills up, and the first one after leans on it
+        for _ in range(80):  # 1.6 s of paced sends: that lean is long past
+            epoch = await limiter.acquire()
+            limiter.release()
+        return epoch
+
+    epoch = asyncio.run(paced())
+    limiter.throttled(epoch)
+    assert limiter.burst == 2 and limiter.rate == pytest.approx(45)
+
+
 def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     clock = Clock()
     limiter = RateLimiter(50, 8, clock=clock, sleep=clock.sleep)
+
+    async def burst() -> None:
+        for _ in range(8):  # back to back: they lean on the bucket
+            await limiter.acquire()
+            limiter.release()
+
+    asyncio.run(burst())
     first = limiter.epoch
     limiter.throttled(first)
     assert (limiter.burst, limiter.rate) == (4, 50)  # the bucket is learnt first
