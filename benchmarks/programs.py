@@ -198,10 +198,11 @@ def dlt_rest_api(
 
 
 def dlt_rows_by_project(workdir: Path, projects: Sequence[str]) -> dict[str, int]:
-    """Rows dlt wrote for each project: resource ``images_<i>`` is ``projects[i]``."""
+    """Rows dlt wrote for each project: resource ``images_<i>`` is ``projects[i]`` (one
+    project alone is ``images``)."""
     tables = workdir / "out" / "hss"
     rows = {}
     for i, project in enumerate(projects):
-        folder = tables / f"images_{i}"
+        folder = tables / ("images" if len(projects) == 1 else f"images_{i}")
         rows[project] = parquet_rows(folder) if folder.exists() else 0
     return rows

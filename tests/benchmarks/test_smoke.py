@@ -18,7 +18,17 @@ def test_every_case_runs_and_writes_its_table_and_json(
 ) -> None:
     out = tmp_path / "results.json"
     code = cli.main(
-        ["--quick", "--records", "600", "--account", "3x300", "--runs", "1", "--out", str(out)]
+        [
+            "--quick",
+            "--records",
+            "600",
+            "--account",
+            "1x200,3x300",
+            "--runs",
+            "1",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -42,9 +52,11 @@ def test_every_case_runs_and_writes_its_table_and_json(
     (run,) = series["connector/account-3x300"]["runs"]
     assert run["rows_written"] == run["records"] == 900
     peers = ["naive"] if "dlt" in results["skipped"] else ["naive", "dlt"]
-    for peer in peers:  # the same three projects, every project's rows checked
+    for peer in peers:  # the same projects, every project's rows checked (one, and three)
         (run,) = series[f"{peer}/account-3x300"]["runs"]
         assert run["rows_written"] == run["records"] == 900
+        (run,) = series[f"{peer}/account-1x200"]["runs"]
+        assert run["rows_written"] == run["records"] == 200
     for concurrency in (4, 8, 32):
         (run,) = series[f"connector/latency-c{concurrency}"]["runs"]
         assert run["rows_written"] == run["records"] == 600
