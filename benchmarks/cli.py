@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 1x3000,10x3000,60x3000,200x500; 60x3000 carries the targets).",
     )
     parser.add_argument(
+        "--account-burst",
+        type=int,
+        metavar="N",
+        help="The connector's --burst in the account case (default 2; 60x3000 also runs at 1).",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT,
@@ -98,6 +104,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["concurrency"] = args.concurrency
     if args.account:
         changes["account"] = args.account
+    if args.account_burst is not None:
+        changes["account_burst"] = max(1, args.account_burst)
     return dataclasses.replace(settings, **changes)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "connector",
     "dlt_available",
     "dlt_rest_api",
+    "dlt_rows_by_project",
     "minimal",
     "naive",
     "rows_by_project",
@@ -90,6 +91,7 @@ def connector(
     concurrency: int,
     env: dict[str, str],
     timeout_s: float,
+    burst: int = 1,
 ) -> tuple[Measured, int, dict[str, Any]]:
     """The connector's real CLI: ``hss-images sync``, one ``--project-id`` per project."""
     work = _fresh(workdir)
@@ -108,7 +110,7 @@ def connector(
         "--rate",
         f"{rate:g}",
         "--burst",
-        "1",
+        str(burst),
         "--concurrency",
         str(concurrency),
         "--page-size",
@@ -123,12 +125,22 @@ def connector(
     return measured, parquet_rows(work / "out"), json.loads(report.read_text())
 
 
+def _projects(project_id: str | Sequence[str]) -> str:
+    return project_id if isinstance(project_id, str) else ",".join(project_id)
+
+
 def naive(
-    base_url: str, project_id: str, workdir: Path, *, env: dict[str, str], timeout_s: float
+    base_url: str,
+    project_id: str | Sequence[str],
+    workdir: Path,
+    *,
+    env: dict[str, str],
+    timeout_s: float,
 ) -> tuple[Measured, int, dict[str, Any]]:
+    """The naive loop; several projects one after another (``OUT/project_id=P/``)."""
     work = _fresh(workdir)
     command = python_command(
-        "-m", "benchmarks.peers.naive", base_url, project_id, str(work / "out")
+        "-m", "benchmarks.peers.naive", base_url, _projects(project_id), str(work / "out")
     )
     measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
     measured.check("the naive aiohttp loop")
@@ -161,18 +173,36 @@ def dlt_available() -> bool:
 
 
 def dlt_rest_api(
-    base_url: str, project_id: str, workdir: Path, *, env: dict[str, str], timeout_s: float
+    base_url: str,
+    project_id: str | Sequence[str],
+    workdir: Path,
+    *,
+    env: dict[str, str],
+    timeout_s: float,
 ) -> tuple[Measured, int, dict[str, Any]]:
+    """dlt's rest_api; several projects are one resource each (``dlt_rows_by_project``)."""
     work = _fresh(workdir)
     command = python_command(
         "-m",
         "benchmarks.peers.dlt_rest_api",
         base_url,
-        project_id,
+        _projects(project_id),
         str(work / "out"),
         str(work / "pipelines"),
     )
     measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
     measured.check("the dlt rest_api pipeline")
-    data = work / "out" / "hss" / "images"
-    return measured, parquet_rows(data) if data.exists() else 0, {}
+    tables = work / "out" / "hss"  # dlt's own _dlt_* tables beside them are not counted
+    folders = sorted(tables.glob("images*")) if tables.exists() else []
+    return measured, sum(parquet_rows(folder) for folder in folders), {}
+
+
+def dlt_rows_by_project(workdir: Path, projects: Sequence[str]) -> dict[str, int]:
+    """Rows dlt wrote for each project: resource ``images_<i>`` is ``projects[i]`` (one
+    project alone is ``images``)."""
+    tables = workdir / "out" / "hss"
+    rows = {}
+    for i, project in enumerate(projects):
+        folder = tables / ("images" if len(projects) == 1 else f"images_{i}")
+        rows[project] = parquet_rows(folder) if folder.exists() else 0
+    return rows

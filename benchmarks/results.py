@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .programs import PAGE_SIZE, Run
-from .suite import Collected, account_series
+from .suite import TARGET_ACCOUNT, Collected, account_series
 
 __all__ = ["Figure", "figures", "machine", "render", "to_json"]
 
@@ -257,54 +257,86 @@ def figures(collected: Collected) -> list[Figure]:
     return out
 
 
-TARGET_ACCOUNT = (60, 3_000)
-
-
 def _account(collected: Collected) -> list[Figure]:
     """Many projects on one credential: sync duration against sum(ceil(N/200)) / rate.
 
-    The targets (1.10x, 1% throttled) are on 60 projects of 3,000; the rest is the curve."""
+    The targets (1.10x, 1% throttled) are on 60 projects of 3,000; the rest is the curve.
+    Beside each run, the naive loop and dlt over the same projects (process wall, since
+    they have no run report; the connector's wall is paired with theirs round by round)."""
     s = collected.settings
     out: list[Figure] = []
     for count, size in s.account:
-        runs = collected.runs.get(account_series(count, size))
-        if not runs:
-            continue
         limit = count * math.ceil(size / PAGE_SIZE) / s.rate
-        sync = _median(runs, "sync_s")
-        ratio = sync / limit
-        requests, throttled = _median(runs, "requests"), _median(runs, "throttled")
-        share = throttled / requests * 100 if requests else math.nan
-        label = f"{count} x {size:,}"
-        targeted = (count, size) == TARGET_ACCOUNT
-        out += [
-            Figure("account", f"{label}: limit sum(ceil(N/200))/R", limit, "s"),
-            Figure("account", f"{label}: sync duration (run report)", sync, "s"),
-            Figure("account", f"{label}: wall, process", _median(runs, "wall_s"), "s"),
-            Figure(
-                "account",
-                f"{label}: sync / limit",
-                ratio,
-                "x",
-                "<= 1.10" if targeted else "",
-                ratio <= 1.10 if targeted else None,
-            ),
-            Figure("account", f"{label}: requests sent", requests, ""),
-            Figure(
-                "account",
-                f"{label}: throttled / requests",
-                share,
-                "%",
-                "<= 1%" if targeted else "",
-                share <= 1.0 if targeted else None,
-            ),
-            Figure(
-                "account",
-                f"{label}: rate settled",
-                float(statistics.median(r.report.get("rate_settled", math.nan) for r in runs)),
-                "/s",
-            ),
-        ]
+        out += _account_run(collected, count, size, limit, s.account_burst)
+        if (count, size) == TARGET_ACCOUNT and s.account_compare_burst:
+            out += _account_run(collected, count, size, limit, s.account_compare_burst)
+        connector = collected.runs.get(account_series(count, size))
+        for name in ("naive", "dlt"):
+            peer = collected.runs.get(account_series(count, size).replace("connector/", f"{name}/"))
+            if not peer:
+                continue
+            label = f"{count} x {size:,}: {name}"
+            wall = _median(peer, "wall_s")
+            out += [
+                Figure("account", f"{label}: wall, process", wall, "s"),
+                Figure("account", f"{label}: wall / limit", wall / limit, "x"),
+            ]
+            if connector:
+                out.append(
+                    Figure(
+                        "account",
+                        f"{label}: wall / connector wall",
+                        _paired(connector, peer, "wall_s"),
+                        "x",
+                    )
+                )
+    return out
+
+
+def _account_run(
+    collected: Collected, count: int, size: int, limit: float, burst: int
+) -> list[Figure]:
+    s = collected.settings
+    out: list[Figure] = []
+    runs = collected.runs.get(
+        account_series(count, size, burst if burst != s.account_burst else None)
+    )
+    if not runs:
+        return out
+    sync = _median(runs, "sync_s")
+    ratio = sync / limit
+    requests, throttled = _median(runs, "requests"), _median(runs, "throttled")
+    share = throttled / requests * 100 if requests else math.nan
+    label = f"{count} x {size:,}, --burst {burst}"
+    targeted = (count, size) == TARGET_ACCOUNT
+    out += [
+        Figure("account", f"{label}: limit sum(ceil(N/200))/R", limit, "s"),
+        Figure("account", f"{label}: sync duration (run report)", sync, "s"),
+        Figure("account", f"{label}: wall, process", _median(runs, "wall_s"), "s"),
+        Figure(
+            "account",
+            f"{label}: sync / limit",
+            ratio,
+            "x",
+            "<= 1.10" if targeted else "",
+            ratio <= 1.10 if targeted else None,
+        ),
+        Figure("account", f"{label}: requests sent", requests, ""),
+        Figure(
+            "account",
+            f"{label}: throttled / requests",
+            share,
+            "%",
+            "<= 1%" if targeted else "",
+            share <= 1.0 if targeted else None,
+        ),
+        Figure(
+            "account",
+            f"{label}: rate settled",
+            float(statistics.median(r.report.get("rate_settled", math.nan) for r in runs)),
+            "/s",
+        ),
+    ]
     return out
 
 

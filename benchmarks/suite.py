@@ -9,7 +9,9 @@
     peers    dlt rest_api and a naive sequential aiohttp loop, in the latency rounds
     account  many projects on one credential (simulator limited to R requests/s, small
              bucket, latency with jitter), the connector at --rate R over all of them:
-             1, 10 and 60 projects of 3,000 records and 200 of 500 (Settings.account)
+             1, 10 and 60 projects of 3,000 records and 200 of 500 (Settings.account);
+             at 60 x 3,000 also at --burst 1; the naive loop and dlt (one resource per
+             project) over the same projects, same rounds
     concurrency
              the latency case again at other --concurrency values (Settings.sweep): where
              the latency-bound ratio and the speed-up over dlt each hold
@@ -37,10 +39,19 @@ from typing import Any
 from . import programs
 from .procs import Measured, Simulator, child_env, measure, python_command
 
-__all__ = ["CASES", "Collected", "Settings", "account_series", "run_suite"]
+__all__ = [
+    "CASES",
+    "TARGET_ACCOUNT",
+    "Collected",
+    "Settings",
+    "account_projects",
+    "account_series",
+    "run_suite",
+]
 
 CASES = ("rate", "account", "latency", "cpu", "memory", "peers", "concurrency")
 WARMUP_PROJECT, WARMUP_RECORDS = "warmup", 400
+TARGET_ACCOUNT = (60, 3_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +70,10 @@ class Settings:
     account: tuple[tuple[int, int], ...] = ((1, 3_000), (10, 3_000), (60, 3_000), (200, 500))
     """(projects, records each) of the account case, on one credential; (60, 3,000) has
     the targets."""
+    account_burst: int = 2
+    """The connector's --burst in the account case (the simulator's bucket is rate_burst)."""
+    account_compare_burst: int = 1
+    """The target run again at this --burst, for comparison (0: not run)."""
 
     @classmethod
     def quick(cls) -> Settings:
@@ -115,6 +130,7 @@ class _Bench:
         self.work = work
         self.log = log
         self.env = child_env(work / "pycache")
+        self._dlt_warm = False
 
     def warm_up(self) -> None:
         """Fill the bytecode cache, so that no measured run compiles modules."""
@@ -150,37 +166,91 @@ class _Bench:
             counts = [n for n, records in s.account if records == size]
             args = ["--records", str(size), "--token", programs.TOKEN, *limits, *latency]
             with Simulator(args, env=self.env, workdir=self.work / f"sim-account-{size}") as sim:
+                self.warm_up_dlt(sim)
                 for round_ in range(s.runs):
                     for count in counts:
-                        self.log(
-                            f"account, round {round_ + 1}/{s.runs}: connector, "
-                            f"{count} projects of {size:,} records"
-                        )
-                        self.account_run(sim, count, size)
+                        where = f"account, round {round_ + 1}/{s.runs}"
+                        what = f"{count} projects of {size:,} records"
+                        bursts = [s.account_burst]
+                        if (count, size) == TARGET_ACCOUNT and s.account_compare_burst:
+                            bursts.append(s.account_compare_burst)
+                        for burst in bursts:
+                            self.log(f"{where}: connector --burst {burst}, {what}")
+                            self.account_run(sim, count, size, burst)
+                        self.log(f"{where}: naive loop, {what}")
+                        self.account_peer(sim, "naive", programs.naive, count, size)
+                        if "dlt" not in self.collected.skipped:
+                            self.log(f"{where}: dlt rest_api, {what}")
+                            self.account_peer(sim, "dlt", programs.dlt_rest_api, count, size)
 
-    def account_run(self, sim: Simulator, count: int, size: int) -> None:
+    def account_run(self, sim: Simulator, count: int, size: int, burst: int) -> None:
         s = self.settings
-        series = account_series(count, size)
-        projects = [f"acct{size}-{i:03d}" for i in range(count)]
+        series = account_series(count, size, burst if burst != s.account_burst else None)
+        projects = account_projects(count, size)
         before = sim.cpu_s()
         measured, _, report = programs.connector(
             sim.base_url,
             projects,
             self.work / series.replace("/", "-"),
             rate=s.rate,
+            burst=burst,
             concurrency=s.concurrency,
             env=self.env,
             timeout_s=s.timeout_s + count * size / 100,
         )
         sim_cpu = sim.cpu_s() - before
         rows = programs.rows_by_project(self.work / series.replace("/", "-") / "out")
-        for project in projects:
-            _check_rows(f"{series} {project}", rows.get(project, 0), size)
-        total = sum(rows.values())
-        _check_rows(series, total, count * size)
+        total = self._check_projects(series, rows, projects, size)
         self.collected.add(
             series, programs.Run("connector", total, total, measured, sim_cpu, report)
         )
+
+    def account_peer(
+        self, sim: Simulator, name: str, program: Callable[..., _Outcome], count: int, size: int
+    ) -> None:
+        """A peer over the same projects, one after another (what it does unasked)."""
+        series = account_series(count, size).replace("connector/", f"{name}/")
+        projects = account_projects(count, size)
+        workdir = self.work / series.replace("/", "-")
+        before = sim.cpu_s()
+        measured, _, _ = program(
+            sim.base_url,
+            projects,
+            workdir,
+            env=self.env,
+            timeout_s=self.settings.timeout_s + count * size / 50,
+        )
+        sim_cpu = sim.cpu_s() - before
+        if name == "dlt":
+            rows = programs.dlt_rows_by_project(workdir, projects)
+        elif count > 1:
+            rows = programs.rows_by_project(workdir / "out")
+        else:
+            rows = {projects[0]: programs.parquet_rows(workdir / "out")}
+        total = self._check_projects(series, rows, projects, size)
+        self.collected.add(series, programs.Run(name, total, total, measured, sim_cpu))
+
+    @staticmethod
+    def _check_projects(series: str, rows: dict[str, int], projects: list[str], size: int) -> int:
+        for project in projects:
+            _check_rows(f"{series} {project}", rows.get(project, 0), size)
+        total = sum(rows.values())
+        _check_rows(series, total, len(projects) * size)
+        return total
+
+    def warm_up_dlt(self, sim: Simulator) -> None:
+        """dlt's first pipeline run compiles and configures: once, before anything measured."""
+        if self._dlt_warm or "dlt" in self.collected.skipped:
+            return
+        if not programs.dlt_available():
+            self.collected.skipped["dlt"] = "dlt is not installed: pip install -e '.[bench]'"
+            self.log(f"skipping dlt: {self.collected.skipped['dlt']}")
+            return
+        self.log("warming up dlt (its first run compiles and configures)")
+        programs.dlt_rest_api(
+            sim.base_url, WARMUP_PROJECT, self.work / "warmup-dlt", env=self.env, timeout_s=300
+        )
+        self._dlt_warm = True
 
     def latency_bound(self) -> None:
         s = self.settings
@@ -225,6 +295,8 @@ class _Bench:
                 self.collected.transform = self.transform(sim)
 
     def warm_up_peers(self, sim: Simulator) -> None:
+        if self._dlt_warm or "dlt" in self.collected.skipped:
+            return
         if not programs.dlt_available():
             self.collected.skipped["dlt"] = "dlt is not installed: pip install -e '.[bench]'"
             self.log(f"skipping dlt: {self.collected.skipped['dlt']}")
@@ -233,6 +305,7 @@ class _Bench:
         programs.dlt_rest_api(
             sim.base_url, WARMUP_PROJECT, self.work / "warmup-dlt", env=self.env, timeout_s=300
         )
+        self._dlt_warm = True
 
     def connector(
         self,
@@ -320,8 +393,13 @@ class _Bench:
 _Outcome = tuple[Measured, int, dict[str, Any]]
 
 
-def account_series(count: int, size: int) -> str:
-    return f"connector/account-{count}x{size}"
+def account_series(count: int, size: int, burst: int | None = None) -> str:
+    """The connector's series of an account run; ``burst``: a run at another --burst."""
+    return f"connector/account-{count}x{size}" + (f"-burst{burst}" if burst else "")
+
+
+def account_projects(count: int, size: int) -> list[str]:
+    return [f"acct{size}-{i:03d}" for i in range(count)]
 
 
 def _check_rows(series: str, rows: int, expected: int) -> None:

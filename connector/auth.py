@@ -16,14 +16,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-import aiohttp
 import orjson
 from yarl import URL
 
 from .config import Auth, IamPassword, Secret, iam_endpoint_for
-from .errors import AuthError, ConfigError, TransportError, preview
-from .proxies import proxy_for
+from .errors import AuthError, ConfigError, preview
 from .signing import AkSkCredentials, QueryValue, sign_request
+from .transport import Transport, Where
 
 __all__ = [
     "AkSkAuth",
@@ -109,7 +108,7 @@ class IamAuth:
     def __init__(
         self,
         identity: IamPassword,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         hss_endpoint: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,9 +116,9 @@ class IamAuth:
         if endpoint is None:
             raise ConfigError(f"no IAM endpoint for {hss_endpoint}; give --iam-endpoint")
         self._identity = identity
-        self._session = session
+        self._transport = transport
         self.endpoint = endpoint
-        self._url = f"{endpoint}/v3/auth/tokens"
+        self._url = URL(f"{endpoint}/v3/auth/tokens")
         self._clock = clock
         self._tokens: dict[str, tuple[Secret, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -172,21 +171,17 @@ class IamAuth:
                 "scope": scope,
             }
         }
-        try:
-            async with self._session.post(
-                self._url,
-                data=orjson.dumps(body),
-                headers={"Content-Type": "application/json"},
-                proxy=proxy_for(self._url),
-            ) as response:
-                text = await response.text()
-                token = response.headers.get("X-Subject-Token")
-                request_id = response.headers.get("X-Request-Id")
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TransportError(
-                f"could not reach IAM at {self._url}: {type(exc).__name__}", project_id=project_id
-            ) from exc
+        response = await self._transport.send(
+            "POST",
+            self._url,
+            headers={"Content-Type": "application/json"},
+            body=orjson.dumps(body),
+            where=Where(project_id=project_id, service="IAM"),
+        )
+        text = response.text()
+        token = response.headers.get("X-Subject-Token")
+        request_id = response.headers.get("X-Request-Id")
+        status = response.status
         if status not in (200, 201) or not token:
             code, msg = iam_error_fields(text)
             raise AuthError(
@@ -231,11 +226,11 @@ def iam_error_fields(text: str) -> tuple[str | None, str | None]:
 
 
 def authenticator_for(
-    auth: Auth, session: aiohttp.ClientSession | None = None, endpoint: str = ""
+    auth: Auth, transport: Transport | None = None, endpoint: str = ""
 ) -> Authenticator:
     if auth.token is not None:
         return TokenAuth(auth.token)
     if auth.aksk is not None:
         return AkSkAuth(auth.aksk)
-    assert auth.iam is not None and session is not None
-    return IamAuth(auth.iam, session, endpoint)
+    assert auth.iam is not None and transport is not None
+    return IamAuth(auth.iam, transport, endpoint)

@@ -47,9 +47,9 @@ from .config import Config, Target
 from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError
 from .lake import Lake, canonical_query
-from .pipeline import _session
 from .redaction import Redactor
 from .report import check_report_path
+from .transport import open_transport
 from .writer import check_bucket, check_query, open_lake
 
 __all__ = [
@@ -103,10 +103,10 @@ async def probe_async(
     redactor.add(*config.auth.secrets())
     in_flight = asyncio.Semaphore(config.fetch.concurrency)
     results: dict[str, ProbeResult] = {}
-    async with _session(config) as session:
+    async with open_transport(config.fetch) as transport:
         if config.all_projects:  # the projects a sync would read: IAM lists them first
             try:
-                found = await discover_projects(config, session, redactor=redactor)
+                found = await discover_projects(config, transport, redactor=redactor)
             except ConnectorError as error:
                 where = f"{config.endpoint} (projects listed through IAM)"
                 return [_failed(DISCOVERY, where, error, redactor)]
@@ -114,9 +114,9 @@ async def probe_async(
         targets = config.targets[:projects] if projects is not None else config.targets
         clients = {
             endpoint: HssClient(
-                session,
+                transport,
                 endpoint,
-                authenticator_for(config.auth, session, endpoint),
+                authenticator_for(config.auth, transport, endpoint),
                 request_timeout_s=config.fetch.request_timeout_s,
                 redactor=redactor,
             )

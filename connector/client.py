@@ -1,20 +1,19 @@
-"""One HTTP session, one page at a time. Every aiohttp failure is translated here.
+"""One page at a time over the run's transport: what an answer of the HSS API means.
 
-No aiohttp exception leaves this module: each becomes a ``ConnectorError`` subclass that
-names the project, the offset, the HTTP status, the API's ``error_code`` and
-``error_msg`` and the request id, and says whether a retry can help.
+Connection failures are translated by :mod:`connector.transport`; this module turns every
+answer that is not a page into a ``ConnectorError`` subclass that names the project, the
+offset, the HTTP status, the API's ``error_code`` and ``error_msg`` and the request id, and
+says whether a retry can help.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from yarl import URL
 
@@ -29,10 +28,10 @@ from .errors import (
     TransportError,
     preview,
 )
-from .proxies import proxy_for
 from .redaction import Redactor
 from .retry import budget_left
 from .signing import QueryValue, canonical_query_string
+from .transport import Deadline, Transport, Where
 
 __all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource"]
 
@@ -67,21 +66,20 @@ class PageSource(Protocol):
 
 
 class HssClient:
-    """Reads pages of the local image list over one pooled aiohttp session."""
+    """Reads pages of the local image list over the run's transport."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         endpoint: str,
         auth: Authenticator,
         *,
         request_timeout_s: float | None = None,
         redactor: Redactor | None = None,
     ) -> None:
-        self._session = session
+        self._transport = transport
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
-        self._proxy = proxy_for(self._endpoint)
         self._request_timeout_s = request_timeout_s
         self._redactor = redactor
 
@@ -111,30 +109,27 @@ class HssClient:
         headers["User-Agent"] = USER_AGENT
         if self._redactor is not None:  # tokens from IAM are secrets too, wherever they show
             self._redactor.add(headers.get("X-Auth-Token"), headers.get("X-Security-Token"))
-        deadline = self._deadline(request)
-        try:
-            async with asyncio.timeout(deadline.seconds) as scope:
-                async with self._session.get(
-                    url, headers=headers, allow_redirects=False, proxy=self._proxy
-                ) as response:
-                    body = await response.read()
-                    status = response.status
-                    request_id = response.headers.get("X-Request-Id")
-                    retry_after = response.headers.get("Retry-After")
-                    content_type = response.headers.get("Content-Type", "")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            reason = deadline.reason if scope.expired() else _describe_failure(exc, url)
-            error = TransportError(reason, project_id=request.project_id, offset=request.offset)
-            if scope.expired() and deadline.final:
-                error.retryable = False  # the page's budget is spent: nothing left to retry in
-            raise error from exc
+        response = await self._transport.send(
+            "GET",
+            url,
+            headers=headers,
+            deadline=self._deadline(request),
+            where=Where(request.project_id, request.offset),
+        )
+        status = response.status
+        request_id = response.headers.get("X-Request-Id")
         if status == 200:
-            return _parse_page(request, body, request_id, content_type)
+            content_type = response.headers.get("Content-Type", "")
+            return _parse_page(request, response.body, request_id, content_type)
         raise _api_error(
-            status, body, request_id, retry_after, _Where(request.project_id, request.offset)
+            status,
+            response.body,
+            request_id,
+            response.headers.get("Retry-After"),
+            _Where(request.project_id, request.offset),
         )
 
-    def _deadline(self, request: PageRequest) -> _Deadline:
+    def _deadline(self, request: PageRequest) -> Deadline:
         """How long this attempt may take: the request timeout, or what is left of the
         page's retry budget when that is shorter (so a page never outlives its budget)."""
         seconds, final = self._request_timeout_s, False
@@ -157,28 +152,7 @@ class HssClient:
                     project_id=request.project_id,
                     offset=request.offset,
                 )
-        return _Deadline(seconds, reason, final)
-
-
-@dataclass(frozen=True, slots=True)
-class _Deadline:
-    seconds: float | None
-    reason: str
-    final: bool
-    """The deadline is the end of the page's retry budget (not only of this attempt)."""
-
-
-def _describe_failure(exc: BaseException, url: URL) -> str:
-    """What went wrong with the connection, in words, for a TransportError."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return f"could not connect to {url.host}:{url.port} within --connect-timeout"
-    if isinstance(exc, TimeoutError):
-        return "no data arrived within --read-timeout"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the response body was cut short ({exc})"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"could not connect to {url.host}:{url.port} ({exc.os_error})"
-    return f"the connection failed: {type(exc).__name__}: {exc}"
+        return Deadline(seconds, reason, final)
 
 
 def _parse_page(

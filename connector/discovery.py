@@ -1,7 +1,7 @@
 """Project discovery (``Config.all_projects``): the projects a credential can read in the
 endpoint's region, as IAM lists them.
 
-    discover_projects(config, session) -> Discovery      (or DiscoveryError, AuthError, ...)
+    discover_projects(config, transport) -> Discovery      (or DiscoveryError, AuthError, ...)
 
 The listing is ``GET {iam}/v3/auth/projects`` (IAM's KeystoneListAuthProjects), answered with
 ``{"projects": [{"id", "name", "enabled", "domain_id", "parent_id", "is_domain",
@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import orjson
 from yarl import URL
 
@@ -46,12 +45,11 @@ from .errors import (
     MalformedResponseError,
     ServerError,
     ThrottledError,
-    TransportError,
 )
-from .proxies import proxy_for
 from .redaction import Redactor
 from .retry import retrying
 from .signing import sign_request
+from .transport import Deadline, Transport, Where
 
 __all__ = ["DOMAINS_PATH", "PROJECTS_PATH", "Discovery", "ListedProject", "discover_projects"]
 
@@ -108,7 +106,7 @@ def _in_region(name: str, region: str) -> bool:
 
 async def discover_projects(
     config: Config,
-    session: aiohttp.ClientSession,
+    transport: Transport,
     *,
     redactor: Redactor | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -142,13 +140,13 @@ async def discover_projects(
         if config.auth.iam is not None and account_token is None:
             # the token comes from the IAM that lists the projects
             identity = replace(config.auth.iam, iam_endpoint=iam)
-            account_token = await IamAuth(identity, session, endpoint).domain_token()
+            account_token = await IamAuth(identity, transport, endpoint).domain_token()
         if config.auth.aksk is not None and account_id is None:
-            account_id = await _account_id(session, iam, config, redactor)
+            account_id = await _account_id(transport, iam, config, redactor)
         headers = _credentials(config, url, account_token, account_id)
         if redactor is not None:
             redactor.add(headers.get("X-Auth-Token"), headers.get("X-Security-Token"))
-        status, body, request_id = await _get(session, url, headers, config)
+        status, body, request_id = await _get(transport, url, headers, config)
         if status != 200:
             raise _iam_error(status, body, request_id, "list the projects")
         return _parse(body, request_id), request_id
@@ -230,7 +228,7 @@ def _credentials(
 
 
 async def _account_id(
-    session: aiohttp.ClientSession, iam: str, config: Config, redactor: Redactor | None
+    transport: Transport, iam: str, config: Config, redactor: Redactor | None
 ) -> str:
     """The access key's account id, from ``GET /v3/auth/domains`` (KeystoneListAuthDomains)
     signed without one, as the SDK's GlobalCredentials learn it."""
@@ -238,7 +236,7 @@ async def _account_id(
     headers = _credentials(config, url, None, None)
     if redactor is not None:
         redactor.add(headers.get("X-Security-Token"))
-    status, body, request_id = await _get(session, url, headers, config)
+    status, body, request_id = await _get(transport, url, headers, config)
     if status != 200:
         raise _iam_error(status, body, request_id, "tell the access key's account")
     try:
@@ -258,24 +256,20 @@ async def _account_id(
 
 
 async def _get(
-    session: aiohttp.ClientSession, url: URL, headers: dict[str, str], config: Config
+    transport: Transport, url: URL, headers: dict[str, str], config: Config
 ) -> tuple[int, bytes, str | None]:
     """The one HTTP call: status, body and request id, or a ``TransportError``."""
-    try:
-        async with asyncio.timeout(config.fetch.request_timeout_s):
-            async with session.get(
-                url,
-                headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
-                allow_redirects=False,
-                proxy=proxy_for(str(url)),
-            ) as response:
-                body = await response.read()
-                request_id = response.headers.get("X-Request-Id") or response.headers.get(
-                    "X-IAM-Trace-Id"
-                )
-                return response.status, body, request_id
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise TransportError(f"could not list the projects at {url}: {type(exc).__name__}") from exc
+    response = await transport.send(
+        "GET",
+        url,
+        headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
+        deadline=Deadline(
+            config.fetch.request_timeout_s, "IAM did not answer within --request-timeout"
+        ),
+        where=Where(service="IAM"),
+    )
+    request_id = response.headers.get("X-Request-Id") or response.headers.get("X-IAM-Trace-Id")
+    return response.status, response.body, request_id
 
 
 def _iam_error(status: int, body: bytes, request_id: str | None, what: str) -> ApiError:

@@ -16,7 +16,6 @@ import itertools
 import logging
 import random
 import time
-from array import array
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,7 +34,7 @@ from .paging import (
     reachable_pages,
 )
 from .ratelimit import RateLimiter
-from .records import key_of
+from .records import key_of, keys_of
 from .retry import retrying
 from .signing import QueryValue
 
@@ -87,7 +86,12 @@ class CrawlStats:
 
 class PageFetcher:
     """One page: wait for a rate token and an in-flight slot (the limiter holds both, one
-    per endpoint and credential), send, retry what can be retried."""
+    per endpoint and credential), send, retry what can be retried.
+
+    The limiter's line is ordered: a project's first page before other pages (it unlocks
+    the project's other pages), and otherwise the project that started first (:meth:`rank`)
+    first, so that projects finish one after another and their successors' pages are
+    queued before the bucket runs dry."""
 
     def __init__(
         self,
@@ -103,10 +107,17 @@ class PageFetcher:
         self.policy = policy
         self.sleep = sleep
         self.rng = rng or random.Random()
+        self._ranks = itertools.count()
 
-    async def fetch(self, request: PageRequest, stats: CrawlStats) -> Page:
+    def rank(self) -> int:
+        """The order in which a project started, among the projects of this fetcher."""
+        return next(self._ranks)
+
+    async def fetch(
+        self, request: PageRequest, stats: CrawlStats, priority: tuple[int, ...] = ()
+    ) -> Page:
         async def once() -> Page:
-            async with self.limiter.request() as epoch:
+            async with self.limiter.request(priority) as epoch:
                 stats.requests += 1
                 try:
                     page = await self.source.get_page(request)
@@ -166,7 +177,11 @@ class ProjectCrawler:
         emit: Emit,
         stats: CrawlStats,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        after_first: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``after_first``: awaited once the first page is in, before any other page is
+        asked for (the pipeline admits the project's reading there)."""
+        self.after_first = after_first
         self.fetcher = fetcher
         self.settings = settings
         self.key_fields = key_fields
@@ -181,22 +196,30 @@ class ProjectCrawler:
         """Records in the final chains (each once): what the output must hold at least."""
         self._ticks = itertools.count()
         self._replans = 0
+        self._rank = fetcher.rank()
 
     @property
     def max_index(self) -> int:
         return reachable_pages(self.size, self.settings.max_offset) - 1
 
     async def _read(
-        self, offset: int, params: list[tuple[str, QueryValue]], size: int | None = None
+        self,
+        offset: int,
+        params: list[tuple[str, QueryValue]],
+        size: int | None = None,
+        *,
+        first: bool = False,
     ) -> _Read:
+        """One page; ``first``: a first page, which unlocks the others (it goes first)."""
         request = PageRequest(self.project_id, offset, size or self.size, tuple(params))
         sent = next(self._ticks)
-        page = await self.fetcher.fetch(request, self.stats)
+        priority = (0 if first else 1, self._rank)
+        page = await self.fetcher.fetch(request, self.stats, priority)
         return _Read(page, sent, next(self._ticks))
 
     def _summary(self, read: _Read) -> PageRead:
         page = read.page
-        keys = array("q", map(self._key, page.records))
+        keys = keys_of(page.records, self.key_fields)
         return PageRead(
             page.request.offset, page.request.limit, keys, page.total_num, read.sent, read.received
         )
@@ -204,6 +227,8 @@ class ProjectCrawler:
     async def run(self) -> None:
         first = await self._first_page(self.params)
         self.total_num = self.stats.total_num = first.page.total_num
+        if self.after_first is not None:
+            await self.after_first()
         if pages_needed(first.page.total_num, self.size) - 1 <= self.max_index:
             await self._crawl(self.params, first)
             return
@@ -212,11 +237,11 @@ class ProjectCrawler:
     async def _first_page(self, params: list[tuple[str, QueryValue]]) -> _Read:
         """Page 0, read twice when it is short while ``total_num`` announces more: once to
         tell a transient short page from a server that caps the page size."""
-        read = await self._read(0, params)
+        read = await self._read(0, params, first=True)
         length = len(read.page.records)
         if not 0 < length < self.size or read.page.total_num <= length:
             return read
-        again = await self._read(0, params)
+        again = await self._read(0, params, first=True)
         self.stats.pages_reread += 1
         if len(again.page.records) == length >= 2:
             self._cap(length)
@@ -296,7 +321,7 @@ class ProjectCrawler:
                     ) from None
                 self._cap(replan.size)
                 self.stats.drift(f"re-planned with page size {replan.size}")
-                first = await self._read(0, params)
+                first = await self._read(0, params, first=True)
 
     async def _crawl_chain(self, params: list[tuple[str, QueryValue]], first: _Read) -> None:
         chain = Chain(self.size, self.max_index, lookahead=self.settings.concurrency)
@@ -324,7 +349,7 @@ class ProjectCrawler:
             chain.add_probe(index, self._summary(read))
 
         if first.page.request.limit != self.size:  # the size changed after it was read
-            first = await self._read(0, params)
+            first = await self._read(0, params, first=True)
         await accept(0, first)
         rounds = 0
         while True:

@@ -20,8 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
@@ -37,6 +35,7 @@ from .redaction import RedactingFilter, Redactor
 from .report import ProjectReport, RunReport, check_report_path, write_report
 from .schema import file_schema, load_spec
 from .sink import ProjectSink
+from .transport import Transport, open_transport
 from .writer import Output, ProjectWriter, Staged
 
 __all__ = ["run", "run_async"]
@@ -63,23 +62,6 @@ def run(config: Config) -> RunReport:
         "run() cannot be called inside a running event loop (a Jupyter notebook, an async "
         "application): use 'await connector.run_async(config)' there instead"
     )
-
-
-@contextlib.asynccontextmanager
-async def _session(config: Config) -> AsyncIterator[aiohttp.ClientSession]:
-    fetch = config.fetch
-    # no cap here: requests in flight are capped per endpoint and credential by the
-    # RateLimiter, the only cap (a pool limit would be a second one, shared by endpoints)
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=fetch.connect_timeout_s, sock_read=fetch.read_timeout_s
-    )
-    async with aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        trust_env=False,  # see proxies.py
-    ) as session:
-        yield session
 
 
 async def run_async(
@@ -121,11 +103,11 @@ async def run_async(
             config = config.at_start()
             report.snapshot_date = config.snapshot_date.isoformat()
             async with contextlib.AsyncExitStack() as stack:
-                session = None
-                if config.all_projects:  # first list the projects, on the sync's session
-                    session = await stack.enter_async_context(_session(config))
-                    config = await _discover(config, session, report, redactor, sleep)
-                return await _run_projects(config, report, source, sleep, redactor, session)
+                transport = None
+                if config.all_projects:  # first list the projects, on the sync's transport
+                    transport = await stack.enter_async_context(open_transport(config.fetch))
+                    config = await _discover(config, transport, report, redactor, sleep)
+                return await _run_projects(config, report, source, sleep, redactor, transport)
         except BaseException as error:
             stopped = error
             _stopped(report, error)
@@ -142,14 +124,14 @@ async def run_async(
 
 async def _discover(
     config: Config,
-    session: aiohttp.ClientSession,
+    transport: Transport,
     report: RunReport,
     redactor: Redactor,
     sleep: Callable[[float], Awaitable[None]],
 ) -> Config:
     """``all_projects``: the config as if IAM's projects of the region had been given."""
     report.projects_discovered = True
-    found = await discover_projects(config, session, redactor=redactor, sleep=sleep)
+    found = await discover_projects(config, transport, redactor=redactor, sleep=sleep)
     report.discovery = found.to_dict()
     return replace(config, projects=found.project_ids, all_projects=False)
 
@@ -209,7 +191,7 @@ async def _run_projects(
     source: PageSource | None,
     sleep: Callable[[float], Awaitable[None]],
     redactor: Redactor,
-    session: aiohttp.ClientSession | None = None,
+    transport: Transport | None = None,
 ) -> RunReport:
     started = time.monotonic()
     try:
@@ -241,16 +223,16 @@ async def _run_projects(
     limiters: dict[tuple[str, str], RateLimiter] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            if source is None and session is None:
-                session = await stack.enter_async_context(_session(config))
-            projects_at_once = asyncio.Semaphore(config.parallel_projects)
+            if source is None and transport is None:
+                transport = await stack.enter_async_context(open_transport(config.fetch))
+            admission = _Admission(config.parallel_projects)
             fetchers: dict[str, PageFetcher] = {}
             for endpoint in sorted({t.endpoint for t in config.targets}):
                 if source is None:
-                    assert session is not None
-                    auth = authenticator_for(config.auth, session, endpoint)
+                    assert transport is not None
+                    auth = authenticator_for(config.auth, transport, endpoint)
                     endpoint_source: PageSource = HssClient(
-                        session,
+                        transport,
                         endpoint,
                         auth,
                         request_timeout_s=config.fetch.request_timeout_s,
@@ -284,7 +266,7 @@ async def _run_projects(
 
                         async def one(target: Target = target) -> None:
                             PROJECT.set(target.project_id)  # this task's log records
-                            async with projects_at_once:
+                            async with admission.project() as admitted:
                                 await _sync_project(
                                     config,
                                     target.project_id,
@@ -293,6 +275,7 @@ async def _run_projects(
                                     output,
                                     stats[target.project_id],
                                     report,
+                                    admitted,
                                 )
 
                         group.create_task(one())
@@ -339,6 +322,58 @@ def progress_counts(stats: dict[str, CrawlStats]) -> Counts:
     )
 
 
+class _Admission:
+    """When projects read: --parallel-projects ask for their first page at a time, and as
+    many read the rest of their pages. A project's first page (which says how many pages
+    follow) is asked for before a reading place is free, and the place is given back when
+    its last page is in, before its file is finished and published; so the shared rate
+    limiter finds the next projects' pages waiting instead of an empty line while one
+    project waits for its first answer or publishes."""
+
+    def __init__(self, projects: int) -> None:
+        self._discovering = asyncio.Semaphore(projects)
+        self._reading = asyncio.Semaphore(projects)
+
+    @contextlib.asynccontextmanager
+    async def project(self) -> AsyncIterator[_Admitted]:
+        await self._discovering.acquire()
+        admitted = _Admitted(self._discovering, self._reading)
+        try:
+            yield admitted
+        finally:
+            admitted.leave()
+
+
+class _Admitted:
+    """One project's places: first discovering, then reading, then none."""
+
+    def __init__(self, discovering: asyncio.Semaphore, reading: asyncio.Semaphore) -> None:
+        self._discovering: asyncio.Semaphore | None = discovering
+        self._reading_slots = reading
+        self._reading: asyncio.Semaphore | None = None
+
+    async def read_on(self) -> None:
+        """The first page is in: wait for a reading place, then free the discovering one."""
+        await self._reading_slots.acquire()
+        self._reading = self._reading_slots
+        self._free_discovering()
+
+    def read_done(self) -> None:
+        """Every page is in: free the reading place (finishing and publishing need none)."""
+        if self._reading is not None:
+            self._reading.release()
+            self._reading = None
+
+    def _free_discovering(self) -> None:
+        if self._discovering is not None:
+            self._discovering.release()
+            self._discovering = None
+
+    def leave(self) -> None:
+        self._free_discovering()
+        self.read_done()
+
+
 async def _sync_project(
     config: Config,
     project_id: str,
@@ -347,6 +382,7 @@ async def _sync_project(
     output: Output,
     stats: CrawlStats,
     report: RunReport,
+    admitted: _Admitted | None = None,
 ) -> None:
     """Fetch, stage and publish one project; record a failure instead of raising it."""
     started = time.monotonic()
@@ -377,6 +413,7 @@ async def _sync_project(
         params=params,
         emit=emit,
         stats=stats,
+        after_first=admitted.read_on if admitted is not None else None,
     )
     stage = "reading the project"
     try:
@@ -384,6 +421,8 @@ async def _sync_project(
             async with asyncio.TaskGroup() as group:
                 group.create_task(_drain(queue, sink))
                 await crawler.run()
+                if admitted is not None:
+                    admitted.read_done()
                 await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise _leaf(group_error) from None

@@ -5,6 +5,13 @@ waits in line for a rate token and then for a free in-flight slot, and takes bot
 instant it is sent. No slot is held while the bucket is empty, and no token is spent on a
 request that then waits for a slot (it would leave later, in a burst with others).
 
+The line is ordered by the caller's priority, then by arrival. All projects of a credential
+share the bucket, and a token must never find the line empty while there is work to find:
+the fetcher gives a project's first page (which unlocks all its other pages) precedence
+and otherwise serves the project that started first. So projects finish one after another
+rather than all at once, and the next project's first page is answered while the others'
+pages still keep the bucket busy.
+
 The bucket is strict at the send points: it never holds more than ``burst`` tokens and a
 token is only taken when one is there (no reservations ahead of time), so in any window of
 length t at most ``rate * t + burst`` requests are sent, also after the event loop stalled:
@@ -12,10 +19,15 @@ waiters that wake late find at most ``burst`` tokens, not the ones they missed. 
 from ``loop.time()`` or an injected clock, so tests control it.
 
 Adaptation (the gateway's policy is not published): a 429 says what was sent was more than
-the gateway allows. Its bucket is learnt first: our ``burst`` is halved (down to 1), then
-the rate is trimmed by ``trim`` (10 %). Only a 429 for a request sent after the last
-change counts (the 429s of one burst arrive together and say the same thing). When no 429
-follows for ``recover_after_s``, the rate grows back to the configured one within
+the gateway allows. When requests recently leaned on the bucket (one was sent with more
+than one and a half tokens in it, within ``burst / rate + 1 s`` of the 429), the gateway's
+bucket is smaller than ours: our ``burst`` is halved (down to 1). Otherwise the sends were
+paced at the rate and the rate is what was too much: it is trimmed by ``trim`` (10 %). (A
+burst above 1 also absorbs the event loop's late wake-ups: a request sent 2 ms late leaves
+the next one 2 ms less to wait, which a bucket of one token cannot give back; so a 429 that
+the burst did not cause does not take it away.) Only a 429 for a request sent after the
+last change counts (the 429s of one burst arrive together and say the same thing). When no
+429 follows for ``recover_after_s``, the rate grows back to the configured one within
 ``recover_s``; the learnt burst is kept for the run.
 """
 
@@ -23,9 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-__all__ = ["RateLimiter"]
+__all__ = ["Priority", "RateLimiter"]
+
+Priority = tuple[int, ...]
+"""Lower goes first; equal priorities go in arrival order."""
 
 
 class RateLimiter:
@@ -61,9 +78,14 @@ class RateLimiter:
         self._tokens = float(burst)
         self._updated: float | None = None
         self._last_429: float | None = None
+        self._leaned: float | None = None
+        """When a request was last sent with more than 1.5 tokens in the bucket."""
         self._low_rate = rate
         """The rate after the last cut: recovery climbs from here to the ceiling."""
-        self._line = asyncio.Lock()  # FIFO: waiting is fair, in arrival order
+        self._waiting: list[tuple[Priority, int, asyncio.Future[None]]] = []  # a heap
+        self._arrivals = itertools.count()
+        self._head_taken = False
+        """One request at a time is at the head of the line, waiting for a token and a slot."""
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     @property
@@ -85,19 +107,42 @@ class RateLimiter:
         self._updated = now if self._updated is None else max(self._updated, now)
 
     @contextlib.asynccontextmanager
-    async def request(self) -> AsyncIterator[int]:
+    async def request(self, priority: Priority = ()) -> AsyncIterator[int]:
         """Wait for a token and a slot; send inside the block. Yields the epoch of the send
         (give it to :meth:`throttled`)."""
-        epoch = await self.acquire()
+        epoch = await self.acquire(priority)
         try:
             yield epoch
         finally:
             self.release()
 
-    async def acquire(self) -> int:
+    async def _to_head(self, priority: Priority) -> None:
+        """Wait until this request is at the head of the line."""
+        if not self._head_taken and not self._waiting:
+            self._head_taken = True
+            return
+        turn = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._arrivals), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # the head was handed over: pass it on
+                self._next_to_head()
+            raise
+
+    def _next_to_head(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():  # a cancelled waiter's future is done: skip it
+                turn.set_result(None)
+                return
+        self._head_taken = False
+
+    async def acquire(self, priority: Priority = ()) -> int:
         """Take a token and a slot, both at the instant the request may be sent; the caller
         must :meth:`release` the slot when the response is in. Returns the epoch."""
-        async with self._line:
+        await self._to_head(priority)
+        try:
             if not self.unlimited:
                 await self._until_token()
             if self._slots is not None:
@@ -107,6 +152,8 @@ class RateLimiter:
                     # tokens only grow while waiting for a slot (capped at burst), unless a
                     # 429 emptied the bucket meanwhile: then wait again, holding the slot
                     await self._until_token()
+                    if self._tokens > 1.5:
+                        self._leaned = self._updated
                     self._tokens = max(0.0, self._tokens - 1.0)
             except BaseException:
                 if self._slots is not None:
@@ -114,6 +161,8 @@ class RateLimiter:
                 raise
             self._recover()
             return self.epoch
+        finally:
+            self._next_to_head()
 
     def release(self) -> None:
         if self._slots is not None:
@@ -134,7 +183,8 @@ class RateLimiter:
         self._refill(now)
         self.epoch += 1
         self._last_429 = now
-        if self.burst > 1:
+        leaned = self._leaned is not None and now - self._leaned <= self.burst / self.rate + 1.0
+        if self.burst > 1 and leaned:
             self.burst = max(1, self.burst // 2)
         else:
             self.rate = max(self.min_rate, self.rate * (1.0 - self.trim))

@@ -1,6 +1,9 @@
 """A naive sequential aiohttp loop: what a user writes in ten minutes.
 
-python -m benchmarks.peers.naive BASE_URL PROJECT_ID OUT_DIR
+python -m benchmarks.peers.naive BASE_URL PROJECT_ID[,PROJECT_ID...] OUT_DIR
+
+Projects one after another, pages one after another; one Parquet file per project, under
+``OUT_DIR/project_id=P/`` when there are several.
 """
 
 from __future__ import annotations
@@ -40,12 +43,17 @@ async def fetch_all(base_url: str, project_id: str, token: str) -> list[dict[str
 
 
 def main(argv: list[str]) -> int:
-    base_url, project_id, out = argv
-    records = asyncio.run(fetch_all(base_url, project_id, os.environ["HSS_AUTH_TOKEN"]))
-    table = pa.Table.from_pylist(records)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, str(Path(out) / "images.parquet"), compression="zstd")
-    print(table.num_rows)
+    base_url, project_ids, out = argv
+    projects = project_ids.split(",")
+    rows = 0
+    for project_id in projects:
+        records = asyncio.run(fetch_all(base_url, project_id, os.environ["HSS_AUTH_TOKEN"]))
+        table = pa.Table.from_pylist(records)
+        folder = Path(out) / f"project_id={project_id}" if len(projects) > 1 else Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, str(folder / "images.parquet"), compression="zstd")
+        rows += table.num_rows
+    print(rows)
     return 0
 
 

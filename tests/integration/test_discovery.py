@@ -26,10 +26,10 @@ from connector import Auth, AuthError, Config, ConfigError, Secret
 from connector.config import IamPassword
 from connector.discovery import discover_projects
 from connector.errors import DiscoveryError, MalformedResponseError, ServerError
-from connector.pipeline import _session
 from connector.report import ProjectReport, RunReport
 from connector.signing import AkSkCredentials
 from connector.simulator import IamProject, RunningSimulator, SimulatorConfig, simulator_in_thread
+from connector.transport import open_transport
 
 from .helpers import EVERY_EP, FAST_RETRY, TOKEN, cli, config, read_rows, sync
 
@@ -260,8 +260,8 @@ async def discover_from(app: web.Application, out: Path) -> Any:
     async with TestServer(app, host="127.0.0.1") as server:
         base = str(server.make_url("")).rstrip("/")
         cfg = config(base, out, projects=(), all_projects=True, region=REGION, iam_endpoint=base)
-        async with _session(cfg) as session:
-            return await discover_projects(cfg, session, sleep=_no_sleep)
+        async with open_transport(cfg.fetch) as transport:
+            return await discover_projects(cfg, transport, sleep=_no_sleep)
 
 
 async def _no_sleep(_: float) -> None:
@@ -354,8 +354,8 @@ def test_the_domain_token_comes_from_the_iam_that_lists_the_projects(
     cfg = discovering(sim, tmp_path, auth=Auth(iam=identity))
 
     async def main() -> tuple[str, ...]:
-        async with _session(cfg) as session:
-            return (await discover_projects(cfg, session)).project_ids
+        async with open_transport(cfg.fetch) as transport:
+            return (await discover_projects(cfg, transport)).project_ids
 
     sim.stats.reset()
     assert asyncio.run(main()) == READ
@@ -396,8 +396,8 @@ def test_an_iam_identity_asks_for_one_token_however_often_the_listing_is_retried
                 region=REGION,
                 auth=Auth(iam=identity),
             )
-            async with _session(cfg) as session:
-                return (await discover_projects(cfg, session, sleep=_no_sleep)).project_ids
+            async with open_transport(cfg.fetch) as transport:
+                return (await discover_projects(cfg, transport, sleep=_no_sleep)).project_ids
 
     assert asyncio.run(main()) == (P_REGION,)
     assert (logins, listings) == (1, 3)
@@ -432,8 +432,8 @@ def test_an_access_key_without_an_account_is_refused(tmp_path: Path, domains: by
                 iam_endpoint=base,
                 auth=Auth(aksk=AkSkCredentials(AK, SK)),
             )
-            async with _session(cfg) as session:
-                await discover_projects(cfg, session, sleep=_no_sleep)
+            async with open_transport(cfg.fetch) as transport:
+                await discover_projects(cfg, transport, sleep=_no_sleep)
 
     with pytest.raises(MalformedResponseError, match="X-Domain-Id"):
         asyncio.run(main())

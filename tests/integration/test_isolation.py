@@ -145,7 +145,9 @@ def test_a_report_folder_that_does_not_exist_is_refused_before_any_request(
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_run_writes_its_report(tmp_path: Path, how: signal.Signals) -> None:
     report_path = tmp_path / "report.json"
-    sim_config = SimulatorConfig(seed=31, records=3_000, tokens=frozenset({TOKEN}), latency_ms=20)
+    # 51 pages each: the project that started first is read first (the rate limiter serves
+    # it before the other), and neither may be finished by the 20th request
+    sim_config = SimulatorConfig(seed=31, records=10_000, tokens=frozenset({TOKEN}), latency_ms=20)
     with simulator_in_thread(sim_config) as sim:
         args = ["sync", "--out", str(tmp_path / "lake"), "--endpoint", sim.base_url]
         args += ["--rate", "15", "--report", str(report_path)]

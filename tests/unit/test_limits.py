@@ -79,6 +79,7 @@ class SteppedClock:
     ),
     latency=st.floats(0.0, 0.3),
     throttle_every=st.sampled_from([0, 3, 17]),
+    priorities=st.lists(st.integers(0, 3), min_size=16, max_size=16),
 )
 def test_sends_stay_within_rate_and_burst_when_the_loop_stalls(
     rate: float,
@@ -88,20 +89,22 @@ def test_sends_stay_within_rate_and_burst_when_the_loop_stalls(
     steps: list[float],
     latency: float,
     throttle_every: int,
+    priorities: list[int],
 ) -> None:
     """Workers send through one limiter while the clock moves in ticks and in stalls (jumps):
     in any window the sends never exceed rate * t + burst, in flight never exceed the cap,
-    and 429s (which shrink the burst and trim the rate) never push it above either."""
+    and 429s (which shrink the burst and trim the rate) never push it above either; nor
+    does the order of the line (each worker has a priority of its own)."""
     clock = SteppedClock()
     limiter = RateLimiter(rate, burst, max_in_flight=cap, clock=clock, sleep=clock.sleep)
     sends: list[float] = []
     in_flight = 0
     most = 0
 
-    async def worker() -> None:
+    async def worker(priority: int) -> None:
         nonlocal in_flight, most
         while True:
-            async with limiter.request() as epoch:
+            async with limiter.request((priority,)) as epoch:
                 sends.append(clock.now)
                 in_flight += 1
                 most = max(most, in_flight)
@@ -111,7 +114,7 @@ def test_sends_stay_within_rate_and_burst_when_the_loop_stalls(
                 in_flight -= 1
 
     async def go() -> None:
-        tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+        tasks = [asyncio.create_task(worker(priorities[i])) for i in range(workers)]
         for step in steps:
             clock.now += step
             for _ in range(3 * workers + 3):
@@ -124,6 +127,64 @@ def test_sends_stay_within_rate_and_burst_when_the_loop_stalls(
     assert sends
     _assert_within(sends, rate, burst)
     assert most <= cap
+
+
+def test_the_line_goes_by_priority_then_arrival_and_skips_who_gave_up() -> None:
+    """One token a second: who is sent next is the lowest priority, the earliest of equals;
+    a waiter cancelled in the line (or just as its turn came) does not hold it up."""
+    clock = SteppedClock()
+    limiter = RateLimiter(1, 1, clock=clock, sleep=clock.sleep)
+    order: list[str] = []
+
+    async def send(name: str, priority: tuple[int, ...]) -> None:
+        async with limiter.request(priority):
+            order.append(name)
+
+    async def settle() -> None:
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    async def go() -> None:
+        await send("first", (5,))  # takes the only token: everyone else waits in line
+        tasks = {
+            name: asyncio.create_task(send(name, priority))
+            for name, priority in [
+                ("head", (9,)),  # arrives first: at the head, waiting for the token
+                ("late-a", (1, 2)),
+                ("gives-up", (0,)),
+                ("late-b", (1, 2)),
+                ("urgent", (0, 7)),
+                ("low", (3,)),
+            ]
+        }
+        await settle()
+        tasks["gives-up"].cancel()
+        for _ in range(6):
+            clock.now += 1.0
+            await settle()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    asyncio.run(go())
+    assert order == ["first", "head", "urgent", "late-a", "late-b", "low"]
+    assert not limiter._waiting and not limiter._head_taken  # the line is free again
+
+
+def test_a_waiter_cancelled_just_as_its_turn_comes_passes_the_line_on() -> None:
+    limiter = RateLimiter(0)
+
+    async def go() -> None:
+        await limiter._to_head(())  # at the head
+        handed = asyncio.create_task(limiter._to_head((0,)))
+        after = asyncio.create_task(limiter._to_head((1,)))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        limiter._next_to_head()  # the head is handed to `handed`...
+        handed.cancel()  # ...which is cancelled before it could run
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert handed.cancelled() and after.done()  # the line moved on to the next one
+
+    asyncio.run(go())
 
 
 def test_a_request_waiting_for_a_token_holds_no_slot() -> None:
@@ -148,9 +209,37 @@ def test_a_request_waiting_for_a_token_holds_no_slot() -> None:
     asyncio.run(go())
 
 
+def test_a_429_after_paced_sends_trims_the_rate_and_keeps_the_burst() -> None:
+    """The burst was not used (every request waited for its token): it did not cause the
+    429, and it stays (it absorbs the loop's late wake-ups)."""
+    clock = Clock()
+    limiter = RateLimiter(50, 2, clock=clock, sleep=clock.sleep)
+
+    async def paced() -> int:
+        for _ in range(5):
+            await limiter.acquire()
+            limiter.release()
+        clock.now += 3.0  # quiet: the bucket fills up, and the first one after leans on it
+        for _ in range(80):  # 1.6 s of paced sends: that lean is long past
+            epoch = await limiter.acquire()
+            limiter.release()
+        return epoch
+
+    epoch = asyncio.run(paced())
+    limiter.throttled(epoch)
+    assert limiter.burst == 2 and limiter.rate == pytest.approx(45)
+
+
 def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     clock = Clock()
     limiter = RateLimiter(50, 8, clock=clock, sleep=clock.sleep)
+
+    async def burst() -> None:
+        for _ in range(8):  # back to back: they lean on the bucket
+            await limiter.acquire()
+            limiter.release()
+
+    asyncio.run(burst())
     first = limiter.epoch
     limiter.throttled(first)
     assert (limiter.burst, limiter.rate) == (4, 50)  # the bucket is learnt first

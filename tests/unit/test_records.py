@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connector.batches import BatchBuilder, ColumnMismatch
-from connector.records import RecordChecker, Rejected, key_of
+from connector.records import RecordChecker, Rejected, key_of, keys_of
 from connector.schema import file_schema, load_spec
 
 SPEC = load_spec()
@@ -144,3 +144,27 @@ def test_key_of_is_the_natural_key_whatever_is_missing_or_unhashable(
             expected = hash(repr(values))
     assert key_of(record, fields) == expected
     assert key_of(dict(reversed(list(record.items()))), fields) == expected
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {"image_id": st.text(max_size=3), "host_id": st.integers(), "agent_id": st.none()}
+            ),
+            st.dictionaries(
+                st.sampled_from(["image_id", "host_id", "agent_id"]),
+                st.one_of(st.integers(), st.lists(st.integers(), max_size=2)),
+            ),
+            st.integers(),
+            st.text(max_size=3),
+        ),
+        max_size=12,
+    )
+)
+def test_the_keys_of_a_page_are_the_keys_of_its_records(records: list[Any]) -> None:
+    """The one-pass path and the record-by-record fallback give the same keys: a page
+    of good records and a page with one bad record (missing field, list, not an object)."""
+    fields = ("image_id", "host_id", "agent_id")
+    expected = [key_of(r, fields) if isinstance(r, dict) else hash(repr(r)) for r in records]
+    assert list(keys_of(records, fields)) == expected
