@@ -287,7 +287,8 @@ class HssHook(BaseHook):  # type: ignore[misc]
         return layer
 
     def project_ids(self) -> list[str]:
-        """The connection's ``project_ids`` extra (for fanning out one task per project)."""
+        """The connection's ``project_ids`` extra (for fanning out one task per project);
+        with ``all``, the projects IAM lists for the region (``discover_project_ids``)."""
         where = self._where("project_ids")
         value = self._extras().get("project_ids")
         if value is None:
@@ -297,12 +298,25 @@ class HssHook(BaseHook):  # type: ignore[misc]
             )
         ids = KEYS["project_ids"](value, where)
         if ids == ALL_PROJECTS:
-            raise ConfigError(
-                "is 'all': the projects are listed when a sync runs, so there is no list to "
-                "fan out over here; give the ids, or run one task over all projects",
-                where=where,
-            )
+            return list(self.discover_project_ids())
         return list(ids)
+
+    def discover_project_ids(self) -> tuple[str, ...]:
+        """The projects the connection's credential can access in its endpoint's region,
+        listed through IAM as ``--all-projects`` lists them (for fanning out one task per
+        project over ``project_ids: all``). Raises ``DiscoveryError`` for an empty list."""
+        from .discovery import discover_projects
+        from .transport import open_transport
+
+        config = self.get_config(out=".", projects="all")  # lists, writes nothing
+        redactor = Redactor(config.auth.secrets())
+
+        async def listing() -> tuple[str, ...]:
+            async with open_transport(config.fetch) as transport:
+                found = await discover_projects(config, transport, redactor=redactor)
+            return found.project_ids
+
+        return _run_coroutine(listing)
 
     def get_config(self, **overrides: Any) -> Config:
         """A ``Config`` from the connection; ``overrides`` are ``Config`` fields.

@@ -7,7 +7,8 @@ Set up (Airflow 3, with ``pip install 'hss-image-connector[airflow]'`` on the wo
 - Connection ``hss_default`` (type ``hss``, "Huawei Cloud HSS" in the form; its Test button
   reads one page): password = an IAM token, or ``auth: aksk``
   with login = access key and password = secret key; extras ``region`` (or ``endpoint``)
-  and ``project_ids``; optionally ``enterprise_project_id`` (default ``all_granted_eps``,
+  and ``project_ids`` (a list, or ``all``: every enabled project of the region, listed
+  through IAM when the run starts); optionally ``enterprise_project_id`` (default ``all_granted_eps``,
   every enterprise project the credentials may see). As an environment variable::
 
       AIRFLOW_CONN_HSS_DEFAULT='{"conn_type": "hss", "password": "...",
@@ -76,7 +77,8 @@ gateway's per-user limit."""
 def hss_images() -> None:
     @task(retries=1)
     def list_projects(conn_id: str) -> list[str]:
-        """The projects to read: the connection's ``project_ids`` extra."""
+        """The projects to read: the connection's ``project_ids`` extra (``all``: the
+        region's projects, listed through IAM)."""
         return HssHook(conn_id).project_ids()
 
     reports = HssImageSyncOperator.partial(

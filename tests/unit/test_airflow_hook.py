@@ -744,3 +744,55 @@ def test_on_kill_stops_a_run_cleanly(module: Any, airflow: StandIn, tmp_path: An
     assert not list(out.rglob("*.parquet")), "nothing half-published"
     assert not (tmp_path / "lake.connector" / "staging").exists(), "staging removed"
     assert task._running is None
+
+
+# ------------------------------------------------------------ project_ids: all (discovery)
+
+
+def test_project_ids_all_lists_the_regions_projects_through_iam(
+    module: Any, airflow: StandIn
+) -> None:
+    """The example DAG fans out over ``HssHook.project_ids()``: with ``all`` those are the
+    enabled projects of the region that IAM lists, in IAM's order."""
+    from connector.simulator import IamProject, SimulatorConfig, simulator_in_thread
+
+    projects = (
+        IamProject("a0000000000000000000000000000001", "cn-north-4"),
+        IamProject("a0000000000000000000000000000002", "cn-east-3"),
+        IamProject("a0000000000000000000000000000003", "cn-north-4_old", enabled=False),
+        IamProject("a0000000000000000000000000000004", "cn-north-4_dev"),
+    )
+    config = SimulatorConfig(records=5, tokens=frozenset({TOKEN}), iam_projects=projects)
+    with simulator_in_thread(config) as iam:
+        airflow.connect(
+            endpoint=iam.base_url,
+            project_ids="all",
+            discovery_region="cn-north-4",
+            iam_endpoint=iam.base_url,
+        )
+        listed = module.HssHook().project_ids()
+        hss_requests = len(iam.stats.log)
+    assert listed == [
+        "a0000000000000000000000000000001",
+        "a0000000000000000000000000000004",
+    ]
+    assert hss_requests == 0  # listing reads no image
+
+
+def test_project_ids_all_with_nothing_to_read_is_a_loud_error(
+    module: Any, airflow: StandIn
+) -> None:
+    from connector.errors import DiscoveryError
+    from connector.simulator import IamProject, SimulatorConfig, simulator_in_thread
+
+    projects = (IamProject("a0000000000000000000000000000002", "cn-east-3"),)
+    config = SimulatorConfig(records=5, tokens=frozenset({TOKEN}), iam_projects=projects)
+    with simulator_in_thread(config) as iam:
+        airflow.connect(
+            endpoint=iam.base_url,
+            project_ids="all",
+            discovery_region="cn-north-4",
+            iam_endpoint=iam.base_url,
+        )
+        with pytest.raises(DiscoveryError, match="no enabled project of region cn-north-4"):
+            module.HssHook().project_ids()

@@ -477,8 +477,6 @@ def test_an_operator_argument_wins_over_the_connections_all(
         {"endpoint": EP, "project_ids": "all", "projects": ["p4"], **DISCOVERY}
     )
     assert (chosen.all_projects, chosen.project_ids) == (False, ("p4",))
-    with pytest.raises(ConfigError, match="extra project_ids: is 'all'"):
-        module.HssHook().project_ids()
 
 
 DISCOVERY = {"discovery_region": "cn-north-4", "iam_endpoint": "https://iam.example.test"}
