@@ -261,7 +261,7 @@ class _Bench:
         latency = ["--latency-ms", f"{s.latency_ms:g}"]
         with self.simulator("sim-latency", projects, *latency) as sim:
             if "peers" in wanted:
-                self.warm_up_peers(sim)
+                self.warm_up_dlt(sim)
             for round_ in range(s.runs):
                 where = f"round {round_ + 1}/{s.runs}"
                 self.log(f"latency-bound, {where}: connector ({s.records:,} records)")
@@ -293,19 +293,6 @@ class _Bench:
             if {"latency", "cpu"} & wanted:
                 self.log("transform alone vs its floor (same bodies, one process)")
                 self.collected.transform = self.transform(sim)
-
-    def warm_up_peers(self, sim: Simulator) -> None:
-        if self._dlt_warm or "dlt" in self.collected.skipped:
-            return
-        if not programs.dlt_available():
-            self.collected.skipped["dlt"] = "dlt is not installed: pip install -e '.[bench]'"
-            self.log(f"skipping dlt: {self.collected.skipped['dlt']}")
-            return
-        self.log("warming up dlt (its first run compiles and configures)")
-        programs.dlt_rest_api(
-            sim.base_url, WARMUP_PROJECT, self.work / "warmup-dlt", env=self.env, timeout_s=300
-        )
-        self._dlt_warm = True
 
     def connector(
         self,

@@ -6,9 +6,7 @@ the output as a run would use it, prints a table, exits 0, 2 or 3, and writes no
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,42 +222,21 @@ def test_check_help_shares_syncs_flags_and_lists_its_exit_codes() -> None:
 # -- a filesystem that refuses writes (a tmpfs mounted for the test) ------------------------
 
 
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs at ``tmp_path/disk``, unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command here")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs CAP_SYS_ADMIN): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def _read_only(mount: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
 
 
 @pytest.mark.parametrize("lake_exists", [True, False], ids=["existing-lake", "new-lake"])
 def test_check_on_a_read_only_filesystem_exits_2_as_the_sync_would_fail(
-    sim: RunningSimulator, disk: Path, lake_exists: bool
+    sim: RunningSimulator, small_disk: Path, lake_exists: bool
 ) -> None:
     """An existing lake is asked with access(2) (no probe file inside it); a new one gets a
     probe file in its parent. Either way the check says why, and the sync then fails."""
     if lake_exists:
-        (disk / "lake").mkdir()
-        (disk / "lake.connector").mkdir()
-    _read_only(disk)
-    out = str(disk / "lake")
+        (small_disk / "lake").mkdir()
+        (small_disk / "lake.connector").mkdir()
+    _read_only(small_disk)
+    out = str(small_disk / "lake")
 
     result = _check(sim, "--project-id", P2, "--out", out)
     synced = cli("sync", "--endpoint", sim.base_url, "--project-id", P2, "--out", out, env=ENV)
@@ -267,16 +244,18 @@ def test_check_on_a_read_only_filesystem_exits_2_as_the_sync_would_fail(
     assert result.returncode == 2, result.stdout + result.stderr
     detail = _rows(result.stdout)["output"][2]
     if lake_exists:
-        assert f"cannot write in {disk / 'lake'}: read-only file system" in detail
+        assert f"cannot write in {small_disk / 'lake'}: read-only file system" in detail
     else:
-        assert f"cannot create {disk / 'lake'} in {disk}: read-only file system" in detail
+        assert (
+            f"cannot create {small_disk / 'lake'} in {small_disk}: read-only file system" in detail
+        )
     assert synced.returncode != 0
 
 
-def test_check_on_a_full_filesystem_exits_2(sim: RunningSimulator, disk: Path) -> None:
-    (disk / "lake").mkdir()
-    (disk / "lake.connector").mkdir()
-    with (disk / "filler").open("wb") as filler:
+def test_check_on_a_full_filesystem_exits_2(sim: RunningSimulator, small_disk: Path) -> None:
+    (small_disk / "lake").mkdir()
+    (small_disk / "lake.connector").mkdir()
+    with (small_disk / "filler").open("wb") as filler:
         try:
             while True:
                 filler.write(b"\0" * 65536)
@@ -284,7 +263,7 @@ def test_check_on_a_full_filesystem_exits_2(sim: RunningSimulator, disk: Path) -
         except OSError:
             pass
 
-    result = _check(sim, "--project-id", P2, "--out", str(disk / "lake"))
+    result = _check(sim, "--project-id", P2, "--out", str(small_disk / "lake"))
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no space left on the filesystem" in _rows(result.stdout)["output"][2]

@@ -7,9 +7,7 @@ projects, when a writer was closed under the thread still writing it).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +23,6 @@ from .helpers import TOKEN, cli, read_rows
 SMALL = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 LARGE = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 LARGER = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs (about 11,000 records of Parquet), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command here: the full-disk tests mount a 1 MB tmpfs")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(
-            "cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN, e.g. not in an "
-            f"unprivileged container): {done.stderr.strip() or f'exit {done.returncode}'}"
-        )
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _sync(sim: Any, out: Path, *projects: str, parallel: int) -> subprocess.CompletedProcess[str]:
