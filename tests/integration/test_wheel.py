@@ -14,21 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--wheel",
-            "--no-isolation",
-            "--outdir",
-            str(dist),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    _build("wheel", dist)
     wheel = next(dist.glob("hss_image_connector-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "connector/schemas/image_local_info.json" in names
@@ -81,23 +67,19 @@ def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
 
 def test_built_sdist_ships_the_examples(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "build",
-            "--sdist",
-            "--no-isolation",
-            "--outdir",
-            str(dist),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    _build("sdist", dist)
     sdist = next(dist.glob("hss_image_connector-*.tar.gz"))
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert "examples/hss_images_dag.py" in names
     assert {"connector/provider.py", "schemas/image_local_info.json", "README.md"} <= names
+
+
+def _build(kind: str, dist: Path) -> None:
+    """``python -m build --wheel`` or ``--sdist`` of this checkout into ``dist``."""
+    subprocess.run(
+        [sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", str(dist), ROOT],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
