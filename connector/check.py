@@ -47,6 +47,7 @@ from .config import Config, Target
 from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError
 from .lake import Lake, canonical_query
+from .ratelimit import RateLimiter
 from .redaction import Redactor
 from .report import check_report_path
 from .transport import open_transport
@@ -97,11 +98,11 @@ async def probe_async(
     """Probe the first ``projects`` projects of ``config`` (all by default), in order.
 
     Never raises a ``ConnectorError``: each failure is the result of its project. The
-    requests share one session and at most ``config.fetch.concurrency`` are in flight.
+    requests share one session and are paced as a sync paces them (``--rate``,
+    ``--burst``, at most ``--concurrency`` in flight per endpoint).
     """
     redactor = redactor if redactor is not None else Redactor()
     redactor.add(*config.auth.secrets())
-    in_flight = asyncio.Semaphore(config.fetch.concurrency)
     results: dict[str, ProbeResult] = {}
     async with open_transport(config.fetch) as transport:
         if config.all_projects:  # the projects a sync would read: IAM lists them first
@@ -122,11 +123,18 @@ async def probe_async(
             )
             for endpoint in sorted({t.endpoint for t in targets})
         }
+        # as a sync paces them: --rate and --concurrency per endpoint (one credential)
+        limiters = {
+            endpoint: RateLimiter(
+                config.fetch.rate, config.fetch.burst, max_in_flight=config.fetch.concurrency
+            )
+            for endpoint in clients
+        }
 
         async def one(target: Target) -> None:
             params = tuple(config.filters_of(target).params())
             request = PageRequest(target.project_id, 0, limit, params)
-            async with in_flight:
+            async with limiters[target.endpoint].request():
                 try:
                     page = await clients[target.endpoint].get_page(request)
                 except ConnectorError as error:

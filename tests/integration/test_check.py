@@ -344,3 +344,16 @@ def test_check_of_a_missing_bucket_exits_2(
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the bucket 'no-such-bucket' does not exist" in _rows(result.stdout)["output"][2]
+
+
+def test_check_paces_its_probes_as_a_sync_would(tmp_path: Path) -> None:
+    """Twelve projects against a gateway of 4 requests/s with no burst: sent all at once,
+    most would be throttled; paced by --rate 4, none is."""
+    projects = [f"p{n:02d}" for n in range(12)]
+    config = SimulatorConfig(seed=2, records=15, tokens=frozenset({TOKEN}), rate=4, burst=1)
+    with simulator_in_thread(config) as gateway:
+        ids = [arg for p in projects for arg in ("--project-id", p)]
+        result = _check(gateway, *ids, "--rate", "4", "--out", str(tmp_path / "lake"))
+        throttled, requests = gateway.stats.throttled, len(gateway.stats.log)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (throttled, requests) == (0, len(projects))

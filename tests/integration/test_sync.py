@@ -164,7 +164,9 @@ def test_throttling_and_transient_faults_are_retried_and_the_result_is_exact(
     assert "ServerError" in project.retry_reasons
     assert injected > 0 and project.retries - project.throttled >= injected
     assert sorted(r["image_id"] for r in read_rows(tmp_path)) == want
-    assert report.rate_settled < 200
+    # How the limiter adapts (burst first when requests leaned on it, then the rate, and
+    # recovery once quiet) is pinned on a fake clock in tests/unit/test_limits.py: in a run
+    # this short the rate may be back at its ceiling by the end, so it is not asserted here.
 
 
 def test_bad_token_fails_fast_with_the_full_context(tmp_path: Path) -> None:
