@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,36 @@ def test_a_list_that_never_stops_moving_fails_loudly(tmp_path: Path) -> None:
     error = report.projects["p1"].error or ""
     assert "cannot prove the crawl complete after 6 rounds" in error
     assert "pages re-read" in error and "offset" in error
+
+
+class _MovedSpy(Chain):
+    """A chain that says when the exact search for moved records was asked for."""
+
+    asked = False
+
+    def note_moved(self, end: int) -> list[Any]:
+        self.asked = True
+        return []
+
+
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), unique=True, max_size=400),
+    st.integers(2, 60),
+    st.data(),
+)
+def test_the_quick_duplicate_check_sees_any_key_seen_twice(
+    keys: list[int], size: int, data: st.DataObject
+) -> None:
+    """``_find_moved``'s sorted-neighbour check: no search when every key of the finished
+    chain is unique; the exact search whenever one key appears twice, wherever it is."""
+    twice = len(keys) > 1 and data.draw(st.booleans())
+    if twice:
+        later = data.draw(st.integers(1, len(keys) - 1).filter(lambda j: j % size != 0))
+        keys[later] = keys[data.draw(st.integers(0, later - 1))]
+    pages = max(1, -(-len(keys) // size))
+    chain = _MovedSpy(size, max_index=pages)
+    for index in range(pages):
+        chunk = array("q", keys[index * size : (index + 1) * size])
+        chain.pages[index] = PageRead(index * size, size, chunk, len(keys), index, index)
+    assert fetcher_module._find_moved(chain, pages - 1) is False
+    assert chain.asked is twice
