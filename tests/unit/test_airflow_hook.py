@@ -6,10 +6,12 @@ Airflow); tests/ecosystem/test_airflow.py runs the same classes under the real A
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -749,19 +751,12 @@ def test_on_kill_stops_a_run_cleanly(module: Any, airflow: StandIn, tmp_path: An
 # ------------------------------------------------------------ project_ids: all (discovery)
 
 
-def test_project_ids_all_lists_the_regions_projects_through_iam(
-    module: Any, airflow: StandIn
-) -> None:
-    """The example DAG fans out over ``HssHook.project_ids()``: with ``all`` those are the
-    enabled projects of the region that IAM lists, in IAM's order."""
-    from connector.simulator import IamProject, SimulatorConfig, simulator_in_thread
+@contextlib.contextmanager
+def _listing(airflow: StandIn, *projects: Any) -> Iterator[Any]:
+    """A simulator whose IAM lists ``projects``, and a connection with ``project_ids: all``
+    pointing at it (its host names no region, so the region and IAM endpoint are given)."""
+    from connector.simulator import SimulatorConfig, simulator_in_thread
 
-    projects = (
-        IamProject("a0000000000000000000000000000001", "cn-north-4"),
-        IamProject("a0000000000000000000000000000002", "cn-east-3"),
-        IamProject("a0000000000000000000000000000003", "cn-north-4_old", enabled=False),
-        IamProject("a0000000000000000000000000000004", "cn-north-4_dev"),
-    )
     config = SimulatorConfig(records=5, tokens=frozenset({TOKEN}), iam_projects=projects)
     with simulator_in_thread(config) as iam:
         airflow.connect(
@@ -770,6 +765,23 @@ def test_project_ids_all_lists_the_regions_projects_through_iam(
             discovery_region="cn-north-4",
             iam_endpoint=iam.base_url,
         )
+        yield iam
+
+
+def test_project_ids_all_lists_the_regions_projects_through_iam(
+    module: Any, airflow: StandIn
+) -> None:
+    """The example DAG fans out over ``HssHook.project_ids()``: with ``all`` those are the
+    enabled projects of the region that IAM lists, in IAM's order."""
+    from connector.simulator import IamProject
+
+    with _listing(
+        airflow,
+        IamProject("a0000000000000000000000000000001", "cn-north-4"),
+        IamProject("a0000000000000000000000000000002", "cn-east-3"),
+        IamProject("a0000000000000000000000000000003", "cn-north-4_old", enabled=False),
+        IamProject("a0000000000000000000000000000004", "cn-north-4_dev"),
+    ) as iam:
         listed = module.HssHook().project_ids()
         hss_requests = len(iam.stats.log)
     assert listed == [
@@ -783,16 +795,11 @@ def test_project_ids_all_with_nothing_to_read_is_a_loud_error(
     module: Any, airflow: StandIn
 ) -> None:
     from connector.errors import DiscoveryError
-    from connector.simulator import IamProject, SimulatorConfig, simulator_in_thread
+    from connector.simulator import IamProject
 
-    projects = (IamProject("a0000000000000000000000000000002", "cn-east-3"),)
-    config = SimulatorConfig(records=5, tokens=frozenset({TOKEN}), iam_projects=projects)
-    with simulator_in_thread(config) as iam:
-        airflow.connect(
-            endpoint=iam.base_url,
-            project_ids="all",
-            discovery_region="cn-north-4",
-            iam_endpoint=iam.base_url,
-        )
-        with pytest.raises(DiscoveryError, match="no enabled project of region cn-north-4"):
-            module.HssHook().project_ids()
+    east = IamProject("a0000000000000000000000000000002", "cn-east-3")
+    with (
+        _listing(airflow, east),
+        pytest.raises(DiscoveryError, match="no enabled project of region cn-north-4"),
+    ):
+        module.HssHook().project_ids()
