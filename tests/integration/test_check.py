@@ -347,13 +347,14 @@ def test_check_of_a_missing_bucket_exits_2(
 
 
 def test_check_paces_its_probes_as_a_sync_would(tmp_path: Path) -> None:
-    """Twelve projects against a gateway of 4 requests/s with no burst: sent all at once,
-    most would be throttled; paced by --rate 4, none is."""
+    """Twelve projects against a gateway of 4 requests/s (bucket of 2): sent all at once,
+    most would be throttled; paced by --rate 3, as a user sets it below the gateway's
+    limit, none is (the margin absorbs loopback jitter between sending and arriving)."""
     projects = [f"p{n:02d}" for n in range(12)]
-    config = SimulatorConfig(seed=2, records=15, tokens=frozenset({TOKEN}), rate=4, burst=1)
+    config = SimulatorConfig(seed=2, records=15, tokens=frozenset({TOKEN}), rate=4, burst=2)
     with simulator_in_thread(config) as gateway:
         ids = [arg for p in projects for arg in ("--project-id", p)]
-        result = _check(gateway, *ids, "--rate", "4", "--out", str(tmp_path / "lake"))
+        result = _check(gateway, *ids, "--rate", "3", "--out", str(tmp_path / "lake"))
         throttled, requests = gateway.stats.throttled, len(gateway.stats.log)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (throttled, requests) == (0, len(projects))
