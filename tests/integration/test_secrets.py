@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,23 +99,31 @@ def _echo_the_token(status: int, code: str) -> object:
     return answer
 
 
+def _sync_verbosely(
+    endpoint: str, tmp_path: Path, *extra: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``sync -v`` of PROJECT into ``tmp_path/out``, its report at ``tmp_path/report.json``."""
+    return cli(
+        "sync",
+        "-v",
+        "--project-id",
+        PROJECT,
+        "--out",
+        str(tmp_path / "out"),
+        "--endpoint",
+        endpoint,
+        "--report",
+        str(tmp_path / "report.json"),
+        *extra,
+        env=env,
+    )
+
+
 def test_a_secret_echoed_by_the_server_is_redacted_everywhere(tmp_path: Path) -> None:
     """The server's error_msg quotes the token: the log, the summary and the report show ***."""
     report = tmp_path / "report.json"
     with tiny_server({PROJECT: records("p", 20)}, _echo_the_token(401, "APIG.0301")) as server:
-        result = cli(
-            "sync",
-            "-v",
-            "--project-id",
-            PROJECT,
-            "--out",
-            str(tmp_path / "out"),
-            "--endpoint",
-            server.base_url,
-            "--report",
-            str(report),
-            env={"HSS_AUTH_TOKEN": TOKEN},
-        )
+        result = _sync_verbosely(server.base_url, tmp_path, env={"HSS_AUTH_TOKEN": TOKEN})
     assert result.returncode == 3, result.stderr
     summary = result.stderr.split("\nrun ", 1)[1]  # after the log lines: the summary
     assert "token ***" in summary and "token ***" in report.read_text()
@@ -126,19 +135,11 @@ def test_a_token_obtained_from_iam_is_redacted_when_the_server_echoes_it(tmp_pat
     report = tmp_path / "report.json"
     password = "iam-Passw0rd-not-for-logs"
     with tiny_server({PROJECT: records("p", 20)}, _echo_the_token(403, "HSS.0010")) as server:
-        result = cli(
-            "sync",
-            "-v",
-            "--project-id",
-            PROJECT,
-            "--out",
-            str(tmp_path / "out"),
-            "--endpoint",
+        result = _sync_verbosely(
             server.base_url,
+            tmp_path,
             "--iam-endpoint",
             server.base_url,
-            "--report",
-            str(report),
             env={"HSS_IAM_USER": "robot", "HSS_IAM_PASSWORD": password, "HSS_IAM_DOMAIN": "acme"},
         )
         [issued] = server.iam_tokens
