@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--account-burst",
         type=int,
         metavar="N",
-        help="The connector's --burst in the account case (default 2; 60x3000 also runs at 1).",
+        help="The connector's --burst in the account case (default: its own default; 60x3000 "
+        "also runs at 1).",
     )
     parser.add_argument(
         "--out",

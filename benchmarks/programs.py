@@ -91,9 +91,10 @@ def connector(
     concurrency: int,
     env: dict[str, str],
     timeout_s: float,
-    burst: int = 1,
+    burst: int | None = None,
 ) -> tuple[Measured, int, dict[str, Any]]:
-    """The connector's real CLI: ``hss-images sync``, one ``--project-id`` per project."""
+    """The connector's real CLI: ``hss-images sync``, one ``--project-id`` per project;
+    ``burst``: None for the connector's own default."""
     work = _fresh(workdir)
     report = work / "report.json"
     projects = [project_id] if isinstance(project_id, str) else list(project_id)
@@ -109,8 +110,7 @@ def connector(
         "all_granted_eps",
         "--rate",
         f"{rate:g}",
-        "--burst",
-        str(burst),
+        *(("--burst", str(burst)) if burst is not None else ()),
         "--concurrency",
         str(concurrency),
         "--page-size",

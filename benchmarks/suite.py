@@ -70,8 +70,9 @@ class Settings:
     account: tuple[tuple[int, int], ...] = ((1, 3_000), (10, 3_000), (60, 3_000), (200, 500))
     """(projects, records each) of the account case, on one credential; (60, 3,000) has
     the targets."""
-    account_burst: int = 2
-    """The connector's --burst in the account case (the simulator's bucket is rate_burst)."""
+    account_burst: int | None = None
+    """The connector's --burst in the account case, None: its default (the simulator's
+    bucket is rate_burst)."""
     account_compare_burst: int = 1
     """The target run again at this --burst, for comparison (0: not run)."""
 
@@ -175,7 +176,8 @@ class _Bench:
                         if (count, size) == TARGET_ACCOUNT and s.account_compare_burst:
                             bursts.append(s.account_compare_burst)
                         for burst in bursts:
-                            self.log(f"{where}: connector --burst {burst}, {what}")
+                            flag = f"--burst {burst}" if burst else "default --burst"
+                            self.log(f"{where}: connector {flag}, {what}")
                             self.account_run(sim, count, size, burst)
                         self.log(f"{where}: naive loop, {what}")
                         self.account_peer(sim, "naive", programs.naive, count, size)
@@ -183,7 +185,7 @@ class _Bench:
                             self.log(f"{where}: dlt rest_api, {what}")
                             self.account_peer(sim, "dlt", programs.dlt_rest_api, count, size)
 
-    def account_run(self, sim: Simulator, count: int, size: int, burst: int) -> None:
+    def account_run(self, sim: Simulator, count: int, size: int, burst: int | None) -> None:
         s = self.settings
         series = account_series(count, size, burst if burst != s.account_burst else None)
         projects = account_projects(count, size)

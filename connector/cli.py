@@ -94,7 +94,12 @@ TUNING: list[tuple[str, str, Any, str]] = [
         _FETCH.rate,
         "Requests per second per endpoint and credential, shared by its projects; 0 = no limit. Lowered automatically when throttled, then recovered.",
     ),
-    ("burst", "N", _FETCH.burst, "Requests allowed back to back above the rate."),
+    (
+        "burst",
+        "N",
+        _FETCH.burst,
+        "Requests allowed back to back above the rate (halved after a 429 that a burst caused).",
+    ),
     (
         "concurrency",
         "N",

@@ -266,7 +266,12 @@ class FetchSettings:
     page_size: int = MAX_PAGE_SIZE
     rate: float = 10.0
     """Requests per second for one credential on one endpoint; 0 means no limit."""
-    burst: int = 1
+    burst: int = 2
+    """Requests that may leave back to back above the rate. The gateway's policy is a count
+    per second or minute ("limit:XX, time:1 second"), not a one-token bucket: a second token
+    lets a request that the event loop woke a millisecond late be made up by the next one,
+    which a bucket of one cannot give back (about 5 % of the rate lost). A 429 after requests
+    leaned on it halves it (``ratelimit.RateLimiter``), so a stricter gateway teaches 1."""
     concurrency: int = 8
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0

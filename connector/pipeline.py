@@ -93,6 +93,7 @@ async def run_async(
             endpoint=config.endpoint or ", ".join(sorted({t.endpoint for t in config.targets})),
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             rate_configured=config.fetch.rate,
+            burst_configured=config.fetch.burst,
             snapshot_date_origin=config.snapshot_date_origin,
             query=dict(config.filters.params()),
             redactor=redactor,
@@ -288,6 +289,7 @@ async def _run_projects(
         await asyncio.to_thread(output.close)
     report.duration_s = round(time.monotonic() - started, 3)
     report.rate_settled = min((lim.rate for lim in limiters.values()), default=config.fetch.rate)
+    report.burst_settled = min((lim.burst for lim in limiters.values()), default=config.fetch.burst)
     failed = [p for p in report.projects.values() if p.status == "failed"]
     if not failed:
         report.status, report.exit_code = "success", 0

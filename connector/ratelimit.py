@@ -28,7 +28,13 @@ the next one 2 ms less to wait, which a bucket of one token cannot give back; so
 the burst did not cause does not take it away.) Only a 429 for a request sent after the
 last change counts (the 429s of one burst arrive together and say the same thing). When no
 429 follows for ``recover_after_s``, the rate grows back to the configured one within
-``recover_s``; the learnt burst is kept for the run.
+``recover_s``.
+
+The burst is learnt the same way, and kept: after ``regrow_after_s`` without a 429 it
+grows back by one token at a time, up to the configured one (a lone 429 from a gateway
+that stalled says little about its bucket); when a burst that grew back is throttled again
+while requests leaned on it, the level below becomes its ceiling for the rest of the run
+(twice is the gateway's bucket speaking, not chance).
 """
 
 from __future__ import annotations
@@ -61,11 +67,18 @@ class RateLimiter:
         min_rate: float = 0.2,
         recover_after_s: float = 1.0,
         recover_s: float = 2.0,
+        regrow_after_s: float = 10.0,
     ) -> None:
         self.ceiling = rate
         self.rate = rate
         self.configured_burst = burst
         self.burst = burst
+        self.burst_ceiling = burst
+        """The largest burst not yet proven too much (lowered when a regrown one fails)."""
+        self.regrow_after_s = regrow_after_s
+        self._regrown = False
+        """The current burst was reached by growing back after a cut."""
+        self._burst_changed: float | None = None
         self.min_rate = min(min_rate, rate) if rate > 0 else 0.0
         self.trim = trim
         self.recover_after_s = recover_after_s
@@ -185,7 +198,10 @@ class RateLimiter:
         self._last_429 = now
         leaned = self._leaned is not None and now - self._leaned <= self.burst / self.rate + 1.0
         if self.burst > 1 and leaned:
+            if self._regrown:
+                self.burst_ceiling = self.burst - 1
             self.burst = max(1, self.burst // 2)
+            self._regrown, self._burst_changed = False, now
         else:
             self.rate = max(self.min_rate, self.rate * (1.0 - self.trim))
         self._low_rate = self.rate
@@ -196,9 +212,17 @@ class RateLimiter:
         self._recover()
 
     def _recover(self) -> None:
-        if self.unlimited or self.rate >= self.ceiling or self._last_429 is None:
+        if self.unlimited or self._last_429 is None:
             return
         now = self._now()
+        if self.burst < self.burst_ceiling and self._burst_changed is not None:
+            quiet = now - max(self._last_429, self._burst_changed)
+            if quiet >= self.regrow_after_s:
+                self._refill(now)
+                self.burst += 1
+                self._regrown, self._burst_changed = True, now
+        if self.rate >= self.ceiling:
+            return
         quiet = now - self._last_429 - self.recover_after_s
         if quiet <= 0:
             return

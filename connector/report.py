@@ -85,6 +85,9 @@ class RunReport:
     duration_s: float = 0.0
     rate_configured: float = 0.0
     rate_settled: float = 0.0
+    burst_configured: int = 0
+    burst_settled: int = 0
+    """The limiter's burst at the end: below ``burst_configured`` when 429s taught it."""
     snapshot_date_origin: str = "default"
     """``default`` (the UTC date the inventory was read on), ``given`` (today or yesterday,
     chosen) or ``opt-in`` (another date, with --allow-any-snapshot-date)."""
@@ -167,6 +170,11 @@ class RunReport:
             + (
                 f"; rate settled at {self.rate_settled:g}/s"
                 if self.rate_settled < self.rate_configured
+                else ""
+            )
+            + (
+                f"; burst settled at {self.burst_settled}"
+                if self.burst_settled < self.burst_configured
                 else ""
             )
         ]

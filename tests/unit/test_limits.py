@@ -266,6 +266,59 @@ def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     assert limiter.rate == limiter.min_rate == 0.2
 
 
+async def _lean(limiter: RateLimiter, clock: Clock) -> int:
+    """A quiet moment fills the bucket; the next request leans on it. Returns its epoch."""
+    clock.now += 1.0
+    epoch = await limiter.acquire()
+    limiter.release()
+    return epoch
+
+
+def test_a_burst_cut_by_a_lone_429_grows_back_once_quiet() -> None:
+    """One 429 (a gateway that stalled counts late arrivals together) halves the burst; it
+    does not cost the rest of the run: after ``regrow_after_s`` quiet it grows back."""
+    clock = Clock()
+    limiter = RateLimiter(50, 2, clock=clock, sleep=clock.sleep, regrow_after_s=10)
+    limiter.throttled(asyncio.run(_lean(limiter, clock)))
+    assert limiter.burst == 1
+    clock.now += 9.5
+    limiter.succeeded()
+    assert limiter.burst == 1
+    clock.now += 0.5  # 10 s without a 429
+    limiter.succeeded()
+    assert (limiter.burst, limiter.burst_ceiling) == (2, 2)
+
+
+def test_a_burst_throttled_again_after_growing_back_becomes_the_ceiling() -> None:
+    """Twice is the gateway's bucket: the level below stays the burst for the run."""
+    clock = Clock()
+    limiter = RateLimiter(50, 6, clock=clock, sleep=clock.sleep, regrow_after_s=10)
+    limiter.throttled(asyncio.run(_lean(limiter, clock)))
+    assert limiter.burst == 3
+    for grown in (4, 5):  # one token per quiet period
+        clock.now += 10.0
+        limiter.succeeded()
+        assert limiter.burst == grown
+    limiter.throttled(asyncio.run(_lean(limiter, clock)))
+    assert (limiter.burst, limiter.burst_ceiling) == (2, 4)
+    for _ in range(10):
+        clock.now += 10.0
+        limiter.succeeded()
+    assert limiter.burst == 4  # grows back to the ceiling, not to --burst
+    limiter.throttled(asyncio.run(_lean(limiter, clock)))
+    assert limiter.burst_ceiling == 3
+
+
+def test_a_429_without_leaning_keeps_the_burst_where_it_is() -> None:
+    """A 429 at burst 1, or after paced sends, trims the rate: no burst to regrow."""
+    clock = Clock()
+    limiter = RateLimiter(50, 1, clock=clock, sleep=clock.sleep, regrow_after_s=10)
+    limiter.throttled(asyncio.run(_lean(limiter, clock)))
+    clock.now += 60.0
+    limiter.succeeded()
+    assert (limiter.burst, limiter.burst_ceiling, limiter.rate) == (1, 1, 50)
+
+
 def test_no_limit_still_caps_requests_in_flight() -> None:
     limiter = RateLimiter(0, max_in_flight=3)
     high = 0
