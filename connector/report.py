@@ -67,6 +67,9 @@ class ProjectReport:
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 0
+    memory_estimate: int | None = None
+    """Bytes the project was estimated to hold while it read (``connector.memory``); what
+    it was admitted with against the run's ``memory_budget``."""
     query: dict[str, Any] | None = None
     """The project's own query parameters (enterprise project, filters), when they are not
     the run's ``query``."""
@@ -85,6 +88,13 @@ class RunReport:
     duration_s: float = 0.0
     rate_configured: float = 0.0
     rate_settled: float = 0.0
+    memory_budget: int = 0
+    """Bytes the estimates of the projects reading at once may add up to."""
+    memory_budget_origin: str = ""
+    """Where ``memory_budget`` came from: ``memory_limit`` (given), or ``a quarter of the
+    cgroup limit 6 GiB`` (derived from the machine)."""
+    projects_reading_max: int = 0
+    """The largest number of projects that read at once."""
     snapshot_date_origin: str = "default"
     """``default`` (the UTC date the inventory was read on), ``given`` (today or yesterday,
     chosen) or ``opt-in`` (another date, with --allow-any-snapshot-date)."""
