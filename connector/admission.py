@@ -63,10 +63,14 @@ class Admission:
         self._line: deque[_Waiter] = deque()
         self.held = 0
         """Bytes of the estimates held now, by reading and finishing projects."""
+        self.holders = 0
+        """Projects holding some of the budget (reading or finishing)."""
         self.reading = 0
         self.peak_reading = 0
         """The largest number of projects that read at once."""
         self.peak_held = 0
+        self.admitted = 0
+        """Projects admitted so far: each one's ``Admitted.turn``."""
 
     @contextlib.asynccontextmanager
     async def project(self) -> AsyncIterator[Admitted]:
@@ -81,7 +85,7 @@ class Admission:
     def _fits(self, need: Footprint) -> bool:
         if self.cap is not None and self.reading >= self.cap:
             return False
-        return self.held == 0 or self.held + need.total <= self.budget
+        return self.holders == 0 or self.held + need.total <= self.budget
 
     def _serve(self) -> None:
         """Admit the projects at the head of the line while they fit."""
@@ -96,15 +100,19 @@ class Admission:
             waiter.admitted._granted(waiter.need)
             waiter.ready.set_result(None)
 
-    def _take(self, need: Footprint) -> None:
+    def _take(self, need: Footprint) -> int:
         self.held += need.total
+        self.holders += 1
         self.reading += 1
         self.peak_reading = max(self.peak_reading, self.reading)
         self.peak_held = max(self.peak_held, self.held)
+        self.admitted += 1
+        return self.admitted - 1
 
-    def _give(self, size: int, *, reading: bool) -> None:
+    def _give(self, size: int, *, reading: bool, last: bool) -> None:
         self.held -= size
         self.reading -= 1 if reading else 0
+        self.holders -= 1 if last else 0
         self._serve()
 
 
@@ -117,10 +125,13 @@ class Admitted:
         self._discovering = True
         self._reading: Footprint | None = None
         self._finishing = 0
+        self._holding = False
         self.footprint: Footprint | None = None
         """The estimate the project was admitted with."""
         self.oversized = False
         """Its estimate exceeds the whole budget: it reads alone."""
+        self.turn: int | None = None
+        """Its place in the order of admission (0: the first project to read)."""
 
     @property
     def budget(self) -> int:
@@ -143,8 +154,8 @@ class Admitted:
             self._free_discovering()
 
     def _granted(self, need: Footprint) -> None:
-        self._admission._take(need)
-        self._reading, self._finishing = need, need.finishing
+        self.turn = self._admission._take(need)
+        self._reading, self._finishing, self._holding = need, need.finishing, True
         self.footprint = need
         self.oversized = need.total > self._admission.budget
 
@@ -152,15 +163,15 @@ class Admitted:
         """Every page is in: give back the reading place and the bytes of the pages."""
         if self._reading is not None:
             size, self._reading = self._reading.reading, None
-            self._admission._give(size, reading=True)
+            self._admission._give(size, reading=True, last=False)
 
     def leave(self) -> None:
         """The project is done (published, failed or cancelled): give back everything."""
         self._free_discovering()
         self.read_done()
-        if self._finishing:
-            size, self._finishing = self._finishing, 0
-            self._admission._give(size, reading=False)
+        if self._holding:
+            size, self._finishing, self._holding = self._finishing, 0, False
+            self._admission._give(size, reading=False, last=True)
 
     def _free_discovering(self) -> None:
         if self._discovering:
