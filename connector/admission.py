@@ -68,7 +68,6 @@ class Admission:
         self.reading = 0
         self.peak_reading = 0
         """The largest number of projects that read at once."""
-        self.peak_held = 0
         self.admitted = 0
         """Projects admitted so far: each one's ``Admitted.turn``."""
 
@@ -105,7 +104,6 @@ class Admission:
         self.holders += 1
         self.reading += 1
         self.peak_reading = max(self.peak_reading, self.reading)
-        self.peak_held = max(self.peak_held, self.held)
         self.admitted += 1
         return self.admitted - 1
 

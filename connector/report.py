@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from .errors import ConfigError
+from .memory import format_size
 from .redaction import Redactor
 
 __all__ = ["VERSION", "ProjectReport", "RunReport", "check_report_path", "write_report"]
@@ -195,6 +196,12 @@ class RunReport:
             if project.error:
                 line += f"\n    {project.error_type}: {project.error}"
             lines.append(line)
+        if self.projects_reading_max:
+            lines.append(
+                f"  memory budget {format_size(self.memory_budget)} "
+                f"({self.memory_budget_origin}): at most {self.projects_reading_max} "
+                "project(s) read at once"
+            )
         if self.projects_discovered and self.discovery is not None:
             skipped = self.discovery.get("skipped", [])
             disabled = sum(1 for s in skipped if s.get("reason") == "disabled")

@@ -101,6 +101,9 @@ def test_the_default_budget_comes_from_the_machine_and_the_cap_still_holds(
     started = [r.getMessage() for r in caplog.records if "memory budget" in r.getMessage()]
     assert len(started) == 1 and "a quarter of " in started[0], started
     assert "at most 1 project(s) at once" in started[0]
+    assert f"({report.memory_budget_origin}): at most 1 project(s) read at once" in (
+        report.summary()
+    )
 
 
 @pytest.mark.parametrize(
