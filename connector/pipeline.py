@@ -3,7 +3,8 @@
     config -> client/fetcher -> records -> Arrow batches -> Parquet writer -> report
 
 Projects run concurrently and share one rate limiter and one cap on requests in flight
-per endpoint and credential (the gateway throttles per user). Each project is staged and
+per endpoint and credential (the gateway throttles per user); as many read at once as
+their memory estimates fit in the run's budget (``admission``, ``memory``). Each project is staged and
 published on its own: one failing project does not lose the others.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -205,26 +207,23 @@ async def _run_projects(
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
     stats = {t.project_id: CrawlStats() for t in config.targets}
     progress = Progress(lambda: progress_counts(stats), config.progress)
-    if config.memory_limit is not None:
-        budget = Budget(config.memory_limit, "memory_limit")
-    else:
-        budget = await asyncio.to_thread(machine_budget)
+    budget = (
+        Budget(config.memory_limit, "memory_limit")
+        if config.memory_limit is not None
+        else await asyncio.to_thread(machine_budget)  # reads /proc and /sys
+    )
     report.memory_budget, report.memory_budget_origin = budget.size, budget.origin
-
-    def footprint(total_num: int) -> Footprint:
-        return estimate(
-            total_num,
-            page_size=config.fetch.page_size,
-            concurrency=config.fetch.concurrency,
-            chunk_records=CHUNK_RECORDS,
-            row_group_rows=ROW_GROUP_ROWS,
-        )
-
+    footprint = functools.partial(
+        estimate,
+        page_size=config.fetch.page_size,
+        concurrency=config.fetch.concurrency,
+        chunk_records=CHUNK_RECORDS,
+        row_group_rows=ROW_GROUP_ROWS,
+    )
     cap = config.parallel_projects
+    small = footprint(config.fetch.page_size)  # a project of one page
     admission = Admission(
-        budget.size,
-        cap=cap,
-        discovering=discovering_places(budget.size, footprint(config.fetch.page_size), cap),
+        budget.size, cap=cap, discovering=discovering_places(budget.size, small, cap)
     )
     log.info(
         "run %s: %d project(s) into %s (snapshot %s, rate %g/s, concurrency %d, memory "
