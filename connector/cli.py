@@ -106,7 +106,18 @@ TUNING: list[tuple[str, str, Any, str]] = [
         _FETCH.concurrency,
         "Requests in flight at once per endpoint and credential, over all its projects (a request takes its rate token first, then its slot).",
     ),
-    ("parallel_projects", "N", 4, "Projects read at the same time."),
+    (
+        "parallel_projects",
+        "N|auto",
+        "auto (as many as --memory-limit holds)",
+        "At most N projects read at the same time, however many fit in --memory-limit.",
+    ),
+    (
+        "memory_limit",
+        "SIZE",
+        "a quarter of the memory available to the process (its cgroup limit, else MemAvailable)",
+        "Memory the projects that read at once may hold, by their estimates (512MiB, 2GiB, 1.5GB or bytes); a project bigger than this reads alone.",
+    ),
     (
         "max_attempts",
         "N",

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .memory import MIN_BUDGET
 from .signing import AkSkCredentials
 
 __all__ = [
@@ -584,8 +585,12 @@ class Config:
     report_path: str | None = None
     run_id: str = field(default_factory=new_run_id)
     progress: Literal["auto", "bar", "log", "off"] = "auto"
-    parallel_projects: int = 4
-    """Projects read at the same time (each holds a writer and a few thousand records)."""
+    parallel_projects: int | None = None
+    """At most this many projects read at the same time; ``None``: as many as
+    ``memory_limit`` holds."""
+    memory_limit: int | None = None
+    """Bytes the reading projects' estimates may add up to (``connector.memory``);
+    ``None``: a quarter of the memory available to the process, read when the run starts."""
     s3_endpoint: str | None = None
     """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
     all_projects: bool = False
@@ -645,10 +650,16 @@ class Config:
             twice = sorted({i for i in ids if ids.count(i) > 1})
             raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
         object.__setattr__(self, "projects", tuple(targets))
-        if not 1 <= self.parallel_projects <= 64:
+        if self.parallel_projects is not None and not 1 <= self.parallel_projects <= 64:
             raise ConfigError(
-                f"must be between 1 and 64, got {self.parallel_projects}",
+                f"must be auto or between 1 and 64, got {self.parallel_projects}",
                 where="--parallel-projects",
+            )
+        if self.memory_limit is not None and not (
+            isinstance(self.memory_limit, int) and self.memory_limit >= MIN_BUDGET
+        ):
+            raise ConfigError(
+                f"must be at least 1MiB, got {self.memory_limit!r}", where="--memory-limit"
             )
         if not self.out:
             raise ConfigError("give an output folder", where="--out")

@@ -3,7 +3,8 @@
     config -> client/fetcher -> records -> Arrow batches -> Parquet writer -> report
 
 Projects run concurrently and share one rate limiter and one cap on requests in flight
-per endpoint and credential (the gateway throttles per user). Each project is staged and
+per endpoint and credential (the gateway throttles per user); as many read at once as
+their memory estimates fit in the run's budget (``admission``, ``memory``). Each project is staged and
 published on its own: one failing project does not lose the others.
 """
 
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from .admission import Admission, Admitted, discovering_places
 from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
@@ -28,6 +31,7 @@ from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .logs import PROJECT, error_fields, run_context
+from .memory import Budget, Footprint, estimate, format_size, machine_budget
 from .progress import Counts, Progress
 from .ratelimit import RateLimiter
 from .records import RecordChecker
@@ -36,7 +40,7 @@ from .report import ProjectReport, RunReport, check_report_path, write_report
 from .schema import file_schema, load_spec
 from .sink import ProjectSink
 from .transport import Transport, open_transport
-from .writer import Output, ProjectWriter, Staged
+from .writer import ROW_GROUP_ROWS, Output, ProjectWriter, Staged
 
 __all__ = ["run", "run_async"]
 
@@ -175,7 +179,7 @@ def _unexpected(error: BaseException, stage: str | None = None) -> str:
     """One line for an exception that is not one of the connector's own: what, and where."""
     text = " ".join(str(error).split())
     if isinstance(error, MemoryError):
-        text = text or "out of memory; lower --parallel-projects or --concurrency"
+        text = text or "out of memory; lower --memory-limit or --concurrency"
     elif isinstance(error, RecursionError):
         text = text or "data nested too deeply"
     notes = [" ".join(n.split()) for n in getattr(error, "__notes__", ())]
@@ -204,14 +208,35 @@ async def _run_projects(
     await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
     stats = {t.project_id: CrawlStats() for t in config.targets}
     progress = Progress(lambda: progress_counts(stats), config.progress)
+    budget = (
+        Budget(config.memory_limit, "memory_limit")
+        if config.memory_limit is not None
+        else await asyncio.to_thread(machine_budget)  # reads /proc and /sys
+    )
+    report.memory_budget, report.memory_budget_origin = budget.size, budget.origin
+    footprint = functools.partial(
+        estimate,
+        page_size=config.fetch.page_size,
+        concurrency=config.fetch.concurrency,
+        chunk_records=CHUNK_RECORDS,
+        row_group_rows=ROW_GROUP_ROWS,
+    )
+    cap = config.parallel_projects
+    small = footprint(config.fetch.page_size)  # a project of one page
+    admission = Admission(
+        budget.size, cap=cap, discovering=discovering_places(budget.size, small, cap)
+    )
     log.info(
-        "run %s: %d project(s) into %s (snapshot %s, rate %g/s, concurrency %d)",
+        "run %s: %d project(s) into %s (snapshot %s, rate %g/s, concurrency %d, memory "
+        "budget %s%s)",
         config.run_id,
         len(config.targets),
         config.out,
         config.snapshot_date,
         config.fetch.rate,
         config.fetch.concurrency,
+        budget,
+        f", at most {cap} project(s) at once" if cap is not None else "",
     )
     for endpoint in sorted({t.endpoint for t in config.targets}):
         host = urlsplit(endpoint).hostname or ""
@@ -226,7 +251,6 @@ async def _run_projects(
         async with contextlib.AsyncExitStack() as stack:
             if source is None and transport is None:
                 transport = await stack.enter_async_context(open_transport(config.fetch))
-            admission = _Admission(config.parallel_projects)
             fetchers: dict[str, PageFetcher] = {}
             for endpoint in sorted({t.endpoint for t in config.targets}):
                 if source is None:
@@ -276,7 +300,7 @@ async def _run_projects(
                                     output,
                                     stats[target.project_id],
                                     report,
-                                    admitted,
+                                    _Reading(admitted, footprint, stats[target.project_id]),
                                 )
 
                         group.create_task(one())
@@ -286,6 +310,7 @@ async def _run_projects(
                     await ticker
                 progress.finish()
     finally:
+        report.projects_reading_max = admission.peak_reading
         await asyncio.to_thread(output.close)
     report.duration_s = round(time.monotonic() - started, 3)
     report.rate_settled = min((lim.rate for lim in limiters.values()), default=config.fetch.rate)
@@ -324,56 +349,34 @@ def progress_counts(stats: dict[str, CrawlStats]) -> Counts:
     )
 
 
-class _Admission:
-    """When projects read: --parallel-projects ask for their first page at a time, and as
-    many read the rest of their pages. A project's first page (which says how many pages
-    follow) is asked for before a reading place is free, and the place is given back when
-    its last page is in, before its file is finished and published; so the shared rate
-    limiter finds the next projects' pages waiting instead of an empty line while one
-    project waits for its first answer or publishes."""
+class _Reading:
+    """A project's admission as ``_sync_project`` uses it: its estimate from its first
+    page's ``total_num``, the wait for room in the budget, and one warning when it is
+    bigger than the whole budget."""
 
-    def __init__(self, projects: int) -> None:
-        self._discovering = asyncio.Semaphore(projects)
-        self._reading = asyncio.Semaphore(projects)
+    def __init__(
+        self, admitted: Admitted, footprint: Callable[[int], Footprint], stats: CrawlStats
+    ) -> None:
+        self.admitted = admitted
+        self.footprint = footprint
+        self.stats = stats
 
-    @contextlib.asynccontextmanager
-    async def project(self) -> AsyncIterator[_Admitted]:
-        await self._discovering.acquire()
-        admitted = _Admitted(self._discovering, self._reading)
-        try:
-            yield admitted
-        finally:
-            admitted.leave()
+    async def start(self) -> None:
+        """The first page is in: wait for room for the project's estimate."""
+        need = self.footprint(self.stats.total_num or 0)
+        await self.admitted.read_on(need)
+        if self.admitted.oversized:
+            log.warning(
+                "this project's estimated %s (%d records) exceed the memory budget %s: it "
+                "reads alone; --memory-limit (memory_limit) raises the budget",
+                format_size(need.total),
+                self.stats.total_num or 0,
+                format_size(self.admitted.budget),
+            )
 
-
-class _Admitted:
-    """One project's places: first discovering, then reading, then none."""
-
-    def __init__(self, discovering: asyncio.Semaphore, reading: asyncio.Semaphore) -> None:
-        self._discovering: asyncio.Semaphore | None = discovering
-        self._reading_slots = reading
-        self._reading: asyncio.Semaphore | None = None
-
-    async def read_on(self) -> None:
-        """The first page is in: wait for a reading place, then free the discovering one."""
-        await self._reading_slots.acquire()
-        self._reading = self._reading_slots
-        self._free_discovering()
-
-    def read_done(self) -> None:
-        """Every page is in: free the reading place (finishing and publishing need none)."""
-        if self._reading is not None:
-            self._reading.release()
-            self._reading = None
-
-    def _free_discovering(self) -> None:
-        if self._discovering is not None:
-            self._discovering.release()
-            self._discovering = None
-
-    def leave(self) -> None:
-        self._free_discovering()
-        self.read_done()
+    def done(self) -> None:
+        """Every page is in: give back the reading place."""
+        self.admitted.read_done()
 
 
 async def _sync_project(
@@ -384,7 +387,7 @@ async def _sync_project(
     output: Output,
     stats: CrawlStats,
     report: RunReport,
-    admitted: _Admitted | None = None,
+    admitted: _Reading | None = None,
 ) -> None:
     """Fetch, stage and publish one project; record a failure instead of raising it."""
     started = time.monotonic()
@@ -415,7 +418,7 @@ async def _sync_project(
         params=params,
         emit=emit,
         stats=stats,
-        after_first=admitted.read_on if admitted is not None else None,
+        after_first=admitted.start if admitted is not None else None,
     )
     stage = "reading the project"
     try:
@@ -424,7 +427,7 @@ async def _sync_project(
                 group.create_task(_drain(queue, sink))
                 await crawler.run()
                 if admitted is not None:
-                    admitted.read_done()
+                    admitted.done()
                 await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise _leaf(group_error) from None
@@ -487,6 +490,8 @@ async def _sync_project(
     finally:
         counts = sink.counts
         result.total_num = crawler.total_num
+        if admitted is not None and admitted.admitted.footprint is not None:
+            result.memory_estimate = admitted.admitted.footprint.total
         # what was read: on failure, pages still queued for conversion count as read too
         result.records_fetched = max(counts.records_in, stats.records_read)
         if result.status not in ("published", "superseded"):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from .errors import ConfigError
+from .memory import format_size
 from .redaction import Redactor
 
 __all__ = ["VERSION", "ProjectReport", "RunReport", "check_report_path", "write_report"]
@@ -67,6 +68,9 @@ class ProjectReport:
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 0
+    memory_estimate: int | None = None
+    """Bytes the project was estimated to hold while it read (``connector.memory``); what
+    it was admitted with against the run's ``memory_budget``."""
     query: dict[str, Any] | None = None
     """The project's own query parameters (enterprise project, filters), when they are not
     the run's ``query``."""
@@ -88,6 +92,13 @@ class RunReport:
     burst_configured: int = 0
     burst_settled: int = 0
     """The limiter's burst at the end: below ``burst_configured`` when 429s taught it."""
+    memory_budget: int = 0
+    """Bytes the estimates of the projects reading at once may add up to."""
+    memory_budget_origin: str = ""
+    """Where ``memory_budget`` came from: ``memory_limit`` (given), or ``a quarter of the
+    cgroup limit 6 GiB`` (derived from the machine)."""
+    projects_reading_max: int = 0
+    """The largest number of projects that read at once."""
     snapshot_date_origin: str = "default"
     """``default`` (the UTC date the inventory was read on), ``given`` (today or yesterday,
     chosen) or ``opt-in`` (another date, with --allow-any-snapshot-date)."""
@@ -193,6 +204,12 @@ class RunReport:
             if project.error:
                 line += f"\n    {project.error_type}: {project.error}"
             lines.append(line)
+        if self.projects_reading_max:
+            lines.append(
+                f"  memory budget {format_size(self.memory_budget)} "
+                f"({self.memory_budget_origin}): at most {self.projects_reading_max} "
+                "project(s) read at once"
+            )
         if self.projects_discovered and self.discovery is not None:
             skipped = self.discovery.get("skipped", [])
             disabled = sum(1 for s in skipped if s.get("reason") == "disabled")

@@ -50,6 +50,7 @@ from .config import (
 )
 from .credentials import auth_from_environment
 from .errors import ConfigError
+from .memory import parse_size
 from .signing import AkSkCredentials
 
 __all__ = [
@@ -150,6 +151,20 @@ def _quarantine(value: Any, where: str) -> QuarantineLimit:
     raise ConfigError(
         f"expected a count like 50 or a percentage like 1%, got {value!r}", where=where
     )
+
+
+def _projects_cap(value: Any, where: str) -> int | None:
+    """``auto`` (no cap beyond memory) or a number of projects."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        return _int(value, where)
+    except ConfigError:
+        raise ConfigError(f"expected auto or an integer, got {value!r}", where=where) from None
+
+
+def _size(value: Any, where: str) -> int:
+    return parse_size(value, where=where)
 
 
 def _choice(*choices: str) -> Callable[[Any, str], str]:
@@ -274,7 +289,13 @@ _FETCH = {
     "max_repair_rounds": "max_repair_rounds",
 }
 _RETRY = {"max_attempts": "max_attempts", "max_retry_time": "max_elapsed_s"}
-TUNING_KEYS = (*_FETCH, "parallel_projects", *_RETRY, "max_quarantined")
+TUNING_KEYS = (
+    *_FETCH,
+    "parallel_projects",
+    "memory_limit",
+    *_RETRY,
+    "max_quarantined",
+)
 """The speed and limit settings: flags, file keys and connection extras alike."""
 
 _NUMBERS = ("rate", "connect_timeout", "read_timeout", "request_timeout", "max_retry_time")
@@ -295,6 +316,8 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "run_id": _text,
     **{key: _number if key in _NUMBERS else _int for key in TUNING_KEYS},
     "max_quarantined": _quarantine,
+    "parallel_projects": _projects_cap,
+    "memory_limit": _size,
     **_FILTERS,
     # credentials: files (CLI, TOML) or an Airflow connection's fields
     "token_file": _text,
@@ -440,6 +463,7 @@ def _config(
             "max_quarantined",
             "progress",
             "parallel_projects",
+            "memory_limit",
             "s3_endpoint",
             "run_id",
         )

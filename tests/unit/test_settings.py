@@ -138,6 +138,7 @@ TUNING_TEXT = {
     "burst": "3",
     "concurrency": "4",
     "parallel_projects": "2",
+    "memory_limit": "1.5GiB",
     "max_attempts": "5",
     "max_retry_time": "30",
     "connect_timeout": "5",
@@ -147,7 +148,15 @@ TUNING_TEXT = {
     "max_repair_rounds": "3",
     "max_quarantined": "1%",
 }
-TUNING_TYPED = {k: v if k == "max_quarantined" else json.loads(v) for k, v in TUNING_TEXT.items()}
+TUNING_TYPED = {
+    **{
+        k: json.loads(v)
+        for k, v in TUNING_TEXT.items()
+        if k not in ("max_quarantined", "memory_limit")
+    },
+    "max_quarantined": "1%",
+    "memory_limit": 1536 * 2**20,
+}
 TUNED = FetchSettings(
     page_size=50,
     rate=2.5,
@@ -183,14 +192,24 @@ GOOD = [
         "every tuning key as text",
         TUNING_TEXT,
         lambda c: (
-            (c.fetch, c.parallel_projects, c.max_quarantined)
-            == (TUNED, 2, QuarantineLimit(count=None, percent=1.0))
+            (c.fetch, c.parallel_projects, c.memory_limit, c.max_quarantined)
+            == (TUNED, 2, 1536 * 2**20, QuarantineLimit(count=None, percent=1.0))
         ),
     ),
     Good(
         "every tuning key as a number",
         TUNING_TYPED,
-        lambda c: (c.fetch, c.parallel_projects) == (TUNED, 2),
+        lambda c: (c.fetch, c.parallel_projects, c.memory_limit) == (TUNED, 2, 1536 * 2**20),
+    ),
+    Good(
+        "projects at once from memory alone, a budget in decimal units",
+        {"parallel_projects": "auto", "memory_limit": "1.5GB"},
+        lambda c: (c.parallel_projects, c.memory_limit) == (None, 1_500_000_000),
+    ),
+    Good(
+        "no memory limit given: derived when the run starts",
+        {},
+        lambda c: (c.parallel_projects, c.memory_limit) == (None, None),
     ),
     Good(
         "a region instead of an endpoint, a list of projects",
@@ -290,6 +309,11 @@ BAD = [
     Bad("a page too small", {"page_size": "5"}, "page_size", "between 10 and 200"),
     Bad("no attempt at all", {"max_attempts": "0"}, "max_attempts", "at least 1"),
     Bad("a limit of lots", {"max_quarantined": "lots"}, "max_quarantined", "like 1%"),
+    Bad("a size that is not", {"memory_limit": "lots"}, "memory_limit", "a size like 512MiB"),
+    Bad("a unit that is not", {"memory_limit": "2 GiBs"}, "memory_limit", "a size like 512MiB"),
+    Bad("a budget too small", {"memory_limit": "512KiB"}, "memory_limit", "at least 1MiB"),
+    Bad("projects by the dozen", {"parallel_projects": "many"}, "parallel_projects", "auto or"),
+    Bad("no project at once", {"parallel_projects": "0"}, "parallel_projects", "auto or between"),
     Bad("a boolean that is not", {"has_vul": "maybe"}, "has_vul", "expected true or false"),
     Bad("an unknown status", {"scan_status": "waiting"}, "scan_status", "waiting_for_scan"),
     Bad("a size that is not", {"image_size": "big"}, "image_size", "expected an integer"),
