@@ -96,9 +96,9 @@ TUNING: list[tuple[str, str, Any, str]] = [
     ),
     (
         "burst",
-        "N",
+        "B",
         _FETCH.burst,
-        "Requests allowed back to back above the rate (halved after a 429 that a burst caused).",
+        "The rate limiter's bucket in requests, >= 1: at most rate x t + B requests in any t seconds. The quarter above 1 lets a request make up for one the event loop sent late; 2 or more lets that many leave back to back (halved after a 429 they caused).",
     ),
     (
         "concurrency",

@@ -267,12 +267,13 @@ class FetchSettings:
     page_size: int = MAX_PAGE_SIZE
     rate: float = 10.0
     """Requests per second for one credential on one endpoint; 0 means no limit."""
-    burst: int = 2
-    """Requests that may leave back to back above the rate. The gateway's policy is a count
-    per second or minute ("limit:XX, time:1 second"), not a one-token bucket: a second token
-    lets a request that the event loop woke a millisecond late be made up by the next one,
-    which a bucket of one cannot give back (about 5 % of the rate lost). A 429 after requests
-    leaned on it halves it (``ratelimit.RateLimiter``), so a stricter gateway teaches 1."""
+    burst: float = 1.25
+    """The rate limiter's bucket, in requests (a number >= 1): in any window of t seconds at
+    most ``rate * t + burst`` requests leave. 1 spaces requests exactly ``1 / rate`` apart,
+    and every millisecond the event loop wakes late is lost for good (about 5 % of the rate
+    at 50/s); the quarter above 1 lets the next request make up for a late one (up to a
+    quarter of an interval) without ever sending two back to back. 2 or more lets that many
+    leave together after a quiet moment; a 429 after requests leaned on it halves it."""
     concurrency: int = 8
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
@@ -298,8 +299,12 @@ class FetchSettings:
             raise ConfigError(
                 f"must be a number >= 0 (0 = no limit), got {self.rate}", where="--rate"
             )
-        if self.burst < 1:
-            raise ConfigError(f"must be at least 1, got {self.burst}", where="--burst")
+        if isinstance(self.burst, bool) or not (
+            isinstance(self.burst, int | float) and math.isfinite(self.burst) and self.burst >= 1
+        ):
+            raise ConfigError(
+                f"must be a number of requests >= 1, got {self.burst}", where="--burst"
+            )
         if not 1 <= self.concurrency <= 256:
             raise ConfigError(
                 f"must be between 1 and 256, got {self.concurrency}", where="--concurrency"

@@ -16,7 +16,10 @@ The bucket is strict at the send points: it never holds more than ``burst`` toke
 token is only taken when one is there (no reservations ahead of time), so in any window of
 length t at most ``rate * t + burst`` requests are sent, also after the event loop stalled:
 waiters that wake late find at most ``burst`` tokens, not the ones they missed. Time comes
-from ``loop.time()`` or an injected clock, so tests control it.
+from ``loop.time()`` or an injected clock, so tests control it. ``burst`` need not be
+whole: at 1.25 (the connector's default) no two requests leave back to back, but one the
+event loop woke up to a quarter of an interval late leaves the next one that much less to
+wait; at exactly 1 that time is lost, every time.
 
 Adaptation (the gateway's policy is not published): a 429 says what was sent was more than
 the gateway allows. When requests recently leaned on the bucket (one was sent with more
@@ -58,7 +61,7 @@ class RateLimiter:
     def __init__(
         self,
         rate: float,
-        burst: int = 1,
+        burst: float = 1,
         *,
         max_in_flight: int | None = None,
         clock: Callable[[], float] | None = None,
@@ -199,8 +202,8 @@ class RateLimiter:
         leaned = self._leaned is not None and now - self._leaned <= self.burst / self.rate + 1.0
         if self.burst > 1 and leaned:
             if self._regrown:
-                self.burst_ceiling = self.burst - 1
-            self.burst = max(1, self.burst // 2)
+                self.burst_ceiling = max(1.0, self.burst - 1)
+            self.burst = max(1.0, float(self.burst // 2))
             self._regrown, self._burst_changed = False, now
         else:
             self.rate = max(self.min_rate, self.rate * (1.0 - self.trim))
@@ -219,7 +222,7 @@ class RateLimiter:
             quiet = now - max(self._last_429, self._burst_changed)
             if quiet >= self.regrow_after_s:
                 self._refill(now)
-                self.burst += 1
+                self.burst = min(self.burst + 1, self.burst_ceiling)
                 self._regrown, self._burst_changed = True, now
         if self.rate >= self.ceiling:
             return

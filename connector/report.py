@@ -89,8 +89,8 @@ class RunReport:
     duration_s: float = 0.0
     rate_configured: float = 0.0
     rate_settled: float = 0.0
-    burst_configured: int = 0
-    burst_settled: int = 0
+    burst_configured: float = 0.0
+    burst_settled: float = 0.0
     """The limiter's burst at the end: below ``burst_configured`` when 429s taught it."""
     memory_budget: int = 0
     """Bytes the estimates of the projects reading at once may add up to."""
@@ -184,7 +184,7 @@ class RunReport:
                 else ""
             )
             + (
-                f"; burst settled at {self.burst_settled}"
+                f"; burst settled at {self.burst_settled:g}"
                 if self.burst_settled < self.burst_configured
                 else ""
             )

@@ -298,7 +298,7 @@ TUNING_KEYS = (
 )
 """The speed and limit settings: flags, file keys and connection extras alike."""
 
-_NUMBERS = ("rate", "connect_timeout", "read_timeout", "request_timeout", "max_retry_time")
+_NUMBERS = ("rate", "burst", "connect_timeout", "read_timeout", "request_timeout", "max_retry_time")
 
 KEYS: dict[str, Callable[[Any, str], Any]] = {
     "out": _text,
