@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--account-burst",
-        type=int,
-        metavar="N",
+        type=float,
+        metavar="B",
         help="The connector's --burst in the account case (default: its own default; 60x3000 "
         "also runs at 1).",
     )
@@ -106,7 +106,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.account:
         changes["account"] = args.account
     if args.account_burst is not None:
-        changes["account_burst"] = max(1, args.account_burst)
+        changes["account_burst"] = max(1.0, args.account_burst)
     return dataclasses.replace(settings, **changes)
 
 

@@ -91,7 +91,7 @@ def connector(
     concurrency: int,
     env: dict[str, str],
     timeout_s: float,
-    burst: int | None = None,
+    burst: float | None = None,
 ) -> tuple[Measured, int, dict[str, Any]]:
     """The connector's real CLI: ``hss-images sync``, one ``--project-id`` per project;
     ``burst``: None for the connector's own default."""
@@ -110,7 +110,7 @@ def connector(
         "all_granted_eps",
         "--rate",
         f"{rate:g}",
-        *(("--burst", str(burst)) if burst is not None else ()),
+        *(("--burst", f"{burst:g}") if burst is not None else ()),
         "--concurrency",
         str(concurrency),
         "--page-size",

@@ -294,7 +294,7 @@ def _account(collected: Collected) -> list[Figure]:
 
 
 def _account_run(
-    collected: Collected, count: int, size: int, limit: float, burst: int | None
+    collected: Collected, count: int, size: int, limit: float, burst: float | None
 ) -> list[Figure]:
     s = collected.settings
     out: list[Figure] = []
@@ -307,7 +307,7 @@ def _account_run(
     ratio = sync / limit
     requests, throttled = _median(runs, "requests"), _median(runs, "throttled")
     share = throttled / requests * 100 if requests else math.nan
-    label = f"{count} x {size:,}, " + (f"--burst {burst}" if burst else "default --burst")
+    label = f"{count} x {size:,}, " + (f"--burst {burst:g}" if burst else "default --burst")
     targeted = (count, size) == TARGET_ACCOUNT
     out += [
         Figure("account", f"{label}: limit sum(ceil(N/200))/R", limit, "s"),

@@ -70,10 +70,10 @@ class Settings:
     account: tuple[tuple[int, int], ...] = ((1, 3_000), (10, 3_000), (60, 3_000), (200, 500))
     """(projects, records each) of the account case, on one credential; (60, 3,000) has
     the targets."""
-    account_burst: int | None = None
+    account_burst: float | None = None
     """The connector's --burst in the account case, None: its default (the simulator's
     bucket is rate_burst)."""
-    account_compare_burst: int = 1
+    account_compare_burst: float = 1
     """The target run again at this --burst, for comparison (0: not run)."""
 
     @classmethod
@@ -176,7 +176,7 @@ class _Bench:
                         if (count, size) == TARGET_ACCOUNT and s.account_compare_burst:
                             bursts.append(s.account_compare_burst)
                         for burst in bursts:
-                            flag = f"--burst {burst}" if burst else "default --burst"
+                            flag = f"--burst {burst:g}" if burst else "default --burst"
                             self.log(f"{where}: connector {flag}, {what}")
                             self.account_run(sim, count, size, burst)
                         self.log(f"{where}: naive loop, {what}")
@@ -185,7 +185,7 @@ class _Bench:
                             self.log(f"{where}: dlt rest_api, {what}")
                             self.account_peer(sim, "dlt", programs.dlt_rest_api, count, size)
 
-    def account_run(self, sim: Simulator, count: int, size: int, burst: int | None) -> None:
+    def account_run(self, sim: Simulator, count: int, size: int, burst: float | None) -> None:
         s = self.settings
         series = account_series(count, size, burst if burst != s.account_burst else None)
         projects = account_projects(count, size)
@@ -382,9 +382,9 @@ class _Bench:
 _Outcome = tuple[Measured, int, dict[str, Any]]
 
 
-def account_series(count: int, size: int, burst: int | None = None) -> str:
+def account_series(count: int, size: int, burst: float | None = None) -> str:
     """The connector's series of an account run; ``burst``: a run at another --burst."""
-    return f"connector/account-{count}x{size}" + (f"-burst{burst}" if burst else "")
+    return f"connector/account-{count}x{size}" + (f"-burst{burst:g}" if burst else "")
 
 
 def account_projects(count: int, size: int) -> list[str]:
