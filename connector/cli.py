@@ -98,7 +98,7 @@ TUNING: list[tuple[str, str, Any, str]] = [
         "burst",
         "B",
         _FETCH.burst,
-        "The rate limiter's bucket in requests, >= 1: at most rate x t + B requests in any t seconds. The quarter above 1 lets a request make up for one the event loop sent late; 2 or more lets that many leave back to back (halved after a 429 they caused).",
+        "The rate limiter's bucket in requests, >= 1: at most rate x t + B requests in any t seconds. Above 1 a request makes up for one the event loop sent late (up to B - 1 intervals), and up to B leave back to back (halved after a 429 they caused).",
     ),
     (
         "concurrency",
@@ -261,10 +261,11 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 
     tuning = parser.add_argument_group("speed and limits")
     for key, metavar, default, help_text in TUNING:
+        shown = f"{default:g}" if isinstance(default, float) else default
         tuning.add_argument(
             "--" + key.replace("_", "-"),
             metavar=metavar,
-            help=f"{help_text} Default {default}.".replace("%", "%%"),
+            help=f"{help_text} Default {shown}.".replace("%", "%%"),
         )
     tuning.add_argument(
         "--progress",

@@ -17,9 +17,10 @@ token is only taken when one is there (no reservations ahead of time), so in any
 length t at most ``rate * t + burst`` requests are sent, also after the event loop stalled:
 waiters that wake late find at most ``burst`` tokens, not the ones they missed. Time comes
 from ``loop.time()`` or an injected clock, so tests control it. ``burst`` need not be
-whole: at 1.25 (the connector's default) no two requests leave back to back, but one the
-event loop woke up to a quarter of an interval late leaves the next one that much less to
-wait; at exactly 1 that time is lost, every time.
+whole. At exactly 1 every moment the event loop wakes a request late is lost, every time;
+at 2 (the connector's default) the next request makes up for it, up to a whole interval,
+and at most two requests ever leave together; at 1.25 up to a quarter interval is made up
+and no two requests leave back to back.
 
 Adaptation (the gateway's policy is not published): a 429 says what was sent was more than
 the gateway allows. When requests recently leaned on the bucket (one was sent with more
