@@ -155,15 +155,33 @@ def minimal(
     concurrency: int,
     env: dict[str, str],
     timeout_s: float,
+    write: bool = False,
 ) -> tuple[Measured, int, dict[str, Any]]:
-    """The yardstick: download and parse with aiohttp + orjson, write nothing."""
+    """The yardstick: download and parse with aiohttp + orjson, write nothing; ``write``:
+    also build the floor's Arrow arrays and write its Parquet file (rows counted in it)."""
     work = _fresh(workdir)
+    out, schema = work / "out", work / "api.schema"
+    if write:  # the API fields' struct, so that the yardstick imports nothing of ours
+        import pyarrow as pa
+
+        from connector.schema import file_schema, load_spec
+        from connector.writer import ROW_GROUP_ROWS
+
+        fields = file_schema()
+        api = pa.schema([fields.field(f.name) for f in load_spec().api_fields])
+        schema.write_bytes(api.serialize().to_pybytes())
     command = python_command(
-        "-m", "benchmarks.peers.minimal", base_url, project_id, str(concurrency)
+        "-m",
+        "benchmarks.peers.minimal",
+        base_url,
+        project_id,
+        str(concurrency),
+        *((str(out), str(schema), str(ROW_GROUP_ROWS)) if write else ()),
     )
     measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
     measured.check("the minimal aiohttp client")
-    return measured, int(measured.stdout.strip()), {}
+    rows = parquet_rows(out) if write else int(measured.stdout.strip())
+    return measured, rows, {}
 
 
 def dlt_available() -> bool:

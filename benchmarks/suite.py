@@ -27,6 +27,7 @@ over the rounds.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -271,6 +272,11 @@ class _Bench:
                 if {"latency", "cpu"} & wanted:
                     self.log(f"latency-bound, {where}: minimal aiohttp client (yardstick)")
                     self.peer("minimal/latency", self._minimal, sim)
+                if "cpu" in wanted:
+                    self.log(f"latency-bound, {where}: minimal client writing the file (yardstick)")
+                    self.peer(
+                        "minimal-file/latency", functools.partial(self._minimal, write=True), sim
+                    )
                 if "peers" in wanted:
                     self.log(f"latency-bound, {where}: naive aiohttp loop")
                     self.peer("naive/latency", programs.naive, sim)
@@ -346,6 +352,7 @@ class _Bench:
         *,
         env: dict[str, str],
         timeout_s: float,
+        write: bool = False,
     ) -> _Outcome:
         return programs.minimal(
             base_url,
@@ -354,6 +361,7 @@ class _Bench:
             concurrency=self.settings.concurrency,
             env=env,
             timeout_s=timeout_s,
+            write=write,
         )
 
     def transform(self, sim: Simulator) -> dict[str, Any]:
