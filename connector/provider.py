@@ -71,6 +71,23 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "At once, over all projects (default 8)",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "burst": {
+        "label": "Burst (requests)",
+        "description": "The rate limiter's bucket, >= 1: at most rate x t + burst requests in "
+        "any t seconds (default 2; halved after a 429 it caused)",
+        "schema": {"type": ["number", "null"], "minimum": 1},
+    },
+    "parallel_projects": {
+        "label": "Projects at once",
+        "description": "auto (as many as the memory budget fits, default) or a number",
+        "schema": _TEXT,
+    },
+    "memory_limit": {
+        "label": "Memory budget",
+        "description": "For the projects read at once, e.g. 2GiB (default: a quarter of the "
+        "memory the worker may use)",
+        "schema": _TEXT,
+    },
     "security_token": {
         "label": "Security token",
         "description": "Temporary AK/SK credentials only",
@@ -110,6 +127,9 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "enterprise_project_id": "all_granted_eps",
         "rate": "10",
         "concurrency": "8",
+        "burst": "2",
+        "parallel_projects": "auto",
+        "memory_limit": "2GiB",
     },
 }
 """Standard fields hidden, relabelled and explained (the hook's ``get_ui_field_behaviour``)."""
