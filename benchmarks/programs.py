@@ -161,6 +161,7 @@ def minimal(
     also build the floor's Arrow arrays and write its Parquet file (rows counted in it)."""
     work = _fresh(workdir)
     out, schema = work / "out", work / "api.schema"
+    file_args: tuple[str, ...] = ()
     if write:  # the API fields' struct, so that the yardstick imports nothing of ours
         import pyarrow as pa
 
@@ -170,13 +171,9 @@ def minimal(
         fields = file_schema()
         api = pa.schema([fields.field(f.name) for f in load_spec().api_fields])
         schema.write_bytes(api.serialize().to_pybytes())
+        file_args = (str(out), str(schema), str(ROW_GROUP_ROWS))
     command = python_command(
-        "-m",
-        "benchmarks.peers.minimal",
-        base_url,
-        project_id,
-        str(concurrency),
-        *((str(out), str(schema), str(ROW_GROUP_ROWS)) if write else ()),
+        "-m", "benchmarks.peers.minimal", base_url, project_id, str(concurrency), *file_args
     )
     measured = measure(command, env={**env, "HSS_AUTH_TOKEN": TOKEN}, cwd=work, timeout_s=timeout_s)
     measured.check("the minimal aiohttp client")

@@ -13,10 +13,11 @@ With OUT_DIR it also does the transform floor's work (``benchmarks/transform.py`
 page's records become one ``pa.array`` of the API fields' struct (SCHEMA: those fields as a
 serialized Arrow schema, so this program imports nothing of the connector), right on the
 event loop (the cheapest place for CPU, whatever it does to the loop), and at the end one
-zstd Parquet file in row groups of ROW_GROUP rows, as the connector writes. That is the least CPU any aiohttp client pays to turn
-these pages into the file, measured in the same conditions as the connector (the simulator
-answering on the other core, the same process start), rather than added up from a
-single-threaded measurement. Prints the number of records it read.
+zstd Parquet file in row groups of ROW_GROUP rows, as the connector writes. That is the
+least CPU any aiohttp client pays to turn these pages into the file, measured in the same
+conditions as the connector (the simulator answering on the other core, the same process
+start), rather than added up from a single-threaded measurement. Prints the number of
+records it read.
 """
 
 from __future__ import annotations

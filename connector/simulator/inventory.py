@@ -140,23 +140,36 @@ class Inventory:
         return project
 
     def _served(self, project: _Project, key: int) -> _Served:
+        """The record as served, its data faults and its JSON (generated when first asked)."""
         record = project.served.get(key)
         if record is None:
-            generator = project.generator
-            record = generator.record(generator.core(key))
-            faults: tuple[DataFault, ...] = ()
-            if self._data_faults:
-                material = generator.fault_material(key)
-                record, faults = apply_data_faults(record, material, self.config.faults)
-            if len(project.served) >= _RECORD_CACHE_SIZE:
-                project.served.clear()
-                project.encoded.clear()
-                project.faults.clear()
-            project.served[key] = record
-            project.encoded[key] = orjson.dumps(record)
-            if faults:
-                project.faults[key] = faults
+            record = self._generate(project, key)
         return _Served(record, project.faults.get(key, ()), project.encoded[key])
+
+    def _encoded(self, project: _Project, key: int) -> bytes:
+        """The record's JSON: the serving path, one lookup once generated."""
+        encoded = project.encoded.get(key)
+        if encoded is None:
+            self._generate(project, key)
+            encoded = project.encoded[key]
+        return encoded
+
+    def _generate(self, project: _Project, key: int) -> Record:
+        generator = project.generator
+        record = generator.record(generator.core(key))
+        faults: tuple[DataFault, ...] = ()
+        if self._data_faults:
+            material = generator.fault_material(key)
+            record, faults = apply_data_faults(record, material, self.config.faults)
+        if len(project.served) >= _RECORD_CACHE_SIZE:
+            project.served.clear()
+            project.encoded.clear()
+            project.faults.clear()
+        project.served[key] = record
+        project.encoded[key] = orjson.dumps(record)
+        if faults:
+            project.faults[key] = faults
+        return record
 
     # -- serving ---------------------------------------------------------------------
 
@@ -172,10 +185,10 @@ class Inventory:
         limit = query.limit if cap is None or cap >= query.limit else cap
         keys = result[query.offset : query.offset + limit]
         if shape is None:
-            page = Page(len(result), [self._served(project, key).encoded for key in keys])
+            page = Page(len(result), [self._encoded(project, key) for key in keys])
         else:
             served, behaviour = shape.apply(result, query.offset, keys)
-            encoded = [self._served(project, key).encoded for key in served]
+            encoded = [self._encoded(project, key) for key in served]
             page = Page(len(result), encoded, behaviour)
         project.page_requests += 1
         if project.drift is not None and project.drift.due(project.page_requests):
