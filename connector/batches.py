@@ -1,15 +1,18 @@
 """Rows -> one ``pa.RecordBatch`` of the file schema.
 
-The fast path converts every row in one call, ``pa.array(rows, <struct of the API
-fields>)``: pyarrow reads the dicts and converts the values in C++, with no Python loop
-over rows or fields. That conversion refuses what does not fit a column (a text in a
-count, a boolean, an integer beyond 64 bits, a list), but it would silently truncate a
-fraction (``1.5`` -> ``1``) in an integer or time column. So a second, cheaper pass reads
-the integer and time fields as ``float64`` and the two must agree value for value
-(integers beyond 2**53 round the same way on both sides; a lossless ``5.0`` agrees and is
-stored as ``5``, as ``records.RecordChecker`` would).
+Typed rows (``exact=True``: the values of ``decoding.TypedRecord``s, which msgspec checked
+against the schema while decoding, enumerated values included) are converted in one call, ``pa.array(rows, <struct of
+the API fields>)``: pyarrow reads the tuples and converts the values in C++, with no
+Python loop over rows or fields, and nothing is left to check.
 
-When the fast path refuses, the columns are built one by one, to name the field that does
+Plain rows (JSON objects) take the same call, which refuses what does not fit a column (a
+text in a count, a boolean, an integer beyond 64 bits, a list), but would silently
+truncate a fraction (``1.5`` -> ``1``) in an integer or time column. So a second, cheaper
+pass reads the integer and time fields as ``float64`` and the two must agree value for
+value (integers beyond 2**53 round the same way on both sides; a lossless ``5.0`` agrees
+and is stored as ``5``, as ``records.RecordChecker`` would).
+
+When the conversion refuses, the columns are built one by one, to name the field that does
 not fit: ``ColumnMismatch``. The caller then checks the records one by one
 (``records.RecordChecker``) and builds again from the clean rows.
 """
@@ -34,9 +37,11 @@ _REFUSED = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 
 
 class ColumnMismatch(Exception):
-    """A column's values do not fit its type; check the records one by one."""
+    """A column's values do not fit its type; check the records one by one.
 
-    def __init__(self, field: str) -> None:
+    ``field``: None when the rows were typed (which should always fit)."""
+
+    def __init__(self, field: str | None) -> None:
         super().__init__(field)
         self.field = field
 
@@ -65,21 +70,32 @@ class BatchBuilder:
 
     def build(
         self,
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[Any],
         *,
         extras: Sequence[str | None] | None,
         ingested_at_ms: Sequence[int],
         run_id: str,
+        exact: bool = False,
     ) -> Built:
+        """``rows``: JSON objects, or (``exact``) typed records' values in field order."""
         n = len(rows)
-        columns = self._api_columns(rows)
+        columns = self._exact_columns(rows) if exact else self._api_columns(rows)
         columns.append(
             pa.array(extras, pa.string()) if extras is not None else pa.nulls(n, pa.string())
         )
         columns.append(pa.array(ingested_at_ms, self._ingested_type))
         columns.append(pa.repeat(pa.scalar(run_id, pa.string()), n))
         batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+        if exact:  # typed records hold only the values an enumerated field lists
+            return Built(batch, Counter())
         return Built(batch, self._unknown_enum_values(batch))
+
+    def _exact_columns(self, rows: Sequence[tuple[Any, ...]]) -> list[pa.Array]:
+        try:
+            columns: list[pa.Array] = pa.array(rows, self._struct).flatten()
+        except _REFUSED:
+            raise ColumnMismatch(None) from None
+        return columns
 
     def _api_columns(self, rows: Sequence[dict[str, Any]]) -> list[pa.Array]:
         try:

@@ -18,6 +18,7 @@ import orjson
 from yarl import URL
 
 from .auth import Authenticator
+from .decoding import Decoded, PageDecoder
 from .errors import (
     ApiError,
     AuthError,
@@ -57,6 +58,9 @@ class Page:
     records: list[Any]
     request_id: str | None
     fetched_at_ms: int
+    typed: bool = False
+    """The records are ``decoding.TypedRecord``s, checked against the schema while decoded;
+    else plain JSON values, to be checked record by record."""
 
 
 class PageSource(Protocol):
@@ -76,8 +80,12 @@ class HssClient:
         *,
         request_timeout_s: float | None = None,
         redactor: Redactor | None = None,
+        decoder: PageDecoder | None = None,
     ) -> None:
+        """``decoder``: reads the bodies that fit the schema exactly into typed records;
+        without it every body is parsed into plain values."""
         self._transport = transport
+        self._decoder = decoder
         self._endpoint = endpoint.rstrip("/")
         self._auth = auth
         self._request_timeout_s = request_timeout_s
@@ -120,6 +128,10 @@ class HssClient:
         request_id = response.headers.get("X-Request-Id")
         if status == 200:
             content_type = response.headers.get("Content-Type", "")
+            if self._decoder is not None:
+                decoded = self._decoder.decode(response.body)
+                if decoded is not None:
+                    return _typed_page(request, decoded, request_id)
             return _parse_page(request, response.body, request_id, content_type)
         raise _api_error(
             status,
@@ -153,6 +165,29 @@ class HssClient:
                     offset=request.offset,
                 )
         return Deadline(seconds, reason, final)
+
+
+def _typed_page(request: PageRequest, decoded: Decoded, request_id: str | None) -> Page:
+    if len(decoded.records) > request.limit:
+        raise _too_many(request, len(decoded.records), request_id)
+    return Page(
+        request=request,
+        total_num=decoded.total_num,
+        records=decoded.records,
+        request_id=request_id,
+        fetched_at_ms=time.time_ns() // 1_000_000,
+        typed=True,
+    )
+
+
+def _too_many(request: PageRequest, length: int, request_id: str | None) -> MalformedResponseError:
+    return MalformedResponseError(
+        f"the page holds {length} records, more than limit={request.limit}",
+        request_id=request_id,
+        project_id=request.project_id,
+        offset=request.offset,
+        status=200,
+    )
 
 
 def _parse_page(
@@ -199,13 +234,7 @@ def _parse_page(
             status=200,
         )
     if len(records) > request.limit:
-        raise MalformedResponseError(
-            f"the page holds {len(records)} records, more than limit={request.limit}",
-            request_id=request_id,
-            project_id=where.project_id,
-            offset=where.offset,
-            status=200,
-        )
+        raise _too_many(request, len(records), request_id)
     return Page(
         request=request,
         total_num=total,

@@ -34,7 +34,7 @@ from .paging import (
     reachable_pages,
 )
 from .ratelimit import RateLimiter
-from .records import key_of, keys_of
+from .records import any_key, keys_of
 from .retry import retrying
 from .signing import QueryValue
 
@@ -427,9 +427,7 @@ class ProjectCrawler:
             )
 
     def _key(self, record: Any) -> int:
-        if isinstance(record, dict):
-            return key_of(record, self.key_fields)
-        return hash(repr(record))
+        return any_key(record, self.key_fields)
 
     async def _fetch_many(
         self,

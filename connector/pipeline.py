@@ -27,6 +27,7 @@ from .auth import authenticator_for
 from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
 from .config import Config, Target, is_loopback
+from .decoding import PageDecoder
 from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
@@ -252,6 +253,7 @@ async def _run_projects(
             if source is None and transport is None:
                 transport = await stack.enter_async_context(open_transport(config.fetch))
             fetchers: dict[str, PageFetcher] = {}
+            decoder = PageDecoder(load_spec())
             for endpoint in sorted({t.endpoint for t in config.targets}):
                 if source is None:
                     assert transport is not None
@@ -262,6 +264,7 @@ async def _run_projects(
                         auth,
                         request_timeout_s=config.fetch.request_timeout_s,
                         redactor=redactor,
+                        decoder=decoder,
                     )
                     identity = auth.identity
                 else:

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from .schema import RecordSpec
 
-__all__ = ["RecordChecker", "Rejected", "key_of", "keys_of"]
+__all__ = ["RecordChecker", "Rejected", "any_key", "key_of", "keys_of"]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -54,19 +55,26 @@ def key_of(record: Mapping[str, Any], key_fields: tuple[str, ...]) -> int:
 
 
 def keys_of(records: list[Any], key_fields: tuple[str, ...]) -> array[int]:
-    """``key_of`` of every record of a page, in one pass at C speed when every record is an
-    object with every key field and hashable values (the common case: about 0.15 instead of
-    0.6 us a record); else record by record, a record that is not an object keyed by its
-    ``repr``. Runs on the event loop, once per page."""
+    """``any_key`` of every record of a page, in one pass at C speed when every record is an
+    object with every key field and hashable values, or a typed record (the common cases:
+    about 0.15 instead of 0.6 us a record); else record by record. Runs on the event loop,
+    once per page."""
+    typed = bool(records) and isinstance(records[0], msgspec.Struct)
+    getter = _typed_getter(key_fields) if typed else _getter(key_fields)
     try:
-        return array("q", map(hash, map(_getter(key_fields), records)))
-    except (KeyError, TypeError):
-        return array("q", [_any_key(record, key_fields) for record in records])
+        return array("q", map(hash, map(getter, records)))
+    except (KeyError, TypeError, AttributeError):
+        return array("q", [any_key(record, key_fields) for record in records])
 
 
-def _any_key(record: Any, key_fields: tuple[str, ...]) -> int:
+def any_key(record: Any, key_fields: tuple[str, ...]) -> int:
+    """The key of any record of a page: a JSON object's ``key_of``; a typed record's
+    (``decoding.TypedRecord``) the same as the object it was decoded from; anything else
+    (quarantined) keyed by its ``repr``."""
     if isinstance(record, dict):
         return key_of(record, key_fields)
+    if isinstance(record, msgspec.Struct):  # texts, integers or None: always hashable
+        return hash(_typed_getter(key_fields)(record))
     return hash(repr(record))
 
 
@@ -86,6 +94,16 @@ def _values(record: Mapping[str, Any], key_fields: tuple[str, ...]) -> tuple[Any
 def _getter(key_fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     getter = operator.itemgetter(*key_fields)
     if len(key_fields) == 1:  # itemgetter of one field returns the value, not a tuple
+        return lambda record: (getter(record),)
+    return getter
+
+
+@functools.cache
+def _typed_getter(key_fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """A typed record's key values, as ``_getter`` reads them from the object it was
+    decoded from (an absent field is None in both)."""
+    getter = operator.attrgetter(*key_fields)
+    if len(key_fields) == 1:
         return lambda record: (getter(record),)
     return getter
 

@@ -2,7 +2,8 @@
 
 Runs in a worker thread (``asyncio.to_thread``): conversion is the CPU-heavy part and must
 not block the event loop. Every record received ends up in exactly one place: a row of
-the batch, or a quarantine entry naming the field and the reason.
+the batch, or a quarantine entry naming the field and the reason. Typed pages (checked
+while decoded, ``decoding.py``) go straight to Arrow; the others are checked here.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
+import msgspec
 import orjson
 
 from .batches import BatchBuilder, ColumnMismatch
 from .client import Page
+from .decoding import as_row
 from .records import RecordChecker, Rejected
 from .writer import ProjectWriter
 
@@ -49,13 +53,45 @@ class ProjectSink:
         self.counts = SinkCounts()
 
     def write(self, items: Sequence[tuple[Page, int, list[Any]]]) -> None:
-        """Convert and stage the records of several pages as one batch."""
+        """Convert and stage the records of several pages, a batch per run of typed or
+        plain pages (in the order received)."""
+        self.counts.records_in += sum(len(records) for _, _, records in items)
+        for typed, run in groupby(items, key=lambda item: item[0].typed):
+            pages = list(run)
+            if not typed:
+                self._write_plain(pages)
+            elif not self._write_typed(pages):  # never expected: check them as objects
+                self._write_plain(
+                    [
+                        (p, s, [msgspec.structs.asdict(r) for r in records])
+                        for p, s, records in pages
+                    ]
+                )
+
+    def _write_typed(self, items: Sequence[tuple[Page, int, list[Any]]]) -> bool:
+        rows: list[tuple[Any, ...]] = []
+        ingested: list[int] = []
+        for page, _, records in items:
+            rows += map(as_row, records)
+            ingested += [page.fetched_at_ms] * len(records)
+        if not rows:
+            return True
+        try:
+            built = self.builder.build(
+                rows, extras=None, ingested_at_ms=ingested, run_id=self.run_id, exact=True
+            )
+        except ColumnMismatch:
+            return False
+        self.counts.unknown_enum_values.update(built.unknown_enum_values)
+        self.writer.write(built.batch)
+        return True
+
+    def _write_plain(self, items: Sequence[tuple[Page, int, list[Any]]]) -> None:
         rows: list[Any] = []
         ingested: list[int] = []
         for page, _, records in items:
             rows += records
             ingested += [page.fetched_at_ms] * len(records)
-        self.counts.records_in += len(rows)
         if not rows:
             return
         if all(type(row) is dict for row in rows):
