@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import time
+from array import array
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -459,21 +460,31 @@ class ProjectCrawler:
 def _find_moved(chain: Chain, end: int) -> bool:
     """Records seen twice in the finished chain (runs in a thread: a pass over every key).
 
-    A vectorised check first: in the usual case every key is unique and that is all. It
-    sorts a copy of the keys and compares neighbours (about 20 MB at 1,000,000 keys),
-    not ``pc.unique``, whose hash table took about 70 MB of peak memory there."""
+    A quick check first: in the usual case every key is unique and that is all."""
+    keys = chain.view_keys(end)
+    if not _repeats(keys):
+        return False
+    del keys
+    return bool(chain.note_moved(end))
+
+
+SET_CHECK_KEYS = 200_000
+"""Up to this many keys, a set tells whether one repeats (about 70 bytes a key, 14 MB at
+most); beyond, Arrow sorts a copy and compares neighbours (about 16 bytes a key: 20 MB at
+1,000,000 where a set would hold 70 MB, and ``pc.unique``'s hash table took 70 MB too).
+Importing ``pyarrow.compute`` costs 60-90 ms of CPU, more than the set takes at 100,000."""
+
+
+def _repeats(keys: array[int]) -> bool:
+    if len(keys) <= SET_CHECK_KEYS:
+        return len(set(keys)) < len(keys)
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    keys = chain.view_keys(end)
-    if len(keys) < 2:
-        return False
     values = pa.Array.from_buffers(pa.int64(), len(keys), [None, pa.py_buffer(keys)])
     ordered = pc.take(values, pc.sort_indices(values))
-    del values, keys
-    if not pc.any(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))).as_py():
-        return False
-    return bool(chain.note_moved(end))
+    del values
+    return bool(pc.any(pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))).as_py())
 
 
 def _end_detail(chain: Chain, index: int) -> str:

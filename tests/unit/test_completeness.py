@@ -14,6 +14,7 @@ import uuid
 from array import array
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import duckdb
 import pytest
@@ -293,16 +294,18 @@ class _MovedSpy(Chain):
         return []
 
 
+@pytest.mark.parametrize("set_check_keys", [fetcher_module.SET_CHECK_KEYS, 0])
 @given(
     st.lists(st.integers(-(2**63), 2**63 - 1), unique=True, max_size=400),
     st.integers(2, 60),
     st.data(),
 )
 def test_the_quick_duplicate_check_sees_any_key_seen_twice(
-    keys: list[int], size: int, data: st.DataObject
+    set_check_keys: int, keys: list[int], size: int, data: st.DataObject
 ) -> None:
-    """``_find_moved``'s sorted-neighbour check: no search when every key of the finished
-    chain is unique; the exact search whenever one key appears twice, wherever it is."""
+    """``_find_moved``'s quick check (a set of the keys, or Arrow's sorted neighbours for
+    many keys): no search when every key of the finished chain is unique; the exact search
+    whenever one key appears twice, wherever it is."""
     twice = len(keys) > 1 and data.draw(st.booleans())
     if twice:
         later = data.draw(st.integers(1, len(keys) - 1).filter(lambda j: j % size != 0))
@@ -312,5 +315,6 @@ def test_the_quick_duplicate_check_sees_any_key_seen_twice(
     for index in range(pages):
         chunk = array("q", keys[index * size : (index + 1) * size])
         chain.pages[index] = PageRead(index * size, size, chunk, len(keys), index, index)
-    assert fetcher_module._find_moved(chain, pages - 1) is False
+    with mock.patch.object(fetcher_module, "SET_CHECK_KEYS", set_check_keys):
+        assert fetcher_module._find_moved(chain, pages - 1) is False
     assert chain.asked is twice
