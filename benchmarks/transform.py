@@ -8,9 +8,10 @@ Fetches the project's bodies once (untimed), then times, as CPU per record:
     floor      orjson + ``pa.array(data_list, <struct of the schema>)`` + the same zstd
                Parquet writer settings: the least work that turns these bodies into the
                file, with no validation, no lineage columns, no accounting
-    connector  the connector's own path: the client's page parser, ``ProjectSink`` (the
-               checks, Arrow conversion, lineage) in chunks of ``pipeline.CHUNK_RECORDS``,
-               and ``ProjectWriter`` staging and closing the file
+    connector  the connector's own path: the client's page parser (typed records when the
+               body fits the schema, ``decoding.py``; else plain values), ``ProjectSink``
+               (the checks, Arrow conversion, lineage) in chunks of
+               ``pipeline.CHUNK_RECORDS``, and ``ProjectWriter`` staging and closing the file
 
 Prints one JSON object: per variant the median CPU and wall seconds over the repetitions.
 """
@@ -37,6 +38,7 @@ import pyarrow.parquet as pq
 from connector import client as connector_client
 from connector import pipeline, writer
 from connector.batches import BatchBuilder
+from connector.decoding import PageDecoder
 from connector.records import RecordChecker
 from connector.schema import file_schema, load_spec
 from connector.sink import ProjectSink
@@ -83,11 +85,12 @@ def _connector(bodies: list[bytes], out: Path) -> int:
     sink = ProjectSink(
         project, BatchBuilder(spec, schema), RecordChecker(spec), project_id="bench", run_id="bench"
     )
+    decoder = PageDecoder(spec)
     pending: list[tuple[Any, int, list[Any]]] = []
     size = 0
     for index, body in enumerate(bodies):
         request = connector_client.PageRequest("bench", index * PAGE_SIZE, PAGE_SIZE)
-        page = connector_client._parse_page(request, body, "req", "application/json")
+        page = connector_client.parse_page(request, body, "req", "application/json", decoder)
         pending.append((page, 0, page.records))
         size += len(page.records)
         if size >= pipeline.CHUNK_RECORDS:

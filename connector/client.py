@@ -34,7 +34,7 @@ from .retry import budget_left
 from .signing import QueryValue, canonical_query_string
 from .transport import Deadline, Transport, Where
 
-__all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource"]
+__all__ = ["USER_AGENT", "HssClient", "Page", "PageRequest", "PageSource", "parse_page"]
 
 USER_AGENT = "hss-image-connector/0.1 (+aiohttp)"
 PATH = "/v5/{project_id}/image/local-repositories"
@@ -128,11 +128,7 @@ class HssClient:
         request_id = response.headers.get("X-Request-Id")
         if status == 200:
             content_type = response.headers.get("Content-Type", "")
-            if self._decoder is not None:
-                decoded = self._decoder.decode(response.body)
-                if decoded is not None:
-                    return _typed_page(request, decoded, request_id)
-            return _parse_page(request, response.body, request_id, content_type)
+            return parse_page(request, response.body, request_id, content_type, self._decoder)
         raise _api_error(
             status,
             response.body,
@@ -167,6 +163,21 @@ class HssClient:
         return Deadline(seconds, reason, final)
 
 
+def parse_page(
+    request: PageRequest,
+    body: bytes,
+    request_id: str | None,
+    content_type: str,
+    decoder: PageDecoder | None,
+) -> Page:
+    """A 200 answer's page: typed when the decoder takes the body, else plain values."""
+    if decoder is not None:
+        decoded = decoder.decode(body)
+        if decoded is not None:
+            return _typed_page(request, decoded, request_id)
+    return _plain_page(request, body, request_id, content_type)
+
+
 def _typed_page(request: PageRequest, decoded: Decoded, request_id: str | None) -> Page:
     if len(decoded.records) > request.limit:
         raise _too_many(request, len(decoded.records), request_id)
@@ -190,7 +201,7 @@ def _too_many(request: PageRequest, length: int, request_id: str | None) -> Malf
     )
 
 
-def _parse_page(
+def _plain_page(
     request: PageRequest, body: bytes, request_id: str | None, content_type: str
 ) -> Page:
     where = _Where(request.project_id, request.offset)
