@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import memory
 from .client import Page, PageRequest, PageSource
 from .config import FetchSettings, RetryPolicy
 from .errors import ConnectorError, DataLossError, ThrottledError
@@ -468,15 +469,12 @@ def _find_moved(chain: Chain, end: int) -> bool:
     return bool(chain.note_moved(end))
 
 
-SET_CHECK_KEYS = 200_000
-"""Up to this many keys, a set tells whether one repeats (about 70 bytes a key, 14 MB at
-most); beyond, Arrow sorts a copy and compares neighbours (about 16 bytes a key: 20 MB at
-1,000,000 where a set would hold 70 MB, and ``pc.unique``'s hash table took 70 MB too).
-Importing ``pyarrow.compute`` costs 60-90 ms of CPU, more than the set takes at 100,000."""
-
-
 def _repeats(keys: array[int]) -> bool:
-    if len(keys) <= SET_CHECK_KEYS:
+    """Whether a key repeats: with a set of them up to ``SET_CHECK_KEYS`` keys (importing
+    ``pyarrow.compute`` costs 60-90 ms of CPU, more than the set takes at 100,000 keys);
+    beyond, by sorting a copy with Arrow and comparing neighbours (24 bytes a key where a
+    set takes 100; ``pc.unique``'s hash table took 70 MB at 1,000,000)."""
+    if len(keys) <= memory.SET_CHECK_KEYS:
         return len(set(keys)) < len(keys)
     import pyarrow as pa
     import pyarrow.compute as pc

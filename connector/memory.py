@@ -10,8 +10,9 @@ A project that reads holds, at its peak (``estimate``):
 - **the pending row group**: up to ``ROW_GROUP_ROWS`` plus one chunk of rows as Arrow,
   before it is flushed, and the Parquet writer's own buffers while it encodes them;
 - **the completeness chain**: 8 bytes of key per record of the whole project (its
-  ``total_num``), copied and sorted once at the end to find records seen twice, and per
-  page one held-back overlap record with the page's own bookkeeping.
+  ``total_num``), put in a set (up to ``SET_CHECK_KEYS`` keys) or copied and sorted once
+  at the end to find records seen twice, and per page one held-back overlap record with
+  the page's own bookkeeping.
 
 Each term is capped by the project's size: a project of 3,000 records never fills a queue
 of 16 pages of 200. The constants are bytes per record, measured on the simulator's
@@ -30,6 +31,9 @@ records (seeds 1, 5, 7; 5,000 and 64,000 records, CPython 3.11, pyarrow with mim
                                     with zstd: 22 MB, 344 per row
 ``CHAIN_BYTES``             32      8 per key held, 24 more at the end (the copy, the
                                     sort indices and the sorted keys)
+``SET_BYTES``               100     at the end, in a project of at most
+                                    ``SET_CHECK_KEYS`` (100,000) records: the set of
+                                    its keys, tracemalloc 77-91 per key
 ``PAGE_BYTES``              1,000   per page, beside its held record: the page kept
                                     for it, the chain's ``PageRead`` and their dict
                                     entries; tracemalloc 620 over 10,000 pages
@@ -77,6 +81,8 @@ __all__ = [
     "MIN_BUDGET",
     "PAGE_BYTES",
     "PARQUET_BYTES",
+    "SET_BYTES",
+    "SET_CHECK_KEYS",
     "Budget",
     "Footprint",
     "estimate",
@@ -91,6 +97,10 @@ ARROW_BYTES = 450
 CONVERT_BYTES = 500
 PARQUET_BYTES = 400
 CHAIN_BYTES = 32
+SET_BYTES = 100
+SET_CHECK_KEYS = 100_000
+"""Up to this many keys, the end of a crawl tells whether a key repeats with a set of them
+(``fetcher._repeats``); beyond, Arrow sorts a copy (24 bytes a key where a set takes 100)."""
 PAGE_BYTES = 1_000
 FIXED_BYTES = 8 * 2**20
 
@@ -143,6 +153,7 @@ def estimate(
     finishing = (
         pending * (ARROW_BYTES + PARQUET_BYTES)
         + n * CHAIN_BYTES
+        + (n * SET_BYTES if n <= SET_CHECK_KEYS else 0)
         + math.ceil(n / page_size) * (DICT_BYTES + PAGE_BYTES)
         + FIXED_BYTES
     )

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from connector import Config, RunReport
+from connector import Config, RunReport, memory
 from connector import fetcher as fetcher_module
 from connector.paging import Chain, PageRead
 
@@ -294,7 +294,7 @@ class _MovedSpy(Chain):
         return []
 
 
-@pytest.mark.parametrize("set_check_keys", [fetcher_module.SET_CHECK_KEYS, 0])
+@pytest.mark.parametrize("set_check_keys", [memory.SET_CHECK_KEYS, 0])
 @given(
     st.lists(st.integers(-(2**63), 2**63 - 1), unique=True, max_size=400),
     st.integers(2, 60),
@@ -315,6 +315,6 @@ def test_the_quick_duplicate_check_sees_any_key_seen_twice(
     for index in range(pages):
         chunk = array("q", keys[index * size : (index + 1) * size])
         chain.pages[index] = PageRead(index * size, size, chunk, len(keys), index, index)
-    with mock.patch.object(fetcher_module, "SET_CHECK_KEYS", set_check_keys):
+    with mock.patch.object(memory, "SET_CHECK_KEYS", set_check_keys):
         assert fetcher_module._find_moved(chain, pages - 1) is False
     assert chain.asked is twice
