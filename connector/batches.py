@@ -1,9 +1,9 @@
 """Rows -> one ``pa.RecordBatch`` of the file schema.
 
 Typed rows (``exact=True``: the values of ``decoding.TypedRecord``s, which msgspec checked
-against the schema while decoding, enumerated values included) are converted in one call, ``pa.array(rows, <struct of
-the API fields>)``: pyarrow reads the tuples and converts the values in C++, with no
-Python loop over rows or fields, and nothing is left to check.
+against the schema while decoding, enumerated values included) are converted in one call,
+``pa.array(rows, <struct of the API fields>)``: pyarrow reads the tuples and converts the
+values in C++, with no Python loop over rows or fields, and nothing is left to check.
 
 Plain rows (JSON objects) take the same call, which refuses what does not fit a column (a
 text in a count, a boolean, an integer beyond 64 bits, a list), but would silently

@@ -2,19 +2,19 @@
 
 Most pages hold nothing but what the schema says: text in text fields (one of the listed
 values in an enumerated field), integers within 64 bits in integer and time fields, no
-other field. Such a body is decoded by msgspec
-straight into one ``msgspec.Struct`` per record, checked while it is read. Those records
-need no further check: the Arrow conversion takes them as tuples (``as_row``), with no
-second pass for fractions (``batches.py``) and no per-record check.
+other field. Such a body is decoded by msgspec straight into one ``msgspec.Struct`` per
+record, checked while it is read. Those records need no further check: the Arrow
+conversion takes them as tuples (``as_row``), with no second pass for fractions
+(``batches.py``) and no per-record check.
 
 Anything else in a body (a fraction or a boolean in a count, a number in a text field, an
 integer beyond 64 bits, a field the schema does not know, a value an enumerated field does
-not list, a record that is not an object,
-a ``total_num`` that is not a count, a body that is not JSON) stops this decoding:
-``decode`` returns None and the client parses the body again with orjson into plain
-values, which the general path checks, coerces, keeps as extras or quarantines record by
-record (``records.RecordChecker``). The fast path decides nothing: it only recognises the
-bodies for which the general path would store every record as it is.
+not list, a record that is not an object, a ``total_num`` that is not a count, a body that
+is not JSON) stops this decoding: ``decode`` returns None and the client parses the body
+again with orjson into plain values, which the general path checks, coerces, keeps as
+extras or quarantines record by record (``records.RecordChecker``). The fast path decides
+nothing: it only recognises the bodies for which the general path would store every
+record as it is.
 """
 
 from __future__ import annotations
