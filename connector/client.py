@@ -192,8 +192,17 @@ def _typed_page(request: PageRequest, decoded: Decoded, request_id: str | None) 
 
 
 def _too_many(request: PageRequest, length: int, request_id: str | None) -> MalformedResponseError:
+    return _malformed(
+        request, request_id, f"the page holds {length} records, more than limit={request.limit}"
+    )
+
+
+def _malformed(
+    request: PageRequest, request_id: str | None, message: str
+) -> MalformedResponseError:
+    """A 200 answer that is not a page: named by project, offset and request id."""
     return MalformedResponseError(
-        f"the page holds {length} records, more than limit={request.limit}",
+        message,
         request_id=request_id,
         project_id=request.project_id,
         offset=request.offset,
@@ -204,45 +213,27 @@ def _too_many(request: PageRequest, length: int, request_id: str | None) -> Malf
 def _plain_page(
     request: PageRequest, body: bytes, request_id: str | None, content_type: str
 ) -> Page:
-    where = _Where(request.project_id, request.offset)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         kind = "an HTML page" if "html" in content_type.lower() else "not valid JSON"
-        raise MalformedResponseError(
-            f"the body is {kind} ({exc}); starts with {preview(body[:200].decode('utf-8', 'replace'), 120)!r}",
-            request_id=request_id,
-            project_id=where.project_id,
-            offset=where.offset,
-            status=200,
+        start = preview(body[:200].decode("utf-8", "replace"), 120)
+        raise _malformed(
+            request, request_id, f"the body is {kind} ({exc}); starts with {start!r}"
         ) from None
     if not isinstance(data, dict):
-        raise MalformedResponseError(
-            f"the body is JSON but not an object: {type(data).__name__}",
-            request_id=request_id,
-            project_id=where.project_id,
-            offset=where.offset,
-            status=200,
+        raise _malformed(
+            request, request_id, f"the body is JSON but not an object: {type(data).__name__}"
         )
     total = data.get("total_num")
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise MalformedResponseError(
-            f"'total_num' is missing or not a count: {total!r}",
-            request_id=request_id,
-            project_id=where.project_id,
-            offset=where.offset,
-            status=200,
-        )
+        raise _malformed(request, request_id, f"'total_num' is missing or not a count: {total!r}")
     records = data.get("data_list")
     if records is None:
         records = []
     if not isinstance(records, list):
-        raise MalformedResponseError(
-            f"'data_list' is not a list but {type(records).__name__}",
-            request_id=request_id,
-            project_id=where.project_id,
-            offset=where.offset,
-            status=200,
+        raise _malformed(
+            request, request_id, f"'data_list' is not a list but {type(records).__name__}"
         )
     if len(records) > request.limit:
         raise _too_many(request, len(records), request_id)
