@@ -18,7 +18,7 @@ import orjson
 from yarl import URL
 
 from .auth import Authenticator
-from .decoding import Decoded, PageDecoder
+from .decoding import PageDecoder
 from .errors import (
     ApiError,
     AuthError,
@@ -171,29 +171,24 @@ def parse_page(
     decoder: PageDecoder | None,
 ) -> Page:
     """A 200 answer's page: typed when the decoder takes the body, else plain values."""
-    if decoder is not None:
-        decoded = decoder.decode(body)
-        if decoded is not None:
-            return _typed_page(request, decoded, request_id)
-    return _plain_page(request, body, request_id, content_type)
-
-
-def _typed_page(request: PageRequest, decoded: Decoded, request_id: str | None) -> Page:
-    if len(decoded.records) > request.limit:
-        raise _too_many(request, len(decoded.records), request_id)
+    decoded = decoder.decode(body) if decoder is not None else None
+    if decoded is not None:
+        total, records = decoded.total_num, decoded.records
+    else:
+        total, records = _plain_body(request, body, request_id, content_type)
+    if len(records) > request.limit:
+        raise _malformed(
+            request,
+            request_id,
+            f"the page holds {len(records)} records, more than limit={request.limit}",
+        )
     return Page(
         request=request,
-        total_num=decoded.total_num,
-        records=decoded.records,
+        total_num=total,
+        records=records,
         request_id=request_id,
         fetched_at_ms=time.time_ns() // 1_000_000,
-        typed=True,
-    )
-
-
-def _too_many(request: PageRequest, length: int, request_id: str | None) -> MalformedResponseError:
-    return _malformed(
-        request, request_id, f"the page holds {length} records, more than limit={request.limit}"
+        typed=decoded is not None,
     )
 
 
@@ -210,9 +205,10 @@ def _malformed(
     )
 
 
-def _plain_page(
+def _plain_body(
     request: PageRequest, body: bytes, request_id: str | None, content_type: str
-) -> Page:
+) -> tuple[int, list[Any]]:
+    """``total_num`` and the records of a body parsed into plain JSON values."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -235,15 +231,7 @@ def _plain_page(
         raise _malformed(
             request, request_id, f"'data_list' is not a list but {type(records).__name__}"
         )
-    if len(records) > request.limit:
-        raise _too_many(request, len(records), request_id)
-    return Page(
-        request=request,
-        total_num=total,
-        records=records,
-        request_id=request_id,
-        fetched_at_ms=time.time_ns() // 1_000_000,
-    )
+    return total, records
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
