@@ -62,6 +62,10 @@ log = logging.getLogger("connector")
 MAX_SEGMENT = 120
 ROW_GROUP_ROWS = 64_000
 STALE_STAGING_S = 24 * 3600
+"""A staging folder untouched this long was left by a killed run (a live one appends to its
+files)."""
+TEMP_STAGING_PREFIX = "hss-staging-"
+"""Staging of a run into object storage, in the system's temporary folder."""
 
 
 def encode_segment(value: str) -> str:
@@ -216,10 +220,11 @@ class Output:
             self._claim(out)
             if self.local:
                 self.staging = Path(self.lake.state) / "staging" / run_id
-                self._sweep_stale()
+                _sweep_stale(self.staging.parent)
                 self.staging.mkdir(parents=True, exist_ok=True)
             else:
-                self.staging = Path(tempfile.mkdtemp(prefix=f"hss-staging-{run_id}-"))
+                self.staging = Path(tempfile.mkdtemp(prefix=f"{TEMP_STAGING_PREFIX}{run_id}-"))
+                _sweep_stale(self.staging.parent, TEMP_STAGING_PREFIX)
         except OSError as exc:
             raise OutputError(
                 f"cannot use the output {out!r}: {exc} (a run writes OUT and, beside it, "
@@ -258,15 +263,6 @@ class Output:
             else:
                 self._check_query(lake_query, out)
 
-    def _sweep_stale(self) -> None:
-        """Remove staging folders that killed runs left behind (a day old or more)."""
-        base = self.staging.parent
-        if not base.is_dir():
-            return
-        for entry in base.iterdir():
-            if entry.is_dir() and time.time() - entry.stat().st_mtime > STALE_STAGING_S:
-                shutil.rmtree(entry, ignore_errors=True)
-
     def project(
         self,
         project_id: str,
@@ -291,6 +287,28 @@ class Output:
 
     def path(self, relative: str) -> str:
         return f"{self.root}/{relative}"
+
+
+def _sweep_stale(base: Path, prefix: str = "") -> None:
+    """Remove the staging folders in ``base`` (named ``prefix...``) that killed runs left
+    behind: a day old or more. A run into object storage stages in the temporary folder, so
+    a killed one leaves its partial files there; the next such run removes them."""
+    if not base.is_dir():
+        return
+    for entry in base.iterdir():
+        with contextlib.suppress(OSError):  # another run may remove it first
+            if (
+                entry.name.startswith(prefix)
+                and entry.is_dir()
+                and _idle_s(entry) > STALE_STAGING_S
+            ):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _idle_s(folder: Path) -> float:
+    """Seconds since anything in ``folder`` was written (a live run appends row groups)."""
+    latest = max([folder.stat().st_mtime, *(f.stat().st_mtime for f in folder.iterdir())])
+    return time.time() - latest
 
 
 class ProjectWriter:

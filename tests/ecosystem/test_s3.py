@@ -341,6 +341,8 @@ def test_s3_sigkill_around_the_upload_leaves_one_snapshot(
     s3_endpoint: str, tmp_path: Path, when: str, survivor: str
 ) -> None:
     prefix = f"{BUCKET}/killed-{when}"
+    temp = tmp_path / "tmp"  # where the killed run stages, not the system's /tmp
+    temp.mkdir()
     env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
     faults = FaultConfig(fraction_rate=0.01)
     fs = _fs(s3_endpoint)
@@ -359,7 +361,7 @@ def test_s3_sigkill_around_the_upload_leaves_one_snapshot(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
-                env={**_base_env(), **S3_ENV, "HSS_AUTH_TOKEN": TOKEN},
+                env={**_base_env(), **S3_ENV, "HSS_AUTH_TOKEN": TOKEN, "TMPDIR": str(temp)},
             )
             assert proxy.reached.wait(60), "the run never uploaded its partition"
             process.kill()
@@ -367,6 +369,7 @@ def test_s3_sigkill_around_the_upload_leaves_one_snapshot(
         finally:
             proxy.close()
     assert process.returncode == -signal.SIGKILL, stderr
+    assert [p.name for p in temp.glob("hss-staging-*/*.partial")], "killed while staging"
     data = [f for f in _files(fs, prefix) if f.endswith(".parquet")]
     assert len(data) == 1, data  # one snapshot, never two, never none
     got_rows, runs = _run_ids(fs, prefix)

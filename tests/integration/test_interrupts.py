@@ -6,14 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from connector.simulator import SimulatorConfig, simulator_in_thread
 
-from .helpers import TOKEN, cli, read_rows
+from .helpers import TOKEN, cli, config, read_rows, sync
 
 PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 
@@ -74,3 +76,44 @@ def test_killed_run_leaves_the_previous_snapshot_intact(
         _sync_all(sim.base_url, tmp_path)  # a rerun completes normally
     assert sorted(r["image_id"] for r in read_rows(tmp_path)) == rows_before
     assert len(_visible(tmp_path)) == 2
+
+
+def _left(folder: Path, *, days_ago: float, file_days_ago: float | None = None) -> Path:
+    """A staging folder with one partial file, as a killed run leaves it."""
+    folder.mkdir(parents=True)
+    partial = folder / "x.parquet.partial"
+    partial.write_bytes(b"PAR1")
+    old = time.time() - days_ago * 86_400
+    touched = old if file_days_ago is None else time.time() - file_days_ago * 86_400
+    os.utime(partial, (touched, touched))
+    os.utime(folder, (old, old))
+    return folder
+
+
+@pytest.mark.parametrize("lake", ["local", "object storage"])
+def test_the_next_run_removes_staging_that_killed_runs_left_a_day_ago(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lake: str
+) -> None:
+    """A run into object storage stages in the temporary folder, a local one beside OUT;
+    either way a SIGKILL leaves partial files there. The next run removes what nothing has
+    written for a day, and only its own kind of folder."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    if lake == "local":
+        out, base, prefix = str(tmp_path / "lake"), tmp_path / "lake.connector" / "staging", ""
+    else:
+        out, base, prefix = "memory://sweep/hss", temp, "hss-staging-"
+    killed = _left(base / f"{prefix}20261101T000000Z-aaaaaa", days_ago=2)
+    recent = _left(base / f"{prefix}20261130T230000Z-bbbbbb", days_ago=0.5)
+    long_run = _left(base / f"{prefix}20261129T000000Z-cccccc", days_ago=2, file_days_ago=0.01)
+    other = _left(temp / "someone-elses-2026", days_ago=30)
+    with simulator_in_thread(
+        SimulatorConfig(seed=57, records=300, tokens=frozenset({TOKEN}))
+    ) as sim:
+        report = sync(replace(config(sim.base_url, tmp_path, PROJECTS[:1]), out=out))
+    assert report.status == "success", report.summary()
+    assert not killed.exists(), "a day without a write: left by a killed run"
+    assert other.exists(), "not a staging folder"
+    left = sorted(p for p in base.iterdir() if p.name.startswith(prefix) and p != other)
+    assert left == [long_run, recent], "possibly live runs' (the run removed its own)"
