@@ -13,7 +13,8 @@ Fetches the project's bodies once (untimed), then times, as CPU per record:
                (the checks, Arrow conversion, lineage) in chunks of
                ``pipeline.CHUNK_RECORDS``, and ``ProjectWriter`` staging and closing the file
 
-Prints one JSON object: per variant the median CPU and wall seconds over the repetitions.
+Prints one JSON object: per variant the median CPU and wall seconds over the repetitions,
+which take the variants in turn (after one unmeasured round).
 """
 
 from __future__ import annotations
@@ -116,26 +117,30 @@ VARIANTS: dict[str, Callable[[list[bytes], Path], int]] = {
 
 
 def time_variants(bodies: list[bytes], reps: int) -> dict[str, dict[str, float]]:
-    results: dict[str, dict[str, float]] = {}
-    for name, variant in VARIANTS.items():
-        cpu: list[float] = []
-        wall: list[float] = []
-        rows = 0
-        for _ in range(reps):
+    """Round-robin: each repetition runs every variant once, so a slow minute of the machine
+    slows all of them, not the one that happened to run then; one unmeasured round first."""
+    cpu: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    wall: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    rows: dict[str, int] = {}
+    for rep in range(reps + 1):
+        for name, variant in VARIANTS.items():
             out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
             try:
                 wall_0, cpu_0 = time.perf_counter(), time.process_time()
-                rows = variant(bodies, out)
-                cpu.append(time.process_time() - cpu_0)
-                wall.append(time.perf_counter() - wall_0)
+                rows[name] = variant(bodies, out)
+                if rep:  # the first round warms caches and lazy imports
+                    cpu[name].append(time.process_time() - cpu_0)
+                    wall[name].append(time.perf_counter() - wall_0)
             finally:
                 shutil.rmtree(out, ignore_errors=True)
-        results[name] = {
-            "cpu_s": statistics.median(cpu),
-            "wall_s": statistics.median(wall),
-            "rows": rows,
+    return {
+        name: {
+            "cpu_s": statistics.median(cpu[name]),
+            "wall_s": statistics.median(wall[name]),
+            "rows": rows[name],
         }
-    return results
+        for name in VARIANTS
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
