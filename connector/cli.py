@@ -105,7 +105,7 @@ TUNING: list[tuple[str, str, Any, str]] = [
         "concurrency",
         "N",
         _FETCH.concurrency,
-        "Requests in flight at once per endpoint and credential, over all its projects (a request takes its rate token first, then its slot).",
+        "Requests in flight at once per endpoint and credential, over all its projects (a request takes its rate token first, then its slot). A run this cap held below --rate says so at its end.",
     ),
     (
         "parallel_projects",

@@ -276,6 +276,9 @@ class FetchSettings:
     Fractions work too (1.25 makes up a quarter interval and never sends two together). A
     429 after requests leaned on the bucket halves it."""
     concurrency: int = 8
+    """Requests in flight per endpoint and credential (and workers per project). The rate
+    needs ``rate x response time`` of them: 8 at 160 ms make 50/s. A run the cap held back
+    says so at its end, with a value that reaches the rate (``RateLimiter.at_cap_s``)."""
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     """Longest pause between two chunks of an answer (aiohttp's ``sock_read``)."""

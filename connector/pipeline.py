@@ -318,6 +318,10 @@ async def _run_projects(
     report.duration_s = round(time.monotonic() - started, 3)
     report.rate_settled = min((lim.rate for lim in limiters.values()), default=config.fetch.rate)
     report.burst_settled = min((lim.burst for lim in limiters.values()), default=config.fetch.burst)
+    report.at_cap_s = round(max((lim.at_cap_s for lim in limiters.values()), default=0.0), 3)
+    for (endpoint, _), limiter in limiters.items():
+        if advice := limiter.concurrency_advice(report.duration_s):
+            log.warning("%s: %s", endpoint, advice)
     failed = [p for p in report.projects.values() if p.status == "failed"]
     if not failed:
         report.status, report.exit_code = "success", 0

@@ -39,6 +39,10 @@ grows back by one token at a time, up to the configured one (a lone 429 from a g
 that stalled says little about its bucket); when a burst that grew back is throttled again
 while requests leaned on it, the level below becomes its ceiling for the rest of the run
 (twice is the gateway's bucket speaking, not chance).
+
+The cap in flight is the user's (``--concurrency``), not learnt: the limiter only measures
+how long it was full and the mean response time, so that a run the cap held back below the
+rate can say which cap would have reached it (``concurrency_advice``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["Priority", "RateLimiter"]
@@ -104,6 +109,14 @@ class RateLimiter:
         self._head_taken = False
         """One request at a time is at the head of the line, waiting for a token and a slot."""
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        self.at_cap_s = 0.0
+        """Seconds with ``max_in_flight`` requests in flight (``request``): when that is most
+        of a run, the cap and not the rate set its pace."""
+        self._in_flight = 0
+        self._capped_since = 0.0
+        self.in_flight_s = 0.0
+        self.answered = 0
+        """Seconds requests spent in flight, and how many (``request``): mean response time."""
 
     @property
     def unlimited(self) -> bool:
@@ -128,10 +141,20 @@ class RateLimiter:
         """Wait for a token and a slot; send inside the block. Yields the epoch of the send
         (give it to :meth:`throttled`)."""
         epoch = await self.acquire(priority)
+        sent = self._now()
+        self._in_flight += 1
+        if self._in_flight == self.max_in_flight:
+            self._capped_since = sent
         try:
             yield epoch
         finally:
             self.release()
+            now = self._now()
+            if self._in_flight == self.max_in_flight:
+                self.at_cap_s += now - self._capped_since
+            self._in_flight -= 1
+            self.in_flight_s += now - sent
+            self.answered += 1
 
     async def _to_head(self, priority: Priority) -> None:
         """Wait until this request is at the head of the line."""
@@ -191,6 +214,25 @@ class RateLimiter:
             if self._tokens >= 1.0 - 1e-9:  # float sums: 0.9999999999 is a token
                 return
             await self._sleep((1.0 - self._tokens) / self.rate)
+
+    def concurrency_advice(self, duration_s: float) -> str | None:
+        """What to tell the user when the cap in flight, not the rate, set the pace: it was
+        full for a quarter of a run of ``duration_s`` or more, and at the mean response time
+        it allows fewer requests a second than the rate. Else None."""
+        if self.unlimited or not self.max_in_flight or not self.answered or duration_s <= 0:
+            return None
+        response_s = self.in_flight_s / self.answered
+        reachable = self.max_in_flight / response_s if response_s > 0 else math.inf
+        if self.at_cap_s < 0.25 * duration_s or reachable >= self.ceiling:
+            return None
+        needed = math.ceil(self.ceiling * response_s * 1.25)
+        return (
+            f"{self.max_in_flight} request(s) were in flight, as many as --concurrency allows, "
+            f"for {self.at_cap_s:.1f}s of {duration_s:.1f}s: at the {response_s * 1000:.0f} ms "
+            f"the server took to answer, --concurrency {self.max_in_flight} allows about "
+            f"{reachable:.0f} requests/s, below --rate {self.ceiling:g}; --concurrency "
+            f"{needed} would reach it"
+        )
 
     def throttled(self, epoch: int | None = None) -> None:
         """The gateway said 429 to a request sent in ``epoch`` (default: the current one)."""

@@ -92,6 +92,10 @@ class RunReport:
     burst_configured: float = 0.0
     burst_settled: float = 0.0
     """The limiter's burst at the end: below ``burst_configured`` when 429s taught it."""
+    at_cap_s: float = 0.0
+    """Seconds with as many requests in flight as ``--concurrency`` allows: near the run's
+    duration, the cap and not ``--rate`` set the pace (the log then names a value that
+    reaches the rate)."""
     memory_budget: int = 0
     """Bytes the estimates of the projects reading at once may add up to."""
     memory_budget_origin: str = ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import polars as pl
 import pytest
 
@@ -310,3 +312,44 @@ def test_demo_syncs_the_simulator_and_summarises_the_parquet(tmp_path: Path) -> 
     rows = read_rows(tmp_path / "demo")
     assert len(rows) == 1_200 and len({r["project_id"] for r in rows}) == 3
     assert f"{len(rows)} images in" in result.stdout
+
+
+def test_a_run_held_back_by_its_concurrency_says_which_value_reaches_the_rate(
+    tmp_path: Path,
+) -> None:
+    """At 80 ms a response one request in flight makes 12 requests/s, not the 40 asked:
+    the run says so, with a --concurrency that would reach the rate; a run the rate paces
+    does not."""
+    sim_config = SimulatorConfig(seed=58, records=2_000, latency_ms=80, tokens=frozenset({TOKEN}))
+    args = ["sync", "--endpoint", "", "--project-id", PROJECTS[0], "--rate", "40"]
+    args += ["--page-size", "100", "--progress", "off"]
+    with simulator_in_thread(sim_config) as sim:
+        args[2] = sim.base_url
+        runs = {
+            cap: cli(
+                *args,
+                "--out",
+                str(tmp_path / f"c{cap}"),
+                "--concurrency",
+                str(cap),
+                "--report",
+                str(tmp_path / f"c{cap}.json"),
+                env={"HSS_AUTH_TOKEN": TOKEN},
+            )
+            for cap in (1, 8)
+        }
+    for cap, result in runs.items():
+        assert result.returncode == 0, result.stderr
+        assert len(read_rows(tmp_path / f"c{cap}")) == 2_000
+    held = orjson.loads((tmp_path / "c1.json").read_bytes())
+    assert held["at_cap_s"] > 0.5 * held["duration_s"], held
+    assert "1 request(s) were in flight, as many as --concurrency allows" in runs[1].stderr
+    advice = re.search(
+        r"allows about (\d+) requests/s, below --rate 40; --concurrency (\d+) would reach it",
+        runs[1].stderr,
+    )
+    assert advice, runs[1].stderr
+    assert 5 <= int(advice[1]) <= 12 and 4 <= int(advice[2]) <= 8  # 40/s x 80 ms x 1.25
+    paced = orjson.loads((tmp_path / "c8.json").read_bytes())
+    assert paced["at_cap_s"] < 0.25 * paced["duration_s"], paced
+    assert "as many as --concurrency allows" not in runs[8].stderr

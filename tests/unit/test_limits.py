@@ -250,6 +250,53 @@ def test_a_request_waiting_for_a_token_holds_no_slot() -> None:
     asyncio.run(go())
 
 
+def _paced_run(rate: float, cap: int, response_s: float, requests: int) -> RateLimiter:
+    """``requests`` by 8 workers, each answered after ``response_s``; time moves in 1 ms ticks."""
+    clock = SteppedClock()
+    limiter = RateLimiter(rate, 2, max_in_flight=cap, clock=clock, sleep=clock.sleep)
+    left = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in left:
+            async with limiter.request():
+                await clock.sleep(response_s)
+
+    async def go() -> None:
+        workers = asyncio.gather(*(worker() for _ in range(8)))
+        while not workers.done():
+            clock.now += 0.001
+            for _ in range(3):
+                await asyncio.sleep(0)
+        await workers
+
+    asyncio.run(go())
+    return limiter
+
+
+def test_a_run_held_back_by_the_cap_in_flight_says_what_would_reach_the_rate() -> None:
+    """Two in flight at 100 ms a response make 20 requests/s, not the 50 asked: the cap is
+    full nearly all the time, and the advice names one that reaches the rate."""
+    limiter = _paced_run(rate=50, cap=2, response_s=0.1, requests=100)
+    duration = limiter._now()
+    assert 4.5 < duration < 5.5  # 100 requests at 20/s
+    assert limiter.answered == 100
+    assert limiter.in_flight_s / limiter.answered == pytest.approx(0.1, abs=0.005)
+    assert limiter.at_cap_s > 0.8 * duration
+    advice = limiter.concurrency_advice(duration)
+    assert advice is not None
+    assert "--concurrency 2 allows about 20 requests/s, below --rate 50" in advice
+    assert "--concurrency 7 would reach it" in advice  # 50/s x 0.1 s x 1.25
+
+
+def test_a_run_paced_by_the_rate_gets_no_concurrency_advice() -> None:
+    limiter = _paced_run(rate=20, cap=4, response_s=0.1, requests=60)
+    duration = limiter._now()
+    assert 2.8 < duration < 3.3  # the rate set the pace
+    assert limiter.at_cap_s < 0.05 * duration
+    assert limiter.concurrency_advice(duration) is None
+    assert RateLimiter(0, max_in_flight=1).concurrency_advice(10.0) is None  # no rate to reach
+
+
 def test_a_429_after_paced_sends_trims_the_rate_and_keeps_the_burst() -> None:
     """The burst was not used (every request waited for its token): it did not cause the
     429, and it stays (it absorbs the loop's late wake-ups)."""
