@@ -24,8 +24,7 @@ from .errors import (
 from .pipeline import run, run_async
 from .report import ProjectReport, RunReport
 from .signing import AkSkCredentials
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "AkSkCredentials",

@@ -8,7 +8,6 @@ run's ``Redactor``: an error message that quotes the server, which quoted a toke
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
 import secrets
 import tempfile
@@ -21,19 +20,13 @@ import orjson
 from .errors import ConfigError
 from .memory import format_size
 from .redaction import Redactor
+from .version import __version__
 
 __all__ = ["VERSION", "ProjectReport", "RunReport", "check_report_path", "write_report"]
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("hss-image-connector")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a checkout
-        return "unknown"
-
-
-VERSION = _version()
-"""The connector's version, as installed."""
+VERSION = __version__
+"""The connector's version."""
 
 
 @dataclass(slots=True)

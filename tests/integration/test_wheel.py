@@ -9,13 +9,15 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import connector
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     _build("wheel", dist)
-    wheel = next(dist.glob("hss_image_connector-*.whl"))
+    (wheel,) = dist.glob(f"hss_image_connector-{connector.__version__}-*.whl")  # one version
     names = zipfile.ZipFile(wheel).namelist()
     assert "connector/schemas/image_local_info.json" in names
     assert "connector/py.typed" in names
