@@ -39,6 +39,17 @@ def _account(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(runs)
 
 
+def _pair(text: str) -> tuple[float, float]:
+    first, sep, second = text.partition(",")
+    try:
+        pair = (float(first), float(second))
+    except ValueError:
+        pair = None
+    if not sep or pair is None or pair[0] <= 0 or pair[1] < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers A,B (A > 0), e.g. 50,5")
+    return pair
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -81,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         "also runs at 1).",
     )
     parser.add_argument(
+        "--gateway",
+        type=_pair,
+        metavar="R,B",
+        help="The simulated gateway of the rate and account cases: R requests/s per "
+        "credential with a bucket of B (default 50,5); the connector runs at --rate R.",
+    )
+    parser.add_argument(
+        "--gateway-latency",
+        type=_pair,
+        metavar="MS,J",
+        help="Their response time: MS milliseconds, +-J uniform (default 100,20).",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT,
@@ -107,6 +131,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["account"] = args.account
     if args.account_burst is not None:
         changes["account_burst"] = max(1.0, args.account_burst)
+    if args.gateway is not None:
+        changes["rate"], burst = args.gateway
+        changes["rate_burst"] = max(1, round(burst))
+    if args.gateway_latency is not None:
+        changes["rate_latency_ms"], changes["rate_jitter_ms"] = args.gateway_latency
     return dataclasses.replace(settings, **changes)
 
 

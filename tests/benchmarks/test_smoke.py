@@ -77,3 +77,18 @@ def test_unknown_case_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["--cases", "latency,bogus"])
     assert info.value.code == 2
     assert "unknown case bogus" in capsys.readouterr().err
+
+
+def test_the_gateway_flags_set_the_simulated_limit_and_response_time() -> None:
+    args = cli.build_parser().parse_args(["--gateway", "100,10", "--gateway-latency", "300,50"])
+    settings = cli.settings_from(args)
+    assert (settings.rate, settings.rate_burst) == (100, 10)
+    assert (settings.rate_latency_ms, settings.rate_jitter_ms) == (300, 50)
+
+
+@pytest.mark.parametrize("value", ["50", "50,x", "0,5", "50,-1"])
+def test_a_malformed_gateway_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["--gateway", value])
+    assert info.value.code == 2
+    assert f"{value!r} is not two numbers A,B" in capsys.readouterr().err
