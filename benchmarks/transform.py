@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("project_id")
     parser.add_argument("records", type=int)
     parser.add_argument("--token", default="bench-token")
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args(argv)
     bodies = fetch_bodies(args.base_url, args.project_id, args.records, args.token)
     results = time_variants(bodies, args.reps)

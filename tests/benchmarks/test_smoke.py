@@ -66,7 +66,10 @@ def test_every_case_runs_and_writes_its_table_and_json(
     transform = results["transform"]
     assert {"orjson", "floor", "connector"} <= transform.keys()
     assert all(transform[k]["rows"] == 600 for k in ("orjson", "floor", "connector"))
+    (own,) = results["transform_rounds"]  # the cpu case times its floor in every round
+    assert own["floor"]["rows"] == 600
     figures = {(f["case"], f["name"]): f for f in results["figures"]}
+    assert ("cpu", "connector end to end / least added up (paired by round)") in figures
     assert any(case == "memory" and f["target"] for (case, _), f in figures.items())
     for figure in results["figures"]:
         assert figure["met"] in (True, False, None)
