@@ -22,11 +22,7 @@ from .memory import format_size
 from .redaction import Redactor
 from .version import __version__
 
-__all__ = ["VERSION", "ProjectReport", "RunReport", "check_report_path", "write_report"]
-
-
-VERSION = __version__
-"""The connector's version."""
+__all__ = ["ProjectReport", "RunReport", "check_report_path", "write_report"]
 
 
 @dataclass(slots=True)
@@ -107,7 +103,7 @@ class RunReport:
     """With ``projects_discovered``: ``region``, ``iam_endpoint``, ``projects`` read
     (``id``, ``name``), ``skipped`` (``id``, ``name``, ``reason``: ``disabled`` or
     ``another region``) and IAM's ``request_id``."""
-    connector_version: str = VERSION
+    connector_version: str = __version__
     error: str | None = None
     """Why the run as a whole failed or stopped (start-up errors, interruption)."""
     error_type: str | None = None
