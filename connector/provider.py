@@ -68,7 +68,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "concurrency": {
         "label": "Requests in flight",
-        "description": "At once, over all projects (default 8)",
+        "description": "At once, over all projects (default 8); the rate needs rate x "
+        "response time of them, and the task log says when this cap held the rate back",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
     "burst": {
