@@ -218,8 +218,12 @@ class RateLimiter:
     def concurrency_advice(self, duration_s: float) -> str | None:
         """What to tell the user when the cap in flight, not the rate, set the pace: it was
         full for a quarter of a run of ``duration_s`` or more, and at the mean response time
-        it allows fewer requests a second than the rate. Else None."""
-        if self.unlimited or not self.max_in_flight or not self.answered or duration_s <= 0:
+        it allows fewer requests a second than the rate. Else None, also for a run of fewer
+        than four requests per slot: its pace was its round trips (a project's first page
+        goes alone), not the cap."""
+        if self.unlimited or not self.max_in_flight or duration_s <= 0:
+            return None
+        if self.answered < 4 * self.max_in_flight:
             return None
         response_s = self.in_flight_s / self.answered
         reachable = self.max_in_flight / response_s if response_s > 0 else math.inf

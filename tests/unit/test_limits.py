@@ -295,6 +295,9 @@ def test_a_run_paced_by_the_rate_gets_no_concurrency_advice() -> None:
     assert limiter.at_cap_s < 0.05 * duration
     assert limiter.concurrency_advice(duration) is None
     assert RateLimiter(0, max_in_flight=1).concurrency_advice(10.0) is None  # no rate to reach
+    few = _paced_run(rate=50, cap=1, response_s=0.1, requests=3)  # a page, then two more
+    assert few.at_cap_s > 0.9 * few._now()
+    assert few.concurrency_advice(few._now()) is None  # its round trips, not the cap
 
 
 def test_a_429_after_paced_sends_trims_the_rate_and_keeps_the_burst() -> None:
