@@ -168,7 +168,7 @@ def figures(collected: Collected) -> list[Figure]:
         out.append(Figure("cpu", "end to end / floor (target retired)", e2e / per["floor"], "x"))
         minimal = runs.get("minimal/latency")
         if minimal:
-            least = _median(minimal, "cpu_us_per_record") + per["floor"] - per["orjson"]
+            least = _median(minimal, "cpu_us_per_record") + _arrow_parquet_us(transform, n)
             ratio, rounds = e2e / least, collected.transform_rounds
             paired = len(rounds) == len(minimal) == len(latency)  # each round's own floor
             if paired:

@@ -321,10 +321,9 @@ def test_a_run_held_back_by_its_concurrency_says_which_value_reaches_the_rate(
     the run says so, with a --concurrency that would reach the rate; a run the rate paces
     does not."""
     sim_config = SimulatorConfig(seed=58, records=2_000, latency_ms=80, tokens=frozenset({TOKEN}))
-    args = ["sync", "--endpoint", "", "--project-id", PROJECTS[0], "--rate", "40"]
-    args += ["--page-size", "100", "--progress", "off"]
     with simulator_in_thread(sim_config) as sim:
-        args[2] = sim.base_url
+        args = ["sync", "--endpoint", sim.base_url, "--project-id", PROJECTS[0], "--rate", "40"]
+        args += ["--page-size", "100", "--progress", "off"]
         runs = {
             cap: cli(
                 *args,
