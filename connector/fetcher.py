@@ -204,6 +204,12 @@ class ProjectCrawler:
     def max_index(self) -> int:
         return reachable_pages(self.size, self.settings.max_offset) - 1
 
+    def _within_reach(self, total: int) -> bool:
+        """Offset paging can prove the end of ``total`` records: their last page comes back
+        short. A last reachable page that ``total`` fills exactly would need the page after
+        it, past the offset ceiling, so such a query is split too."""
+        return pages_needed(total + 1, self.size) - 1 <= self.max_index
+
     async def _read(
         self,
         offset: int,
@@ -231,7 +237,7 @@ class ProjectCrawler:
         self.total_num = self.stats.total_num = first.page.total_num
         if self.after_first is not None:
             await self.after_first()
-        if pages_needed(first.page.total_num, self.size) - 1 <= self.max_index:
+        if self._within_reach(first.page.total_num):
             await self._crawl(self.params, first)
             return
         await self._crawl_split(first.page)
@@ -284,7 +290,7 @@ class ProjectCrawler:
             params = [*base, (TIME_FILTER[0], start), (TIME_FILTER[1], end)]
             head = await self._first_page(params)
             total = head.page.total_num
-            if pages_needed(total, self.size) - 1 <= self.max_index:
+            if self._within_reach(total):
                 self.stats.slices += 1
                 covered += total
                 await self._crawl(params, head)
