@@ -65,6 +65,24 @@ def _arrow_parquet_us(transform: dict[str, Any], records: int) -> float:
     return (transform["floor"]["cpu_s"] - transform["orjson"]["cpu_s"]) / records * 1e6
 
 
+def cpu_pair_ratios(collected: Collected) -> list[float]:
+    """Each (connector, minimal client) pair's CPU per record, the connector's over the
+    minimal client's plus its round's floor Arrow and Parquet work; empty when the rounds
+    did not each time their floor."""
+    rounds, pairs = collected.transform_rounds, collected.cpu_pairs
+    if not pairs or len(rounds) <= max(pair.round for pair in pairs):
+        return []
+    records = rounds[0]["floor"]["rows"]
+    return [
+        _metric(pair.connector, "cpu_us_per_record")
+        / (
+            _metric(pair.minimal, "cpu_us_per_record")
+            + _arrow_parquet_us(rounds[pair.round], records)
+        )
+        for pair in pairs
+    ]
+
+
 def figures(collected: Collected) -> list[Figure]:
     s = collected.settings
     runs = collected.runs
@@ -169,14 +187,9 @@ def figures(collected: Collected) -> list[Figure]:
         minimal = runs.get("minimal/latency")
         if minimal:
             least = _median(minimal, "cpu_us_per_record") + _arrow_parquet_us(transform, n)
-            ratio, rounds = e2e / least, collected.transform_rounds
-            paired = len(rounds) == len(minimal) == len(latency)  # each round's own floor
-            if paired:
-                ratio = statistics.median(
-                    _metric(run, "cpu_us_per_record")
-                    / (_metric(base, "cpu_us_per_record") + _arrow_parquet_us(floor, n))
-                    for run, base, floor in zip(latency, minimal, rounds, strict=True)
-                )
+            ratios = cpu_pair_ratios(collected)
+            paired = bool(ratios)
+            ratio = statistics.median(ratios) if paired else e2e / least
             out += [
                 Figure(
                     "cpu",
@@ -201,6 +214,12 @@ def figures(collected: Collected) -> list[Figure]:
                     ratio <= 1.25,
                 ),
             ]
+            if paired:
+                out += [
+                    Figure("cpu", "  pairs measured (the median's sample)", len(ratios), ""),
+                    Figure("cpu", "  lowest pair", min(ratios), "x"),
+                    Figure("cpu", "  highest pair", max(ratios), "x"),
+                ]
         written = runs.get("minimal-file/latency")
         if written:
             ratio = _paired(written, latency, "cpu_us_per_record")
@@ -525,5 +544,18 @@ def to_json(collected: Collected, figs: list[Figure], info: dict[str, Any]) -> d
         "series": series,
         "transform": collected.transform,
         "transform_rounds": collected.transform_rounds,
+        "cpu_pairs": [
+            {
+                "round": pair.round,
+                "connector_cpu_s": pair.connector.measured.cpu_s,
+                "minimal_cpu_s": pair.minimal.measured.cpu_s,
+                "ratio": ratio,
+            }
+            for pair, ratio in zip(
+                collected.cpu_pairs,
+                cpu_pair_ratios(collected) or [None] * len(collected.cpu_pairs),
+                strict=True,
+            )
+        ],
         "skipped": collected.skipped,
     }

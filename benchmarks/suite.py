@@ -3,9 +3,11 @@
     rate     simulator limited to R requests/s (small bucket), latency with jitter;
              the connector at --rate R
     latency  no rate limit, fixed latency; the connector (and the peers, same rounds)
-    cpu      the connector's CPU per record end to end (from the latency runs) and, in
-             every round, the transform alone against its floor (benchmarks.transform,
-             same bodies), so each round's yardsticks add up that round's floor
+    cpu      the connector's CPU per record end to end against the minimal client's plus
+             the floor's Arrow and Parquet work: in every round Settings.cpu_pairs
+             (connector, minimal client) pairs back to back (the latency case's first),
+             and the transform alone against its floor (benchmarks.transform, same
+             bodies), so each pair adds up its own round's floor
     memory   the connector's peak RSS at the base size (the latency runs) and at 10x
     peers    dlt rest_api and a naive sequential aiohttp loop, in the latency rounds
     account  many projects on one credential (simulator limited to R requests/s, small
@@ -46,6 +48,7 @@ __all__ = [
     "CASES",
     "TARGET_ACCOUNT",
     "Collected",
+    "CpuPair",
     "Settings",
     "account_projects",
     "account_series",
@@ -71,6 +74,10 @@ class Settings:
     sweep: tuple[int, ...] = (4, 8, 32)
     transform_reps: int = 3
     """Repetitions of the transform micro-benchmark, in each round of the cpu case."""
+    cpu_pairs: int = 3
+    """(connector, minimal client) runs back to back per round in the cpu case, the
+    latency case's pair first: one pair's CPU ratio moved 1.07x-1.58x between rounds on a
+    2-vCPU VM, more than any change measured, so the figure is the median of them all."""
     account: tuple[tuple[int, int], ...] = ((1, 3_000), (10, 3_000), (60, 3_000), (200, 500))
     """(projects, records each) of the account case, on one credential; (60, 3,000) has
     the targets."""
@@ -101,10 +108,23 @@ class Collected:
     """The cpu case times the transform and its floor in every round, right after the
     yardsticks (``transform`` is then the median over rounds): the added-up yardstick is
     paired by round like the others, not one floor against every round."""
+    cpu_pairs: list[CpuPair] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
     def add(self, series: str, run: programs.Run) -> None:
         self.runs.setdefault(series, []).append(run)
+
+    def last(self, series: str) -> programs.Run:
+        return self.runs[series][-1]
+
+
+@dataclass(frozen=True, slots=True)
+class CpuPair:
+    """The connector and the minimal client, run back to back in round ``round``."""
+
+    round: int
+    connector: programs.Run
+    minimal: programs.Run
 
 
 Log = Callable[[str], None]
@@ -299,6 +319,7 @@ class _Bench:
                     self.log(f"latency-bound, {where}: minimal aiohttp client (yardstick)")
                     self.peer("minimal/latency", self._minimal, sim)
                 if "cpu" in wanted:
+                    self.cpu_pairs(sim, round_, where)
                     self.log(f"latency-bound, {where}: minimal client writing the file (yardstick)")
                     self.peer(
                         "minimal-file/latency", functools.partial(self._minimal, write=True), sim
@@ -331,6 +352,21 @@ class _Bench:
             elif "latency" in wanted:
                 self.log("transform alone vs its floor (same bodies, one process)")
                 self.collected.transform = self.transform(sim)
+
+    def cpu_pairs(self, sim: Simulator, round_: int, where: str) -> None:
+        """The round's pairs for the cpu figure: the latency case's, then the rest, the
+        order of the two turning each time."""
+        c = self.collected
+        c.cpu_pairs.append(CpuPair(round_, c.last("connector/latency"), c.last("minimal/latency")))
+        for extra in range(1, self.settings.cpu_pairs):
+            self.log(f"cpu, {where}: pair {extra + 1}/{self.settings.cpu_pairs}")
+            steps = [
+                lambda: self.connector("connector/cpu", sim, "latency", rate=0),
+                lambda: self.peer("minimal/cpu", self._minimal, sim),
+            ]
+            for step in steps[:: -1 if extra % 2 else 1]:
+                step()
+            c.cpu_pairs.append(CpuPair(round_, c.last("connector/cpu"), c.last("minimal/cpu")))
 
     def connector(
         self,

@@ -68,8 +68,22 @@ def test_every_case_runs_and_writes_its_table_and_json(
     assert all(transform[k]["rows"] == 600 for k in ("orjson", "floor", "connector"))
     (own,) = results["transform_rounds"]  # the cpu case times its floor in every round
     assert own["floor"]["rows"] == 600
+    # its pairs: the latency case's, then the others (Settings.cpu_pairs), each with a ratio
+    pairs = results["cpu_pairs"]
+    assert len(pairs) == results["settings"]["cpu_pairs"] == 3
+    extra = series["connector/cpu"]["runs"]
+    assert len(extra) == len(series["minimal/cpu"]["runs"]) == 2
+    assert all(run["rows_written"] == run["records"] == 600 for run in extra)
+    assert (
+        pairs[0]["connector_cpu_s"]
+        == series["connector/latency"]["runs"][0]["user_s"]
+        + (series["connector/latency"]["runs"][0]["sys_s"])
+    )
+    assert all(pair["round"] == 0 and pair["ratio"] > 0 for pair in pairs)
     figures = {(f["case"], f["name"]): f for f in results["figures"]}
-    assert ("cpu", "connector end to end / least added up (paired by round)") in figures
+    paired = figures[("cpu", "connector end to end / least added up (paired by round)")]
+    assert paired["value"] == sorted(pair["ratio"] for pair in pairs)[1]  # their median
+    assert figures[("cpu", "  pairs measured (the median's sample)")]["value"] == 3
     assert any(case == "memory" and f["target"] for (case, _), f in figures.items())
     for figure in results["figures"]:
         assert figure["met"] in (True, False, None)
