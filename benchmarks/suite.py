@@ -319,7 +319,7 @@ class _Bench:
                     self.log(f"latency-bound, {where}: minimal aiohttp client (yardstick)")
                     self.peer("minimal/latency", self._minimal, sim)
                 if "cpu" in wanted:
-                    self.cpu_pairs(sim, round_, where)
+                    self.measure_cpu_pairs(sim, round_, where)
                     self.log(f"latency-bound, {where}: minimal client writing the file (yardstick)")
                     self.peer(
                         "minimal-file/latency", functools.partial(self._minimal, write=True), sim
@@ -353,19 +353,19 @@ class _Bench:
                 self.log("transform alone vs its floor (same bodies, one process)")
                 self.collected.transform = self.transform(sim)
 
-    def cpu_pairs(self, sim: Simulator, round_: int, where: str) -> None:
-        """The round's pairs for the cpu figure: the latency case's, then the rest, the
-        order of the two turning each time."""
+    def measure_cpu_pairs(self, sim: Simulator, round_: int, where: str) -> None:
+        """The round's (connector, minimal client) pairs for the cpu figure: the latency
+        case's, then ``Settings.cpu_pairs - 1`` more, the minimal client first every
+        other time."""
         c = self.collected
         c.cpu_pairs.append(CpuPair(round_, c.last("connector/latency"), c.last("minimal/latency")))
         for extra in range(1, self.settings.cpu_pairs):
             self.log(f"cpu, {where}: pair {extra + 1}/{self.settings.cpu_pairs}")
-            steps = [
-                lambda: self.connector("connector/cpu", sim, "latency", rate=0),
-                lambda: self.peer("minimal/cpu", self._minimal, sim),
-            ]
-            for step in steps[:: -1 if extra % 2 else 1]:
-                step()
+            if extra % 2:
+                self.peer("minimal/cpu", self._minimal, sim)
+            self.connector("connector/cpu", sim, "latency", rate=0)
+            if not extra % 2:
+                self.peer("minimal/cpu", self._minimal, sim)
             c.cpu_pairs.append(CpuPair(round_, c.last("connector/cpu"), c.last("minimal/cpu")))
 
     def connector(
