@@ -74,11 +74,8 @@ def test_every_case_runs_and_writes_its_table_and_json(
     extra = series["connector/cpu"]["runs"]
     assert len(extra) == len(series["minimal/cpu"]["runs"]) == 2
     assert all(run["rows_written"] == run["records"] == 600 for run in extra)
-    assert (
-        pairs[0]["connector_cpu_s"]
-        == series["connector/latency"]["runs"][0]["user_s"]
-        + (series["connector/latency"]["runs"][0]["sys_s"])
-    )
+    (first,) = series["connector/latency"]["runs"]  # the latency case's run is the first pair
+    assert pairs[0]["connector_cpu_s"] == first["user_s"] + first["sys_s"]
     assert all(pair["round"] == 0 and pair["ratio"] > 0 for pair in pairs)
     figures = {(f["case"], f["name"]): f for f in results["figures"]}
     paired = figures[("cpu", "connector end to end / least added up (paired by round)")]
