@@ -48,6 +48,8 @@ class ColumnMismatch(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Built:
+    """A converted batch and the values its enumerated fields did not list."""
+
     batch: pa.RecordBatch
     unknown_enum_values: Counter[tuple[str, str]]
 

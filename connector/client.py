@@ -42,6 +42,8 @@ PATH = "/v5/{project_id}/image/local-repositories"
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
+    """One page to ask for: the project, its offset and limit, and the filters."""
+
     project_id: str
     offset: int
     limit: int
@@ -53,6 +55,8 @@ class PageRequest:
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """One 200 answer: its records and what the crawl needs to know about it."""
+
     request: PageRequest
     total_num: int
     records: list[Any]
@@ -300,6 +304,8 @@ def _api_error(
 
 @dataclass(frozen=True, slots=True)
 class _Where:
+    """The page an API error belongs to."""
+
     project_id: str
     offset: int
 

@@ -264,6 +264,8 @@ def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False)
 
 @dataclass(frozen=True, slots=True)
 class FetchSettings:
+    """How pages are fetched: page size, rate limit, concurrency and timeouts."""
+
     page_size: int = MAX_PAGE_SIZE
     rate: float = 10.0
     """Requests per second for one credential on one endpoint; 0 means no limit."""

@@ -26,7 +26,6 @@ naming the key and the file.
 from __future__ import annotations
 
 import codecs
-import tomllib
 from pathlib import Path
 
 from .errors import ConfigError
@@ -72,6 +71,8 @@ def _read(path: str) -> str:
 
 def load_config_file(path: str) -> dict[str, Setting]:
     """The file's settings, each named ``file PATH key KEY``; the values are not yet checked."""
+    import tomllib  # only runs with a config file need it (compiles its patterns at import)
+
     try:
         raw = tomllib.loads(_read(path))
     except tomllib.TOMLDecodeError as exc:

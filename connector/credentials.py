@@ -13,9 +13,6 @@ optionally ``security_token``.
 
 from __future__ import annotations
 
-import csv
-import io
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +34,10 @@ def _read(path: str, what: str) -> str:
 
 
 def read_credentials_file(path: str) -> AkSkCredentials:
+    import csv  # imported here: most runs read no credentials file
+    import io
+    import tomllib
+
     text = _read(path, "credentials file")
     first_line = text.splitlines()[0].lower()
     if "access key id" in first_line:

@@ -45,6 +45,8 @@ as_row: Callable[[TypedRecord], tuple[Any, ...]] = msgspec.structs.astuple
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
+    """A page body the schema describes exactly, as typed records."""
+
     total_num: int
     records: list[TypedRecord]
 

@@ -54,6 +54,8 @@ TIME_FILTER = ("start_latest_update_time", "end_latest_update_time")
 
 @dataclass(slots=True)
 class CrawlStats:
+    """What one project's crawl did: requests, retries, pages and records, for the report."""
+
     requests: int = 0
     retries: int = 0
     throttled: int = 0
@@ -147,12 +149,17 @@ class PageFetcher:
 
 @dataclass(slots=True)
 class _Held:
+    """A page's first record (its overlap with the page before), held back until the crawl
+    ends and shows whether the page before holds it."""
+
     page: Page
     record: Any
 
 
 @dataclass(slots=True)
 class _Read:
+    """A page as it came back, with the crawl's ticks when it was sent and received."""
+
     page: Page
     sent: int
     received: int

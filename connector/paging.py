@@ -109,6 +109,8 @@ class Repair:
 
 @dataclass(frozen=True, slots=True)
 class ChainState:
+    """Where a chain stands: complete or not, and which pages it still needs."""
+
     complete: bool
     end_index: int | None
     wanted: tuple[int, ...]

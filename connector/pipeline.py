@@ -28,7 +28,6 @@ from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
 from .config import Config, Target, is_loopback
 from .decoding import PageDecoder
-from .discovery import discover_projects
 from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .logs import PROJECT, error_fields, run_context
@@ -136,6 +135,8 @@ async def _discover(
     sleep: Callable[[float], Awaitable[None]],
 ) -> Config:
     """``all_projects``: the config as if IAM's projects of the region had been given."""
+    from .discovery import discover_projects  # only runs over all projects list them
+
     report.projects_discovered = True
     found = await discover_projects(config, transport, redactor=redactor, sleep=sleep)
     report.discovery = found.to_dict()

@@ -188,4 +188,6 @@ class RecordChecker:
 
 @dataclass(frozen=True, slots=True)
 class _Bad:
+    """Why a value cannot be stored in its field."""
+
     reason: str

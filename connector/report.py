@@ -27,6 +27,8 @@ __all__ = ["ProjectReport", "RunReport", "check_report_path", "write_report"]
 
 @dataclass(slots=True)
 class ProjectReport:
+    """One project's outcome in the run report."""
+
     project_id: str
     status: Literal["published", "superseded", "failed", "interrupted"] = "failed"
     total_num: int | None = None
@@ -68,6 +70,8 @@ class ProjectReport:
 
 @dataclass(slots=True)
 class RunReport:
+    """The run report: what a run did, for people and for Airflow (``to_json``)."""
+
     run_id: str
     snapshot_date: str
     endpoint: str

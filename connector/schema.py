@@ -48,6 +48,8 @@ def arrow_type(name: str) -> pa.DataType:
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
+    """One field of the schema file (``schemas/``)."""
+
     name: str
     type: str
     nullable: bool

@@ -28,6 +28,8 @@ __all__ = ["ProjectSink", "SinkCounts"]
 
 @dataclass(slots=True)
 class SinkCounts:
+    """What the sink saw: records in, quarantined, and drift by field."""
+
     records_in: int = 0
     quarantined: int = 0
     unknown_enum_values: Counter[tuple[str, str]] = field(default_factory=Counter)
