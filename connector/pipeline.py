@@ -135,7 +135,7 @@ async def _discover(
     sleep: Callable[[float], Awaitable[None]],
 ) -> Config:
     """``all_projects``: the config as if IAM's projects of the region had been given."""
-    from .discovery import discover_projects  # only runs over all projects list them
+    from .discovery import discover_projects  # only a run over all projects lists them
 
     report.projects_discovered = True
     found = await discover_projects(config, transport, redactor=redactor, sleep=sleep)

@@ -70,7 +70,7 @@ class ProjectReport:
 
 @dataclass(slots=True)
 class RunReport:
-    """The run report: what a run did, for people and for Airflow (``to_json``)."""
+    """What a run did: ``summary`` for people, ``to_json`` for the report file and Airflow."""
 
     run_id: str
     snapshot_date: str
