@@ -62,7 +62,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import Config, ConfigError, ConnectorError, Filters, RunReport, run_async
+from . import Config, ConfigError, ConnectorError, Filters, RunReport
 from .config import check_snapshot_date
 from .errors import is_permanent
 from .lineage import SyncFacts, datasets, lake
@@ -493,6 +493,9 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
 
     def _sync(self, config: Config, redactor: Redactor) -> RunReport:
         """``run_async(config)`` on an event loop of its own, which ``on_kill`` can stop."""
+        # imported here, not with the module: a DAG file that imports the operator is parsed
+        # again and again, and the pipeline brings aiohttp and msgspec (~0.3 s each time)
+        from .pipeline import run_async
 
         async def main() -> RunReport:
             task = asyncio.current_task()

@@ -271,6 +271,25 @@ def test_airflow_discovers_the_provider_its_hook_and_connection_type(airflow: Ai
     )
 
 
+def test_airflow_loads_the_provider_and_the_operator_without_the_http_pipeline(
+    airflow: AirflowEnv,
+) -> None:
+    """Airflow reads the provider info in its scheduler, webserver and CLI, and parses DAG
+    files that import the operator again and again: neither loads the pipeline (aiohttp,
+    msgspec's decoder, the crawl), which waits for a task to run."""
+    loaded = airflow.python(
+        "import json, sys\n"
+        "heavy = ('aiohttp', 'pyarrow', 'connector.pipeline')\n"
+        "from connector.provider import get_provider_info\n"
+        "get_provider_info()\n"
+        "provider = sorted(m for m in heavy if m in sys.modules)\n"
+        "from connector.airflow import HssImageSyncOperator\n"
+        "operator = sorted(m for m in heavy if m in sys.modules)\n"
+        "print(json.dumps([provider, operator]))"
+    )
+    assert loaded == [[], ["pyarrow"]]  # pyarrow: the lineage facets' schema
+
+
 def test_the_connection_form_hides_relabels_and_explains_its_fields(airflow: AirflowEnv) -> None:
     """What the UI draws: the behaviour and the form fields as Airflow's ProvidersManager
     holds them, read from the provider info without the deprecated per-hook methods."""

@@ -28,6 +28,7 @@ from connector import (
     ProjectReport,
     QuarantineLimit,
     RunReport,
+    pipeline,
 )
 
 TOKEN = "tok-" + "a1b2c3d4" * 6
@@ -321,7 +322,7 @@ class FakeRun:
 
 
 def as_async(fake: FakeRun) -> Any:
-    """``fake`` in the place of ``run_async``, which the operator awaits."""
+    """``fake`` in the place of ``pipeline.run_async``, which the operator awaits."""
 
     async def run_async(config: Config, **_: Any) -> RunReport:
         return fake(config)
@@ -341,7 +342,7 @@ def test_the_operator_maps_its_rendered_arguments(
     airflow.connect()
     published = ProjectReport("p9", status="published", records_written=7)
     fake = FakeRun(_report("2026-11-20", published))
-    monkeypatch.setattr(module, "run_async", as_async(fake))
+    monkeypatch.setattr(pipeline, "run_async", as_async(fake))
     today = _today()
     task = operator(
         module,
@@ -372,7 +373,7 @@ def test_a_failed_project_fails_the_task_with_the_connectors_message(
     failed = ProjectReport(
         "p1", error=str(error), error_type="AuthError", exit_code=error.exit_code
     )
-    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report("2026-11-20", failed))))
+    monkeypatch.setattr(pipeline, "run_async", as_async(FakeRun(_report("2026-11-20", failed))))
     ti = FakeTaskInstance()
 
     with pytest.raises(airflow.AirflowFailException) as caught:
@@ -388,7 +389,7 @@ def test_a_transient_failure_leaves_the_retry_to_airflow(
     airflow.connect()
     ok = ProjectReport("p1", status="published")
     failed = ProjectReport("p2", error="still HTTP 503", error_type="ServerError", exit_code=3)
-    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report("2026-11-20", ok, failed))))
+    monkeypatch.setattr(pipeline, "run_async", as_async(FakeRun(_report("2026-11-20", ok, failed))))
 
     with pytest.raises(airflow.AirflowException) as caught:
         operator(module).execute({"ti": FakeTaskInstance()})
@@ -402,7 +403,7 @@ def test_an_error_before_any_project_becomes_an_airflow_error(
 ) -> None:
     airflow.connect()
     monkeypatch.setattr(
-        module, "run_async", as_async(FakeRun(OutputError("cannot create /lake: read-only")))
+        pipeline, "run_async", as_async(FakeRun(OutputError("cannot create /lake: read-only")))
     )
 
     with pytest.raises(airflow.AirflowException, match="OutputError: cannot create"):
@@ -431,7 +432,7 @@ def test_a_bad_argument_fails_the_task_without_retries(
 ) -> None:
     airflow.connect()
     monkeypatch.setattr(
-        module, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
+        pipeline, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
     )
 
     with pytest.raises(airflow.AirflowFailException) as caught:
@@ -469,7 +470,7 @@ def test_every_enterprise_project_unless_the_connection_or_the_task_says(
     assert config(module).filters.enterprise_project_id == "0"
 
     fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
-    monkeypatch.setattr(module, "run_async", as_async(fake))
+    monkeypatch.setattr(pipeline, "run_async", as_async(fake))
     operator(module, filters={"has_vul": "true"}).execute({"ti": FakeTaskInstance()})
     operator(module, filters={"enterprise_project_id": "ep-7"}).execute({"ti": FakeTaskInstance()})
     connection_ep, task_ep = fake.configs
@@ -486,7 +487,7 @@ def test_a_run_for_a_day_before_yesterday_is_skipped(
 ) -> None:
     airflow.connect()
     monkeypatch.setattr(
-        module, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
+        pipeline, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
     )
     past = datetime.combine(_today() - timedelta(days=2), datetime.min.time(), UTC)
 
@@ -503,7 +504,7 @@ def test_runs_for_today_and_yesterday_read_on_the_day_they_run(
 ) -> None:
     airflow.connect()
     fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
-    monkeypatch.setattr(module, "run_async", as_async(fake))
+    monkeypatch.setattr(pipeline, "run_async", as_async(fake))
     logical = datetime.combine(_today() - timedelta(days=days_ago), datetime.min.time(), UTC)
 
     operator(module).execute({"ti": FakeTaskInstance(), "logical_date": logical})
@@ -517,7 +518,7 @@ def test_a_run_without_a_logical_date_uses_the_day_it_was_due(
 ) -> None:
     airflow.connect()
     monkeypatch.setattr(
-        module, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
+        pipeline, "run_async", as_async(FakeRun(AssertionError("run must not be called")))
     )
     dag_run = types.SimpleNamespace(run_after=datetime(2020, 5, 1, 6, 0, tzinfo=UTC))
 
@@ -532,7 +533,7 @@ def test_an_explicit_past_date_needs_the_opt_in(
 ) -> None:
     airflow.connect()
     fake = FakeRun(_report("2026-01-02", ProjectReport("p1", status="published")))
-    monkeypatch.setattr(module, "run_async", as_async(fake))
+    monkeypatch.setattr(pipeline, "run_async", as_async(fake))
     old = datetime(2026, 1, 2, tzinfo=UTC)
 
     with pytest.raises(airflow.AirflowFailException, match="allow_any_snapshot_date=True"):
@@ -556,7 +557,7 @@ def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
     )
     report = _report(_today().isoformat(), failed)
     report.redactor.add(TOKEN)  # as the pipeline does with the run's secrets
-    monkeypatch.setattr(module, "run_async", as_async(FakeRun(report)))
+    monkeypatch.setattr(pipeline, "run_async", as_async(FakeRun(report)))
     ti = FakeTaskInstance()
 
     with pytest.raises(airflow.AirflowFailException) as caught:
