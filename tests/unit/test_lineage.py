@@ -22,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openlineage.client.serde import Serde
 
-from connector import OutputError, ProjectReport, RunReport
+from connector import OutputError, ProjectReport, RunReport, pipeline
 from connector.lineage import (
     SyncFacts,
     assertions,
@@ -305,7 +305,7 @@ def test_the_operator_reports_the_lineage_of_its_run(
     published = ProjectReport(
         "p1", status="published", records_fetched=8, records_written=7, records_quarantined=1
     )
-    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report(_today_iso(), published))))
+    monkeypatch.setattr(pipeline, "run_async", as_async(FakeRun(_report(_today_iso(), published))))
     task = operator(module, max_quarantined="1%")
 
     started = task.get_openlineage_facets_on_start()
@@ -340,7 +340,7 @@ def test_a_failed_task_keeps_its_report_for_the_fail_event(
     failed = ProjectReport(
         "p1", error="HTTP 400, error_code HSS.0013", error_type="ApiError", exit_code=3
     )
-    monkeypatch.setattr(module, "run_async", as_async(FakeRun(_report(_today_iso(), failed))))
+    monkeypatch.setattr(pipeline, "run_async", as_async(FakeRun(_report(_today_iso(), failed))))
     task = operator(module)
 
     with pytest.raises(airflow.AirflowException):
@@ -361,7 +361,7 @@ def test_a_run_that_stopped_before_its_report_or_was_skipped(
 ) -> None:
     airflow.connect()
     run = FakeRun(OutputError("cannot create /lake: read-only"))
-    monkeypatch.setattr(module, "run_async", as_async(run))
+    monkeypatch.setattr(pipeline, "run_async", as_async(run))
     task = operator(module)
 
     with pytest.raises(airflow.AirflowException):
