@@ -71,33 +71,7 @@ _MODULE_OF = {
     "run_async": "pipeline",
 }
 
-__all__ = [
-    "AkSkCredentials",
-    "ApiError",
-    "Auth",
-    "AuthError",
-    "Config",
-    "ConfigError",
-    "ConnectorError",
-    "DataLossError",
-    "DiscoveryError",
-    "FetchSettings",
-    "Filters",
-    "InvalidRequestError",
-    "MalformedResponseError",
-    "OutputError",
-    "ProjectReport",
-    "QuarantineLimit",
-    "QuarantineLimitError",
-    "RetryPolicy",
-    "RunReport",
-    "Secret",
-    "ServerError",
-    "ThrottledError",
-    "TransportError",
-    "run",
-    "run_async",
-]
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:
