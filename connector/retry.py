@@ -1,8 +1,9 @@
 """Retry as a policy: which failures, how long to wait, when to give up.
 
 Bounded by attempts and by total time; throttling waits at least the server's
-``Retry-After`` (or the provider's advised 2 to 5 s); other transient failures back off
-exponentially with jitter. ``sleep`` and ``clock`` are injectable so tests do not wait.
+``Retry-After``, else the provider's advised 2 to 5 s, at its short end (``delay_for``);
+other transient failures back off exponentially with jitter. ``sleep`` and ``clock`` are
+injectable so tests do not wait.
 
 The time budget (``max_elapsed_s``, ``--max-retry-time``) is a deadline for the page, not
 only a limit on waiting: while ``retrying`` runs, ``budget_left()`` tells the client how
@@ -25,6 +26,9 @@ from .errors import ConnectorError, ThrottledError
 __all__ = ["Budget", "budget_left", "delay_for", "is_retryable", "retrying"]
 
 T = TypeVar("T")
+
+THROTTLE_SPREAD = 1.25
+"""A throttled page waits between ``throttle_delay_s`` and this many times it (first retry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +60,11 @@ def delay_for(
 ) -> float:
     """Seconds to wait before attempt ``attempt + 1`` (attempts count from 1)."""
     if isinstance(error, ThrottledError):
+        # Every attempt takes its turn at the limiter, which has just slowed down for this
+        # 429, so a wide spread adds nothing but time; and the last pages' retries end the
+        # run. The provider's 2 to 5 s therefore at its short end: 2 to 2.5 s, then 4 to 5.
         floor = policy.throttle_delay_s * min(2 ** (attempt - 1), 8)
-        jittered = rng.uniform(floor, floor * 2.5)
+        jittered = rng.uniform(floor, floor * THROTTLE_SPREAD)
         advised = error.retry_after if error.retry_after is not None else 0.0
         return min(max(jittered, advised), max(policy.max_delay_s, advised))
     ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (attempt - 1))
