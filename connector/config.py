@@ -196,9 +196,8 @@ class RetryPolicy:
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
     throttle_delay_s: float = 2.0
-    """The provider advises retrying throttled calls after 2 to 5 seconds: the first retry
-    waits 2 to 2.5 s (``retry.delay_for``), each further one twice as long as the one
-    before, up to 8 times the first."""
+    """The provider advises retrying throttled calls after 2 to 5 seconds: the least wait
+    before the first retry; ``retry.delay_for`` spreads and doubles it."""
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
