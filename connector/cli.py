@@ -162,6 +162,12 @@ TUNING: list[tuple[str, str, Any, str]] = [
         "Rounds of re-reading pages to prove a project complete (gaps, moved records, short pages) before it fails without publishing.",
     ),
     (
+        "total_num_tolerance",
+        "N|P%",
+        str(_FETCH.total_tolerance),
+        "Accept a total_num that differs from the records the list provably holds by up to N records or P percent of total_num (a gateway known to over-count); the report shows the difference every time. 0: exact.",
+    ),
+    (
         "max_quarantined",
         "N|P%",
         str(QuarantineLimit()),

@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ __all__ = [
     "RetryPolicy",
     "Secret",
     "Target",
+    "TotalTolerance",
     "check_snapshot_date",
     "endpoint_for_region",
     "iam_endpoint_for",
@@ -264,6 +266,81 @@ def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False)
 
 
 @dataclass(frozen=True, slots=True)
+class TotalTolerance:
+    """``--total-num-tolerance``: how far ``total_num`` may differ from the records the list
+    provably holds before the crawl calls it data loss.
+
+    Some gateways over-count ``total_num``; a user who knows theirs does accepts a difference
+    of up to ``records`` records or ``percent`` percent of ``total_num`` (at most one of them
+    non-zero; both zero, the default, means exact).
+    """
+
+    records: int = 0
+    percent: float = 0.0
+
+    ACCEPTED = (
+        "a number of records like 10 or a percentage of total_num like 0.5% (from 0 to "
+        "100); 0 means exact"
+    )
+
+    def __post_init__(self) -> None:
+        where = "--total-num-tolerance"
+        if isinstance(self.records, bool) or not isinstance(self.records, int) or self.records < 0:
+            raise ConfigError(
+                f"the records must be an integer >= 0, got {self.records!r}", where=where
+            )
+        if (
+            isinstance(self.percent, bool)
+            or not isinstance(self.percent, int | float)
+            or not 0 <= self.percent <= 100  # also refuses NaN
+        ):
+            raise ConfigError(
+                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+            )
+        if self.records and self.percent:
+            raise ConfigError("give records or a percentage, not both", where=where)
+        object.__setattr__(self, "percent", float(self.percent))
+
+    @classmethod
+    def parse(cls, text: str) -> TotalTolerance:
+        """``"10"`` (records) or ``"0.5%"`` / ``"2 %"`` (percent of ``total_num``); a
+        ``ValueError`` saying what is accepted for anything else."""
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                number = raw[:-1].strip()
+                if not number or number.startswith(("+", "-")):
+                    raise ValueError
+                percent = float(number)
+                if not 0 <= percent <= 100:  # also NaN
+                    raise ValueError
+                return cls(percent=percent)
+            if not raw.isdigit():  # no sign, no "1e3", no "1_000"
+                raise ValueError
+            return cls(records=int(raw))
+        except ValueError:
+            raise ValueError(f"expected {cls.ACCEPTED}, got {text!r}") from None
+
+    def limit(self, total_num: int) -> int:
+        """The largest difference accepted for this ``total_num``: ``records``, or
+        ``floor(percent / 100 * total_num)`` computed exactly on the percentage as written
+        (29% of 100 is 29, not the 28.999... of binary floating point)."""
+        if self.records:
+            return self.records
+        return math.floor(Fraction(repr(self.percent)) * total_num / 100)
+
+    def allows(self, total_num: int, records: int) -> bool:
+        """Whether ``total_num`` is close enough to the ``records`` the list provably holds."""
+        return abs(total_num - records) <= self.limit(total_num)
+
+    def __str__(self) -> str:
+        if not self.percent:
+            return str(self.records)
+        text = repr(self.percent)
+        return f"{text.removesuffix('.0')}%"
+
+
+@dataclass(frozen=True, slots=True)
 class FetchSettings:
     """How pages are fetched: page size, rate limit, concurrency and timeouts."""
 
@@ -292,6 +369,9 @@ class FetchSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_repair_rounds: int = 16
     """Rounds of re-reading (gaps, moved records, short pages) before a project fails."""
+    total_tolerance: TotalTolerance = field(default_factory=TotalTolerance)
+    """How far ``total_num`` may differ from the records the list provably holds (a gateway
+    known to over-count); the default is exact."""
 
     def __post_init__(self) -> None:
         if not MIN_PAGE_SIZE <= self.page_size <= MAX_PAGE_SIZE:
@@ -327,6 +407,11 @@ class FetchSettings:
         if not 0 <= self.max_offset <= MAX_OFFSET:
             raise ConfigError(
                 f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"
+            )
+        if not isinstance(self.total_tolerance, TotalTolerance):
+            raise ConfigError(
+                f"expected a TotalTolerance, got {self.total_tolerance!r}",
+                where="--total-num-tolerance",
             )
 
 

@@ -43,6 +43,7 @@ from .config import (
     RetryPolicy,
     Secret,
     Target,
+    TotalTolerance,
     check_endpoint,
     check_filter,
     check_project_id,
@@ -151,6 +152,22 @@ def _quarantine(value: Any, where: str) -> QuarantineLimit:
     raise ConfigError(
         f"expected a count like 50 or a percentage like 1%, got {value!r}", where=where
     )
+
+
+def _tolerance(value: Any, where: str) -> TotalTolerance:
+    """``total_num_tolerance``: records (``10``) or a percentage (``"0.5%"``), text or number."""
+    if isinstance(value, TotalTolerance):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value) if isinstance(value, int) or not value.is_integer() else str(int(value))
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ConfigError(f"expected {TotalTolerance.ACCEPTED}, got {value!r}", where=where)
+    try:
+        return TotalTolerance.parse(text)
+    except ValueError as error:
+        raise ConfigError(str(error), where=where) from None
 
 
 def _projects_cap(value: Any, where: str) -> int | None:
@@ -287,6 +304,7 @@ _FETCH = {
     "request_timeout": "request_timeout_s",
     "max_offset": "max_offset",
     "max_repair_rounds": "max_repair_rounds",
+    "total_num_tolerance": "total_tolerance",
 }
 _RETRY = {"max_attempts": "max_attempts", "max_retry_time": "max_elapsed_s"}
 TUNING_KEYS = (
@@ -316,6 +334,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "run_id": _text,
     **{key: _number if key in _NUMBERS else _int for key in TUNING_KEYS},
     "max_quarantined": _quarantine,
+    "total_num_tolerance": _tolerance,
     "parallel_projects": _projects_cap,
     "memory_limit": _size,
     **_FILTERS,

@@ -51,3 +51,25 @@ def test_a_bad_filter_in_the_config_file_is_named_by_its_key(tmp_path: Path) -> 
         in result.stderr
     )
     assert "--scan-status" not in result.stderr
+
+
+@pytest.mark.parametrize("value", ["-5", "lots", "nan%", "150%"])
+def test_a_bad_total_num_tolerance_is_named_with_its_value(tmp_path: Path, value: str) -> None:
+    result = cli(
+        *BASE, "--out", str(tmp_path), "--total-num-tolerance", value, env={"HSS_AUTH_TOKEN": TOKEN}
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "ConfigError: flag --total-num-tolerance: expected a number of records like 10 or a "
+        f"percentage of total_num like 0.5% (from 0 to 100); 0 means exact, got '{value}'"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_total_num_tolerance_in_the_config_file_is_named_by_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "sync.toml"
+    config.write_text(f'out = "{tmp_path / "lake"}"\ntotal_num_tolerance = -3\n')
+    result = cli(*BASE, "--config", str(config), env={"HSS_AUTH_TOKEN": TOKEN})
+    assert result.returncode == 2, result.stderr
+    assert f"ConfigError: file {config} key total_num_tolerance: expected" in result.stderr
+    assert "got '-3'" in result.stderr

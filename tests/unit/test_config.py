@@ -35,6 +35,7 @@ from connector.config import (
     Auth,
     ReadDate,
     Target,
+    TotalTolerance,
     check_snapshot_date,
     endpoint_for_region,
     iam_endpoint_for,
@@ -454,3 +455,78 @@ def test_an_error_says_whether_retrying_can_help(error: ConnectorError, permanen
 def test_only_the_connectors_own_errors_are_known_permanent() -> None:
     for name in ("ValueError", "Interrupted", "ConnectorError", "", None, "is_permanent"):
         assert not is_permanent(name)
+
+
+# ------------------------------------------------------------- total_num tolerance
+
+_TOLERANCES = st.one_of(
+    st.builds(TotalTolerance, records=st.integers(min_value=0, max_value=10**12)),
+    st.builds(
+        TotalTolerance,
+        percent=st.floats(min_value=0, max_value=100, allow_nan=False, allow_infinity=False),
+    ),
+)
+
+
+@given(_TOLERANCES)
+def test_a_tolerance_reads_back_what_it_writes(tolerance: TotalTolerance) -> None:
+    assert TotalTolerance.parse(str(tolerance)) == tolerance
+
+
+@given(_TOLERANCES, st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1))
+def test_a_tolerance_is_symmetric_around_the_records(
+    tolerance: TotalTolerance, total_num: int, difference: int
+) -> None:
+    """Over-counting and under-counting by the same amount are judged alike; the records
+    themselves are always allowed, and a larger difference never is when a smaller is not."""
+    above, below = total_num + difference, total_num - difference
+    assert tolerance.allows(total_num, above) == tolerance.allows(total_num, below)
+    assert tolerance.allows(total_num, total_num)
+    if not tolerance.allows(total_num, above):
+        assert not tolerance.allows(total_num, above + 1)
+
+
+@given(st.integers(0, 100), st.integers(0, 2**31 - 1))
+def test_a_whole_percentage_is_exact_integer_arithmetic(percent: int, total_num: int) -> None:
+    """floor(percent / 100 * total_num), without binary floating point's 28.999...: 29% of
+    100 allows 29."""
+    tolerance = TotalTolerance.parse(f"{percent}%")
+    limit = percent * total_num // 100
+    assert tolerance.allows(total_num, total_num - limit)
+    assert not tolerance.allows(total_num, total_num - limit - 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", TotalTolerance()),
+        ("0%", TotalTolerance()),
+        ("10", TotalTolerance(records=10)),
+        (" 10 ", TotalTolerance(records=10)),
+        ("0.5%", TotalTolerance(percent=0.5)),
+        ("2 %", TotalTolerance(percent=2.0)),
+        ("100%", TotalTolerance(percent=100.0)),
+    ],
+)
+def test_a_tolerance_is_records_or_a_percentage(text: str, expected: TotalTolerance) -> None:
+    assert TotalTolerance.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "-1", "-0.5%", "+1", "nan", "nan%", "inf%", "101%", "1e3", "1.5", "%", "x"]
+)
+def test_a_tolerance_refuses_what_it_does_not_accept(text: str) -> None:
+    with pytest.raises(ValueError, match="a number of records like 10 or a percentage"):
+        TotalTolerance.parse(text)
+
+
+def test_a_tolerance_is_records_or_a_percentage_not_both() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        TotalTolerance(records=1, percent=1.0)
+    assert str(TotalTolerance(records=10)) == "10" and str(TotalTolerance(percent=0.5)) == "0.5%"
+    assert TotalTolerance(records=3).allows(100, 97) and not TotalTolerance(records=3).allows(
+        100, 96
+    )
+    assert TotalTolerance(percent=1).allows(250, 252) and not TotalTolerance(percent=1).allows(
+        250, 253
+    )

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from connector import Config, ConfigError, FetchSettings, Filters, QuarantineLimit, RetryPolicy
 from connector.cli import build_parser, config_from_args
-from connector.config import Auth, Secret, Target
+from connector.config import Auth, Secret, Target, TotalTolerance
 from connector.settings import FILTER_KEYS, KEYS, TUNING_KEYS
 
 from .test_airflow_hook import FakeConnection, StandIn, airflow, module  # noqa: F401
@@ -147,14 +147,16 @@ TUNING_TEXT = {
     "max_offset": "10000",
     "max_repair_rounds": "3",
     "max_quarantined": "1%",
+    "total_num_tolerance": "0.5%",
 }
 TUNING_TYPED = {
     **{
         k: json.loads(v)
         for k, v in TUNING_TEXT.items()
-        if k not in ("max_quarantined", "memory_limit")
+        if k not in ("max_quarantined", "memory_limit", "total_num_tolerance")
     },
     "max_quarantined": "1%",
+    "total_num_tolerance": "0.5%",
     "memory_limit": 1536 * 2**20,
 }
 TUNED = FetchSettings(
@@ -167,6 +169,7 @@ TUNED = FetchSettings(
     request_timeout_s=40,
     max_offset=10_000,
     max_repair_rounds=3,
+    total_tolerance=TotalTolerance(percent=0.5),
     retry=RetryPolicy(max_attempts=5, max_elapsed_s=30),
 )
 FILTERS = {
@@ -205,6 +208,21 @@ GOOD = [
         "projects at once from memory alone, a budget in decimal units",
         {"parallel_projects": "auto", "memory_limit": "1.5GB"},
         lambda c: (c.parallel_projects, c.memory_limit) == (None, 1_500_000_000),
+    ),
+    Good(
+        "a total_num tolerance in records, as a number",
+        {"total_num_tolerance": 10},
+        lambda c: c.fetch.total_tolerance == TotalTolerance(records=10),
+    ),
+    Good(
+        "a total_num tolerance in percent, with a space",
+        {"total_num_tolerance": "2 %"},
+        lambda c: c.fetch.total_tolerance == TotalTolerance(percent=2.0),
+    ),
+    Good(
+        "no total_num tolerance given: exact",
+        {},
+        lambda c: c.fetch.total_tolerance == TotalTolerance(),
     ),
     Good(
         "no memory limit given: derived when the run starts",
@@ -309,6 +327,14 @@ BAD = [
     Bad("a page too small", {"page_size": "5"}, "page_size", "between 10 and 200"),
     Bad("no attempt at all", {"max_attempts": "0"}, "max_attempts", "at least 1"),
     Bad("a limit of lots", {"max_quarantined": "lots"}, "max_quarantined", "like 1%"),
+    Bad(
+        "a negative tolerance",
+        {"total_num_tolerance": "-1"},
+        "total_num_tolerance",
+        "expected a number of records like 10 or a percentage of total_num like 0.5%",
+    ),
+    Bad("a tolerance of lots", {"total_num_tolerance": "lots"}, "total_num_tolerance", "'lots'"),
+    Bad("a NaN tolerance", {"total_num_tolerance": "nan%"}, "total_num_tolerance", "'nan%'"),
     Bad("a size that is not", {"memory_limit": "lots"}, "memory_limit", "a size like 512MiB"),
     Bad("a unit that is not", {"memory_limit": "2 GiBs"}, "memory_limit", "a size like 512MiB"),
     Bad("a budget too small", {"memory_limit": "512KiB"}, "memory_limit", "at least 1MiB"),
