@@ -29,14 +29,14 @@ from .logs import error_fields
 from .paging import (
     Chain,
     ChainState,
+    Mismatch,
     PageRead,
     Repair,
     page_offset,
-    pages_needed,
     reachable_pages,
 )
 from .ratelimit import RateLimiter
-from .records import any_key, keys_of
+from .records import any_key, describe_key, differing_fields, keys_of
 from .retry import retrying
 from .signing import QueryValue
 
@@ -75,6 +75,11 @@ class CrawlStats:
     repairs: dict[str, int] = field(default_factory=dict)
     page_size: int | None = None
     """The page size the server really serves, when smaller than asked."""
+    total_num_mismatch: Mismatch | None = None
+    """Where the list ended and the ``total_num`` that disagreed, when the tolerance
+    accepted it or when it failed the crawl."""
+    identical_rows: int = 0
+    """Extra copies of records that the server listed twice, identical in every field."""
 
     @property
     def drift_detected(self) -> bool:
@@ -158,11 +163,15 @@ class _Held:
 
 @dataclass(slots=True)
 class _Read:
-    """A page as it came back, with the crawl's ticks when it was sent and received."""
+    """A page as it came back, with the crawl's ticks when it was sent and received, and
+    the page size of the geometry it was asked for (the request itself always asks for the
+    configured size: a server that caps pages serves no more, and one that served fewer
+    only for a while shows it with a fuller page)."""
 
     page: Page
     sent: int
     received: int
+    size: int
 
 
 class _Replan(Exception):
@@ -203,6 +212,11 @@ class ProjectCrawler:
         self.total_num: int | None = None
         self.proven_records = 0
         """Records in the final chains (each once): what the output must hold at least."""
+        self._repeats = False
+        """A response listed one natural key twice (identical rows: ``_check_repeats``)."""
+        self._oversize = False
+        """A response held more records than the page size the crawl re-planned to: the
+        server's cap was transient, and the crawl goes back to the configured size."""
         self._ticks = itertools.count()
         self._replans = 0
         self._rank = fetcher.rank()
@@ -212,10 +226,10 @@ class ProjectCrawler:
         return reachable_pages(self.size, self.settings.max_offset) - 1
 
     def _within_reach(self, total: int) -> bool:
-        """Offset paging can prove the end of ``total`` records: their last page comes back
-        short. A last reachable page that ``total`` fills exactly would need the page after
-        it, past the offset ceiling, so such a query is split too."""
-        return pages_needed(total + 1, self.size) - 1 <= self.max_index
+        """Offset paging can prove the end of ``total`` records: the read just past their
+        last record, at offset ``total``, is within the offset ceiling. A longer query is
+        split by time."""
+        return total <= self.settings.max_offset
 
     async def _read(
         self,
@@ -226,18 +240,41 @@ class ProjectCrawler:
         first: bool = False,
     ) -> _Read:
         """One page; ``first``: a first page, which unlocks the others (it goes first)."""
-        request = PageRequest(self.project_id, offset, size or self.size, tuple(params))
+        geometry = size or self.size
+        request = PageRequest(self.project_id, offset, self.settings.page_size, tuple(params))
         sent = next(self._ticks)
         priority = (0 if first else 1, self._rank)
         page = await self.fetcher.fetch(request, self.stats, priority)
-        return _Read(page, sent, next(self._ticks))
+        return _Read(page, sent, next(self._ticks), geometry)
 
     def _summary(self, read: _Read) -> PageRead:
         page = read.page
         keys = keys_of(page.records, self.key_fields)
-        return PageRead(
-            page.request.offset, page.request.limit, keys, page.total_num, read.sent, read.received
+        summary = PageRead(
+            page.request.offset, read.size, keys, page.total_num, read.sent, read.received
         )
+        if summary.repeats_keys:
+            self._check_repeats(page, keys)
+        return summary
+
+    def _check_repeats(self, page: Page, keys: array[int]) -> None:
+        """A response that lists one natural key twice: identical rows are one row (the
+        sink removes the copy); rows that differ cannot both be right: a loud failure."""
+        self._repeats = True
+        first: dict[int, Any] = {}
+        for key, record in zip(keys, page.records, strict=True):
+            other = first.setdefault(key, record)
+            if other is not record and other != record:
+                raise DataLossError(
+                    f"two records of the page at offset {page.request.offset} share the "
+                    f"natural key ({describe_key(record, self.key_fields)}) but differ in "
+                    f"{', '.join(differing_fields(other, record)) or 'their values'}: the "
+                    "server lists one image twice with different data, and which is right "
+                    "cannot be told; nothing was published for this project",
+                    project_id=self.project_id,
+                    offset=page.request.offset,
+                    request_id=page.request_id,
+                )
 
     async def run(self) -> None:
         first = await self._first_page(self.params)
@@ -265,19 +302,31 @@ class ProjectCrawler:
         return again if len(again.page.records) >= length else read
 
     def _cap(self, size: int) -> None:
+        if size >= self.settings.page_size:
+            log.warning(
+                "project %s: the server serves full pages of %d records again: reading with "
+                "page size %d",
+                self.project_id,
+                self.settings.page_size,
+                self.settings.page_size,
+            )
+            self.size = self.settings.page_size
+            self.stats.page_size = None
+            return
         log.warning(
             "project %s: the server serves at most %d records per page (asked for %d): "
             "reading with page size %d",
             self.project_id,
             size,
-            self.size,
+            self.settings.page_size,
             size,
         )
         self.size = size
         self.stats.page_size = size
 
     async def _crawl_split(self, first: Page) -> None:
-        """The query reaches past the offset ceiling: read it in latest_update_time ranges."""
+        """The query reaches past the offset ceiling: read it in latest_update_time ranges,
+        each proven like a whole crawl, then check that they add up to the query."""
         given = dict(self.params)
         low = int(given.get(TIME_FILTER[0], 0))
         high = int(given.get(TIME_FILTER[1], self.now_ms() + 86_400_000))
@@ -290,7 +339,7 @@ class ProjectCrawler:
             self.settings.max_offset,
         )
         self.stats.slices = 0
-        covered = 0
+        reached: list[array[int]] = []
         pending = [(low, high)]
         while pending:
             start, end = pending.pop()
@@ -299,8 +348,7 @@ class ProjectCrawler:
             total = head.page.total_num
             if self._within_reach(total):
                 self.stats.slices += 1
-                covered += total
-                await self._crawl(params, head)
+                reached.append(await self._crawl(params, head))
             elif start >= end:
                 raise DataLossError(
                     f"{total} records share latest_update_time {start}: more than "
@@ -311,26 +359,69 @@ class ProjectCrawler:
             else:
                 middle = (start + end) // 2
                 pending += [(middle + 1, end), (start, middle)]
-        if covered < first.total_num and not self.stats.drift_detected:
+        whole = await self._read(0, self.params, first=True)  # what the query holds now
+        self.total_num = self.stats.total_num = whole.page.total_num
+        self._check_slices(reached, whole.page.total_num, (low, high))
+
+    def _check_slices(self, reached: list[array[int]], total: int, span: tuple[int, int]) -> None:
+        """The slices' proven records against the whole query's latest ``total_num``.
+
+        Counted by position within each slice (a record listed twice by the server counts
+        twice, as in ``total_num``), a record seen in two slices once (its
+        latest_update_time changed between their reads). Fewer than the total, beyond the
+        tolerance: records no slice can reach (or added while the slices were read), a loud
+        failure. More: records deleted since their slice was read."""
+        joined: array[int] = array("q")
+        for keys in reached:
+            joined.extend(keys)
+        within = sum(len(keys) - _distinct(keys) for keys in reached)
+        held = _distinct(joined) + within
+        del joined
+        if len(reached) and sum(map(len, reached)) > held:
+            self.stats.drift(
+                f"{sum(map(len, reached)) - held} records were seen in two time ranges (their "
+                "latest_update_time changed while the query was read)"
+            )
+        if held == total:
+            return
+        mismatch = Mismatch(total, held, 1, (total,))
+        if held > total:
+            self.stats.drift(
+                f"the time ranges held {held} records; the query's total_num fell to {total} "
+                "while they were read"
+            )
+            return
+        self.stats.total_num_mismatch = mismatch
+        if not self.settings.total_tolerance.allows(total, held):
             raise DataLossError(
-                f"the time ranges hold {covered} records but the query holds "
-                f"{first.total_num}: {first.total_num - covered} records have no "
-                "latest_update_time in the searched range and cannot be reached",
+                f"the time ranges hold {held} records but the query holds {total} (its "
+                f"total_num, read after them): {total - held} records have no "
+                f"latest_update_time in {span[0]}..{span[1]}, or were added while the ranges "
+                "were read, and no range can reach them; nothing was published for this "
+                "project (--total-num-tolerance accepts a gateway known to miscount)",
                 project_id=self.project_id,
                 offset=0,
             )
+        log.warning(
+            "project %s: the time ranges hold %d records and total_num says %d: accepted "
+            "by --total-num-tolerance %s",
+            self.project_id,
+            held,
+            total,
+            self.settings.total_tolerance,
+        )
 
-    async def _crawl(self, params: list[tuple[str, QueryValue]], first: _Read) -> None:
+    async def _crawl(self, params: list[tuple[str, QueryValue]], first: _Read) -> array[int]:
+        """One query proven complete: the keys of its records, in list order."""
         while True:
             try:
-                await self._crawl_chain(params, first)
-                return
+                return await self._crawl_chain(params, first)
             except _Replan as replan:
                 self._replans += 1
                 if self._replans > MAX_REPLANS:
                     raise DataLossError(
-                        f"pages keep coming back shorter than asked while the list goes on "
-                        f"(last {replan.size} of {self.size} records): re-planned "
+                        f"the page size the server serves keeps changing (last {replan.size} "
+                        f"records, reading with {self.size}): re-planned "
                         f"{MAX_REPLANS} times without a stable page size",
                         project_id=self.project_id,
                     ) from None
@@ -338,13 +429,21 @@ class ProjectCrawler:
                 self.stats.drift(f"re-planned with page size {replan.size}")
                 first = await self._read(0, params, first=True)
 
-    async def _crawl_chain(self, params: list[tuple[str, QueryValue]], first: _Read) -> None:
-        chain = Chain(self.size, self.max_index, lookahead=self.settings.concurrency)
+    async def _crawl_chain(self, params: list[tuple[str, QueryValue]], first: _Read) -> array[int]:
+        chain = Chain(
+            self.size,
+            self.max_index,
+            lookahead=self.settings.concurrency,
+            accepts=self.settings.total_tolerance.allows,
+        )
         held: dict[int, _Held] = {}
 
         async def accept(index: int, read: _Read) -> None:
             page = read.page
             records = page.records
+            if len(records) > read.size:  # more than a capped server serves
+                self._oversize = True
+                return
             self.stats.pages += 1
             self.stats.records_received += len(records)
             if chain.add(index, self._summary(read)):
@@ -363,24 +462,40 @@ class ProjectCrawler:
             self.stats.probes += 1
             chain.add_probe(index, self._summary(read))
 
-        if first.page.request.limit != self.size:  # the size changed after it was read
+        if first.size != self.size:  # the size changed after it was read
             first = await self._read(0, params, first=True)
         await accept(0, first)
         rounds = 0
         while True:
+            if self._oversize:
+                self._oversize = False
+                for item in held.values():
+                    await self.emit(item.page, 0, [item.record])
+                raise _Replan(self.settings.page_size)
             state = chain.state()
+            if state.refuted is not None:
+                self.stats.total_num_mismatch = state.refuted
+                raise DataLossError(
+                    f"{state.refuted.describe()}. A gateway that stops serving records there "
+                    "and one whose total_num is wrong for the whole crawl look the same from "
+                    "here; nothing was published for this project (--total-num-tolerance "
+                    "accepts a gateway known to miscount)",
+                    project_id=self.project_id,
+                    offset=state.refuted.records,
+                )
             if state.complete:
                 assert state.end_index is not None
                 moved = await asyncio.to_thread(_find_moved, chain, state.end_index)
                 if not moved:
                     break
                 state = chain.state()
-            if state.ceiling and not state.wanted and not state.probes:
+            beyond = [offset for _, offset in state.probes if offset > self.settings.max_offset]
+            if beyond or (state.ceiling and not state.wanted and not state.probes):
                 raise DataLossError(
                     "the list goes on past the offset ceiling although its first page said "
                     "it would not; rerun (the list changed during the crawl)",
                     project_id=self.project_id,
-                    offset=page_offset(self.max_index, self.size),
+                    offset=beyond[0] if beyond else page_offset(self.max_index, self.size),
                 )
             for index in state.wanted:
                 cap = chain.cap_suspected(index)
@@ -415,31 +530,41 @@ class ProjectCrawler:
             await self._fetch_many(chain, state, params, accept, accept_probe)
 
         assert state.end_index is not None
-        await self._finish(chain, state.end_index, held)
+        if state.mismatch is not None:
+            self.stats.total_num_mismatch = state.mismatch
+            log.warning(
+                "project %s: %s; accepted by --total-num-tolerance %s",
+                self.project_id,
+                state.mismatch.describe(),
+                self.settings.total_tolerance,
+            )
+        return await self._finish(chain, state.end_index, held)
 
-    async def _finish(self, chain: Chain, end: int, held: dict[int, _Held]) -> None:
-        """Emit the held overlap records the chain does not prove read; say what was seen."""
-        found = len(chain.view_keys(end))
-        self.proven_records += found
+    async def _finish(self, chain: Chain, end: int, held: dict[int, _Held]) -> array[int]:
+        """Emit the held overlap records the chain does not prove read; say what was seen.
+        The keys of the chain's records, in list order."""
+        keys = chain.view_keys(end)
+        distinct = _distinct(keys) if self._repeats else len(keys)
+        self.stats.identical_rows += len(keys) - distinct
+        self.proven_records += distinct
         for index, item in sorted(held.items()):
             previous = chain.pages.get(index - 1)
             # the records of the page before that were emitted: all but its own held first
-            keys = previous.keys[1 if index > 1 else 0 :] if previous is not None else ()
-            if not (index <= end and self._key(item.record) in keys):
+            emitted = previous.keys[1 if index > 1 else 0 :] if previous is not None else ()
+            if not (index <= end and self._key(item.record) in emitted):
                 await self.emit(item.page, 0, [item.record])
         if chain.beyond_end(end):
             self.stats.drift("the list shrank while it was read (pages past its new end)")
         totals = chain.totals
         if len(totals) > 1:
             self.stats.drift(f"total_num changed during the crawl ({min(totals)}..{max(totals)})")
-        elif totals and (total := next(iter(totals))) != found:
-            self.stats.drift(f"total_num said {total} but the list held {found} records")
         if self.stats.repairs:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.stats.repairs.items()))
             self.stats.drift(
                 f"pages were read again to prove the crawl complete ({kinds}; "
                 f"{self.stats.pages_reread} pages re-read, {self.stats.probes} end probes)"
             )
+        return keys
 
     def _key(self, record: Any) -> int:
         return any_key(record, self.key_fields)
@@ -480,6 +605,17 @@ def _find_moved(chain: Chain, end: int) -> bool:
         return False
     del keys
     return bool(chain.note_moved(end))
+
+
+def _distinct(keys: array[int]) -> int:
+    """How many different keys: a set up to ``SET_CHECK_KEYS`` keys, else Arrow."""
+    if len(keys) <= memory.SET_CHECK_KEYS:
+        return len(set(keys))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.Array.from_buffers(pa.int64(), len(keys), [None, pa.py_buffer(keys)])
+    return int(pc.count_distinct(values).as_py())
 
 
 def _repeats(keys: array[int]) -> bool:

@@ -8,11 +8,18 @@ stable order, so the proof rests only on the records themselves:
 - **Continuity.** The first record of page ``i + 1`` must be one of page ``i``'s records.
   If it is not (records were deleted before the boundary, or the page came back short),
   that is a *gap*: a window of pages around it is read again, twice as wide each round.
-- **The end is proven, never assumed.** A page shorter than the page size ends the list
-  only when its own ``total_num`` agrees (``offset + length == total_num``) or when an
-  *end probe* (a read at the page's last record), twice in a row, finds nothing after that
-  record (one probe alone could be a page cut short). A full
-  page never ends the list, whatever ``total_num`` says: the next page is read.
+- **The end is read, never inferred.** A page shorter than the page size ends the list only
+  when a read past it, sent after the page was answered, finds nothing after its last
+  record, with a ``total_num`` of its own that agrees with the end: one request more per
+  crawl. The read starts at the page's last record and must hold that record alone (a
+  transient empty answer cannot pass for the end); one more such read is asked for every
+  page this server has cut short (up to 8). A read that finds more means the page was cut
+  short, one without its last record that the list moved under it: the page is read
+  again. A read whose ``total_num`` disagrees has the short page read again and asked
+  once more (a list that shrank shows it there); when two such reads disagree, the end
+  stands only if the caller's tolerance accepts every total they gave, and is refuted
+  otherwise (a gateway that stops serving, or a ``total_num`` that is wrong for the whole
+  crawl). A full page never ends the list, whatever ``total_num`` says.
 - **Moves into the part already read.** Inserts before a page boundary, between the reads
   of its two pages, show as the later page starting inside (not at the end of) the earlier
   one. Those records may be new, or may be records that moved there from the part not yet
@@ -22,6 +29,9 @@ stable order, so the proof rests only on the records themselves:
   overlap of two neighbours, moved while the list was read (a server sorting on a
   non-unique or changing key). Every page up to the later sighting is read again.
 
+A natural key seen twice within one response is the server's data, not movement: such
+keys are left out of the search for moved records.
+
 Assumption, the only one: a change that leaves none of these traces cannot be seen by an
 offset reader. That takes, between the reads of two neighbouring pages, a record moving
 into the part already read at the same moment as another record there is deleted.
@@ -29,23 +39,30 @@ into the part already read at the same moment as another record there is deleted
 
 from __future__ import annotations
 
+import operator
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
     "Chain",
     "ChainState",
+    "Mismatch",
     "PageRead",
     "Repair",
     "page_offset",
     "pages_needed",
+    "probe_offset",
     "reachable_pages",
 ]
 
 
-END_PROBES = 2
-"""End probes that must agree when a short page's own ``total_num`` does not."""
+MISMATCH_ANSWERS = 2
+"""Empty reads past an end, each after a read of its short page, whose ``total_num``
+disagrees with it: then the end is decided by the tolerance (accepted or refuted)."""
+
+MAX_EXTRA_PROBES = 8
+"""At most this many more reads past the end on a server that cuts pages short."""
 
 
 def page_offset(index: int, size: int) -> int:
@@ -58,6 +75,11 @@ def pages_needed(total: int, size: int) -> int:
     if total <= size:
         return 1
     return 1 + -(-(total - size) // (size - 1))
+
+
+def probe_offset(end: int) -> int:
+    """Where the read that proves an end starts: at the last record (0 for an empty list)."""
+    return max(end - 1, 0)
 
 
 def reachable_pages(size: int, max_offset: int) -> int:
@@ -89,9 +111,14 @@ class PageRead:
         return len(self.keys) < self.size
 
     @property
-    def agrees_with_total(self) -> bool:
-        """A short page whose own ``total_num`` says the list ends where it ends."""
-        return self.short and self.offset + len(self.keys) == self.total_num
+    def end(self) -> int:
+        """The offset just past this page's last record."""
+        return self.offset + len(self.keys)
+
+    @property
+    def repeats_keys(self) -> bool:
+        """A natural key appears twice within this response."""
+        return len(set(self.keys)) < len(self.keys)
 
     def after(self, other: PageRead) -> bool:
         """This page was requested after ``other`` was answered: served later for sure."""
@@ -108,6 +135,44 @@ class Repair:
 
 
 @dataclass(frozen=True, slots=True)
+class Mismatch:
+    """Where the list provably ended and the ``total_num`` that the reads past it gave."""
+
+    total_num: int
+    """The total of the latest such read (the others are in ``totals``)."""
+    records: int
+    """The end: how many records the list holds, by position."""
+    answers: int
+    totals: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total_num": self.total_num, "records": self.records, "answers": self.answers}
+
+    def describe(self) -> str:
+        said = (
+            str(self.total_num)
+            if len(set(self.totals)) == 1
+            else f"{min(self.totals)}..{max(self.totals)}"
+        )
+        return (
+            f"total_num said {said} but the list ended after {self.records} records: "
+            f"{self.answers} reads from its last record (offset {max(self.records - 1, 0)}), "
+            "each after a read of the page that ends there, found nothing after it and gave "
+            "that total"
+        )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The reads past one short page: how many agree, disagree, came back empty."""
+
+    agreeing: int = 0
+    disagreeing: int = 0
+    empty: int = 0
+    cut: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ChainState:
     """Where a chain stands: complete or not, and which pages it still needs."""
 
@@ -118,6 +183,11 @@ class ChainState:
     """(page index, offset) of each end probe to send."""
     repairs: tuple[Repair, ...]
     ceiling: bool = False
+    mismatch: Mismatch | None = None
+    """The end was decided by the tolerance: the totals the reads past it gave."""
+    refuted: Mismatch | None = None
+    """The end disagrees with ``total_num`` beyond the tolerance: the crawl cannot be
+    proven complete."""
 
 
 @dataclass(slots=True)
@@ -133,6 +203,9 @@ class Chain:
     size: int
     max_index: int
     lookahead: int = 1
+    accepts: Callable[[int, int], bool] = operator.eq
+    """Whether a ``total_num`` is accepted for a list that provably holds so many records
+    (exact by default; a tolerance for a gateway known to miscount)."""
     pages: dict[int, PageRead] = field(default_factory=dict)
     probes: dict[int, list[PageRead]] = field(default_factory=dict)
     obligations: dict[tuple[int, int], int] = field(default_factory=dict)
@@ -143,8 +216,11 @@ class Chain:
     totals: set[int] = field(default_factory=set)
     """Every ``total_num`` answered: more than one, and it proves nothing alone."""
     flaky: int = 0
-    """Short pages seen that did not end the list: each asks one more end probe, since a
-    server that cuts pages short can also cut a probe short."""
+    """Short pages seen that did not end the list: each asks one more agreeing read past
+    the end, since a server that cuts pages short may also answer one read empty."""
+    disagreed: dict[int, dict[int, int]] = field(default_factory=dict)
+    """End offset -> the reads past it (by the tick they were sent) that found nothing
+    after it but a ``total_num`` that disagrees, with that total."""
 
     # -- recording ----------------------------------------------------------------------
 
@@ -158,7 +234,7 @@ class Chain:
         self.longest = max(self.longest, page.length)
         self.totals.add(page.total_num)
         self.probes.pop(index, None)  # probes prove the end of one read only
-        if page.short and not page.agrees_with_total:
+        if page.short:
             self.short_lengths.setdefault(index, []).append(page.length)
         return again
 
@@ -168,54 +244,66 @@ class Chain:
         self.totals.add(probe.total_num)
 
     def _short(self, index: int, page: PageRead, later: PageRead | None) -> str:
-        """A short page: 'end' of the list, 'cut' short while the list goes on, 'probe'
-        (not known yet), or 'recheck' (the page after it holds records, but was read before
+        """A short page: 'end' of the list (or 'accepted' by the tolerance, or 'refuted'),
+        'cut' short while the list goes on, 'probe' (not known yet), 'reread' (a read past
+        it disagreed), or 'recheck' (the page after it holds records, but was read before
         it: the list may have shrunk since, so that page is read again)."""
         if later is not None and later.keys:  # a later page holds records
             return "cut" if later.after(page) else "recheck"
-        proven = self._end_proven(index, page)
-        return "end" if proven is True else "cut" if proven is False else "probe"
+        return self._end_verdict(index, page)
 
-    def _end_proven(self, index: int, page: PageRead) -> bool | list[int]:
-        """True: the list ends with this short page; False: it goes on (or moved under
-        it); else the offsets of the end probes still needed to tell.
+    def _end_verdict(self, index: int, page: PageRead) -> str:
+        """What the reads past a short page, sent after it, say of its end.
 
-        Its own ``total_num`` agreeing proves it while ``total_num`` has held still, no
-        page came back cut short and the page is not empty (an empty answer with
-        total_num 0 is what a failing backend sends). Otherwise two kinds of probe, sent
-        after the page was read:
-
-        - one at its last record must start with that record and hold nothing after it
-          (the list did not move under the page);
-        - reads just past its end must come back empty: two of them (three for an empty
-          list), one more for every page this server has cut short (up to 8). A page cut
-          short still starts where it should, so it cannot fake an empty read; only a
-          transient empty answer can, and each read more makes that less likely.
+        Each starts at the page's last record (``probe_offset``), so a transient empty
+        answer cannot pass for the end: it must hold that record and nothing after it (an
+        empty list: nothing at all). More, or another record first, means the page was cut
+        short or the list moved under it: 'cut'. An empty answer says nothing and is asked
+        again; two have the page read again (the list may have shrunk under it). With a
+        ``total_num`` that agrees: the end, once for a server that never cut a page short,
+        once more for every page it did. With one that disagrees: the page is read again
+        and asked once more; at ``MISMATCH_ANSWERS`` such answers (more on a server that
+        cut pages short) the tolerance decides.
         """
-        trusted = len(self.totals) == 1 and not self.flaky and page.length
-        if trusted and page.agrees_with_total:
-            return True
-        end = page.offset + page.length
-        placed = page.length == 0
-        empty = 0
+        tally = self._tally(index, page)
+        if tally.cut:
+            return "cut"
+        if tally.agreeing >= self._agreeing_needed():
+            return "end"
+        totals = self.disagreed.get(page.end, {})
+        if len(totals) >= MISMATCH_ANSWERS + min(self.flaky, MAX_EXTRA_PROBES):
+            accepted = all(self.accepts(t, page.end) for t in totals.values())
+            return "accepted" if accepted else "refuted"
+        return "reread" if tally.disagreeing or tally.empty >= MISMATCH_ANSWERS else "probe"
+
+    def _tally(self, index: int, page: PageRead) -> _Tally:
+        """The reads past a short page that were sent after it, sorted by what they say."""
+        end = page.end
+        tally = _Tally()
         for probe in self.probes.get(index, ()):
-            if not probe.after(page):
+            if probe.offset != probe_offset(end) or not probe.after(page):
                 continue
-            if probe.offset == end - 1:
-                if not probe.keys or probe.keys[0] != page.keys[-1] or probe.length > 1:
-                    return False
-                placed = True
-            elif probe.offset == end:
-                if probe.keys:
-                    return False
-                empty += 1
-        wanted = END_PROBES + min(self.flaky, 8) + (page.length == 0)  # an empty list: 3
-        needed = [end - 1] * (not placed) + [end] * (wanted - empty)
-        return needed or True
+            if end and not probe.keys:  # transient, or the list shrank under the page
+                tally.empty += 1
+            elif probe.length != (1 if end else 0) or (end and probe.keys[0] != page.keys[-1]):
+                tally.cut = True
+            elif probe.total_num == end:
+                tally.agreeing += 1
+            else:
+                self.disagreed.setdefault(end, {})[probe.sent] = probe.total_num
+                tally.disagreeing += 1
+        return tally
+
+    def _agreeing_needed(self) -> int:
+        return 1 + min(self.flaky, MAX_EXTRA_PROBES)
+
+    def _mismatch(self, end: int) -> Mismatch:
+        totals = tuple(total for _, total in sorted(self.disagreed[end].items()))
+        return Mismatch(totals[-1], end, len(totals), totals)
 
     def _walk(self) -> Iterator[tuple[int, str]]:
-        """Walk from page 0: yield (index, 'missing' | 'empty' | 'cut' | 'gap' | 'probe' |
-        'end' | 'ceiling'). The walk goes on past every problem it can see beyond, so that
+        """Walk from page 0: yield (index, 'missing' | 'empty' | 'gap' | 'ceiling' | a short
+        page's verdict (``_short``)). The walk goes on past every problem it can see beyond, so that
         one round repairs them all."""
         index = 0
         while True:
@@ -248,11 +336,12 @@ class Chain:
 
     def _shift(self, index: int) -> bool:
         """Records were inserted (or moved) before the boundary after page ``index`` while
-        its two pages were read, and page ``index`` was read first."""
+        its two pages were read, and page ``index`` was read first: the later page starts
+        inside the earlier one (the walk found no gap), but not at its last record."""
         page, later = self.pages[index], self.pages[index + 1]
         if not later.keys or page.after(later):
             return False
-        return page.keys.index(later.keys[0]) != page.length - 1
+        return page.keys[-1] != later.keys[0]
 
     def planned(self) -> int:
         """Pages the largest ``total_num`` seen asks for (a hint, within the ceiling)."""
@@ -265,6 +354,8 @@ class Chain:
         repairs: list[Repair] = []
         end: int | None = None
         ceiling = False
+        mismatch: Mismatch | None = None
+        refuted: Mismatch | None = None
         for index, what in self._walk():
             if what == "missing":
                 wanted.add(index)
@@ -288,9 +379,23 @@ class Chain:
                     )
                 )
             elif what == "probe":
-                needed = self._end_proven(index, self.pages[index])
-                if isinstance(needed, list):
-                    probes += [(index, offset) for offset in needed]
+                page = self.pages[index]
+                agreeing = self._tally(index, page).agreeing
+                at = probe_offset(page.end)
+                probes += [(index, at)] * max(1, self._agreeing_needed() - agreeing)
+            elif what == "reread":
+                wanted.add(index)
+                page = self.pages[index]
+                repairs.append(
+                    Repair(
+                        "end",
+                        index,
+                        f"the reads from the last record of the page at offset {page.offset} "
+                        "came back empty, or gave a total_num that disagrees with its end",
+                    )
+                )
+            elif what == "refuted":
+                refuted = self._mismatch(self.pages[index].end)
             elif what == "recheck":
                 wanted.add(index + 1)
                 repairs.append(
@@ -312,15 +417,24 @@ class Chain:
                         "records and the list goes on after it",
                     )
                 )
-            elif what == "end":
+            elif what in ("end", "accepted"):
                 end = index
+                if what == "accepted":
+                    mismatch = self._mismatch(self.pages[index].end)
             else:
                 ceiling = True
         if end is not None and not wanted and not probes and not repairs:
             repairs += self._head_repairs(end, wanted)
         complete = end is not None and not wanted and not probes and not repairs
         return ChainState(
-            complete, end, tuple(sorted(wanted)), tuple(probes), tuple(repairs), ceiling
+            complete,
+            end,
+            tuple(sorted(wanted)),
+            tuple(probes),
+            tuple(repairs),
+            ceiling,
+            mismatch,
+            refuted,
         )
 
     def _gap_detail(self, index: int) -> str:
@@ -414,8 +528,11 @@ def moved_records(pages: Iterable[PageRead]) -> list[tuple[int, int, int]]:
     second page index, key) for each, at most one per later page.
 
     A page's overlap with the page before it is the run of its first records that repeat
-    the earlier page's last ones, in order; everything else must be new.
+    the earlier page's last ones, in order; everything else must be new. A key that one
+    response holds twice is the server's own (two rows with one natural key), not a move.
     """
+    pages = list(pages)
+    own = {key for page in pages if page.repeats_keys for key in _repeated(page.keys)}
     seen: dict[int, int] = {}
     found: dict[int, tuple[int, int, int]] = {}
     previous: Sequence[int] = ()
@@ -424,11 +541,19 @@ def moved_records(pages: Iterable[PageRead]) -> list[tuple[int, int, int]]:
         skip = _overlap(previous, keys)
         for key in keys[skip:]:
             first = seen.get(key)
-            if first is not None and index not in found:
+            if first is not None and index not in found and key not in own:
                 found[index] = (first, index, key)
             seen.setdefault(key, index)
         previous = keys
     return sorted(found.values())
+
+
+def _repeated(keys: Sequence[int]) -> set[int]:
+    once: set[int] = set()
+    twice: set[int] = set()
+    for key in keys:
+        (twice if key in once else once).add(key)
+    return twice
 
 
 def _overlap(earlier: Sequence[int], later: Sequence[int]) -> int:

@@ -440,7 +440,8 @@ async def _sync_project(
         except BaseExceptionGroup as group_error:
             raise _leaf(group_error) from None
         fetched = sink.counts.records_in
-        dedupe_by = spec.natural_key if stats.drift_detected else None
+        repeated = stats.drift_detected or stats.identical_rows
+        dedupe_by = spec.natural_key if repeated else None
         stage = "finishing the staged Parquet file"
         staged = await asyncio.to_thread(writer.finish, dedupe_by)
         result.records_quarantined = staged.quarantined
@@ -513,6 +514,8 @@ async def _sync_project(
         result.repairs = dict(stats.repairs)
         result.page_size = stats.page_size or config.fetch.page_size
         result.slices = stats.slices
+        mismatch = stats.total_num_mismatch
+        result.total_num_mismatch = mismatch.as_dict() if mismatch is not None else None
         result.drift_detected = stats.drift_detected
         result.drift = list(stats.drift_reasons)
         result.retry_reasons = dict(stats.retry_reasons)

@@ -22,7 +22,15 @@ import orjson
 
 from .schema import RecordSpec
 
-__all__ = ["RecordChecker", "Rejected", "any_key", "key_of", "keys_of"]
+__all__ = [
+    "RecordChecker",
+    "Rejected",
+    "any_key",
+    "describe_key",
+    "differing_fields",
+    "key_of",
+    "keys_of",
+]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -106,6 +114,24 @@ def _typed_getter(key_fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...
     if len(key_fields) == 1:
         return lambda record: (getter(record),)
     return getter
+
+
+def _fields(record: Any) -> Mapping[str, Any]:
+    if isinstance(record, msgspec.Struct):
+        return msgspec.structs.asdict(record)
+    return record if isinstance(record, Mapping) else {}
+
+
+def describe_key(record: Any, key_fields: tuple[str, ...]) -> str:
+    """A record's natural key for a message: ``image_id='...', host_id='...'``."""
+    values = _fields(record)
+    return ", ".join(f"{name}={_describe(values.get(name))}" for name in key_fields)
+
+
+def differing_fields(one: Any, other: Any) -> list[str]:
+    """The names of the fields whose values differ between two records."""
+    a, b = _fields(one), _fields(other)
+    return sorted(name for name in a.keys() | b.keys() if a.get(name) != b.get(name))
 
 
 def _describe(value: Any) -> str:

@@ -47,6 +47,10 @@ class ProjectReport:
     page_size: int = 0
     """The page size used: smaller than asked when the server caps pages."""
     slices: int = 1
+    total_num_mismatch: dict[str, int] | None = None
+    """Where the list provably ended (``records``) when ``total_num`` said otherwise: what
+    ``--total-num-tolerance`` accepted, or what failed the project; ``answers``: the reads
+    past the end that said so."""
     drift_detected: bool = False
     drift: list[str] = field(default_factory=list)
     retry_reasons: dict[str, int] = field(default_factory=dict)
@@ -193,6 +197,12 @@ class RunReport:
                 line += f" (its own query: {own})"
             if project.drift_detected and project.status == "published":
                 line += f", proven complete after re-reading {project.pages_reread} pages"
+            mismatch = project.total_num_mismatch
+            if mismatch is not None and project.status in ("published", "superseded"):
+                line += (
+                    f", total_num said {mismatch['total_num']} for {mismatch['records']} "
+                    "records (accepted by --total-num-tolerance)"
+                )
             if project.extra_fields:
                 kept = "kept" if project.status in ("published", "superseded") else "seen"
                 line += f", unknown fields {kept}: {', '.join(sorted(project.extra_fields))}"

@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class Gateway:
     swap_rate: float = 0.0
     total_skew: int = 0
     total_jitter: int = 0
+    short_at_total: int = 0
+    """The first N answers that reach past the reported total_num end exactly at it."""
+    serve_until: int | None = None
+    """Records at this position and beyond are never served (total_num unaffected)."""
 
 
 class ListSource:
@@ -76,11 +80,21 @@ class ListSource:
         params = dict(request.params)
         if "start_latest_update_time" in params:
             lo, hi = int(params["start_latest_update_time"]), int(params["end_latest_update_time"])
-            items = [r for r in items if lo <= r["latest_update_time"] <= hi]
+            items = [r for r in items if lo <= r.get("latest_update_time", lo - 1) <= hi]
         gateway, rng = self.gateway, self.rng
         served = min(request.limit, gateway.cap or request.limit)
         start = request.offset
-        chunk = items[start : start + served]
+        total = len(items) + gateway.total_skew
+        if gateway.total_jitter:
+            total += rng.randint(-gateway.total_jitter, gateway.total_jitter)
+        stop = start + served
+        if gateway.serve_until is not None:
+            stop = min(stop, max(start, gateway.serve_until))
+        if gateway.short_at_total and start < total < min(stop, len(items)):
+            stop = total
+            self._alter("short at total")
+            self.gateway = replace(gateway, short_at_total=gateway.short_at_total - 1)
+        chunk = items[start:stop]
         end = start + len(chunk)
         swap = gateway.swap_rate and len(chunk) >= 2 and end < len(items)
         if swap and rng.random() < gateway.swap_rate:  # as if records end-2 and end swapped
@@ -92,9 +106,6 @@ class ListSource:
         elif gateway.empty_rate and chunk and rng.random() < gateway.empty_rate:
             chunk = []
             self._alter("empty")
-        total = len(items) + gateway.total_skew
-        if gateway.total_jitter:
-            total += rng.randint(-gateway.total_jitter, gateway.total_jitter)
         copies = [dict(r) if isinstance(r, dict) else r for r in chunk]
         return Page(request, max(total, 0), copies, "req", time.time_ns() // 10**6)
 

@@ -96,19 +96,17 @@ def test_ceiling_splits_by_update_time(tmp_path: Path) -> None:
     assert report.projects["p1"].slices > 1
 
 
-@pytest.mark.parametrize("count", [54, 55, 56])
-def test_a_list_that_fills_the_last_reachable_page_exactly_is_split(
-    tmp_path: Path, count: int
-) -> None:
-    """Page size 10, max offset 50: the last reachable page starts at 45. 55 records fill
-    it, and the end could only be proven past the ceiling: the query is split by time like
-    a longer one (it used to fail loudly, and a time slice of exactly 55 did so by chance)."""
+@pytest.mark.parametrize("count", [50, 51, 55, 56])
+def test_a_list_whose_end_is_past_the_ceiling_is_split(tmp_path: Path, count: int) -> None:
+    """Max offset 50: the read that proves the end of ``count`` records starts at its last
+    record, offset ``count - 1``; beyond the ceiling the query is split by time like a
+    longer one (55 records used to fill the last reachable page and fail loudly)."""
     items = [record(n) for n in range(count)]
     config = _config(tmp_path, page_size=10, max_offset=50)
     report = _sync(config, ListSource(items))
     assert report.status == "success", report.summary()
     assert sorted(_ids(tmp_path)) == sorted(r["image_id"] for r in items)
-    assert (report.projects["p1"].slices > 1) == (count >= 55)
+    assert (report.projects["p1"].slices > 1) == (count > 50)
 
 
 def test_rerun_replaces_the_partition(tmp_path: Path) -> None:
