@@ -20,6 +20,7 @@ from connector.simulator.config import (
     FaultConfig,
     GatewayConfig,
     IamProject,
+    PageCut,
     ProjectFailure,
     SimulatorConfig,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Inventory",
     "NaturalKey",
     "PageBehaviour",
+    "PageCut",
     "ProjectFailure",
     "ProjectStats",
     "RequestLogEntry",

@@ -336,8 +336,9 @@ def _page_body(
     """``{"total_num":N,"data_list":[...]}`` from the records' cached JSON: the same bytes
     as ``orjson.dumps`` of the whole page, without encoding each record again.
 
-    ``gateway``: draw a page behaviour (not for a body a transport fault corrupts). The
-    reported total is skewed and jittered in every body.
+    ``gateway``: draw a page behaviour and apply the page cuts (not for a body a transport
+    fault corrupts); a cut names the behaviour when both alter a page. The reported total
+    is skewed and jittered in every body.
     """
     behaviours = state.gateway
     shape = behaviours.draw(project_id) if gateway and behaviours.page_enabled else None
@@ -348,9 +349,14 @@ def _page_body(
     behaviour = page.behaviour
     if behaviour is PageBehaviour.MISSING_DATA_LIST:
         return _Body(b'{"total_num":%d}' % total, 0, behaviour.value, total)
-    records = b",".join(page.encoded)
+    encoded = page.encoded
+    if gateway and behaviours.cuts_enabled:
+        kept, cut = behaviours.cut(project_id, query.offset, len(encoded), total)
+        if cut is not None:
+            encoded, behaviour = encoded[:kept], cut
+    records = b",".join(encoded)
     body = b'{"total_num":%d,"data_list":[%b]}' % (total, records)
-    return _Body(body, len(page.encoded), None if behaviour is None else behaviour.value, total)
+    return _Body(body, len(encoded), None if behaviour is None else behaviour.value, total)
 
 
 def _ok(body: bytes, request_id: str) -> web.Response:

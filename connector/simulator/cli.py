@@ -33,6 +33,7 @@ from connector.simulator.config import (
     FaultConfig,
     GatewayConfig,
     IamProject,
+    PageCut,
     ProjectFailure,
     SimulatorConfig,
 )
@@ -90,6 +91,16 @@ def _project_failure(value: str) -> tuple[str, ProjectFailure]:
     return project, failure
 
 
+def _page_cut(value: str) -> PageCut:
+    parts = value.split(":")
+    if not 2 <= len(parts) <= 3 or not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected OFFSET:LENGTH[:TIMES], got {value!r}")
+    try:
+        return PageCut(*(int(part) for part in parts))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"invalid --cut-page {value!r}: {exc}") from exc
+
+
 def _security_token(value: str) -> tuple[str, str]:
     access_key, sep, token = value.partition("=")
     if not sep or not access_key or not token:
@@ -118,6 +129,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency (0)")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="uniform ± jitter (0)")
+    for name, help_text in (
+        (
+            "no-update-time",
+            "N records of each project (seeded) have no latest_update_time: the "
+            "start_/end_latest_update_time filters never match them (0)",
+        ),
+        (
+            "duplicate-rows",
+            "N records of each project (seeded) are listed twice, back to back, identical "
+            "in every field; the list and total_num count both (0)",
+        ),
+        (
+            "conflicting-rows",
+            "N records of each project (seeded) are each followed by one with the same "
+            "natural key and another vul_num; both listed and counted (0)",
+        ),
+    ):
+        serve.add_argument(f"--{name}", type=int, default=0, metavar="N", help=help_text)
     serve.add_argument(
         "--shared-image-rate",
         type=float,
@@ -298,6 +327,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="plus a seeded uniform integer in [-N, N] per page response (0)",
     )
+    gateway.add_argument(
+        "--cut-page",
+        type=_page_cut,
+        action="append",
+        default=[],
+        metavar="OFFSET:LENGTH[:TIMES]",
+        help="the first TIMES (1) answers for the page at OFFSET (per project) hold only its "
+        "first LENGTH records; total_num unaffected (repeatable, one per offset)",
+    )
+    gateway.add_argument(
+        "--short-at-total",
+        type=int,
+        default=0,
+        metavar="TIMES",
+        help="the first TIMES answers (per project) whose records reach past the reported "
+        "total_num T (offset < T < offset + served) end exactly at T (0)",
+    )
+    gateway.add_argument(
+        "--serve-until",
+        type=int,
+        default=None,
+        metavar="OFFSET",
+        help="records at list positions >= OFFSET are never served (pages cut there, empty "
+        "past it); total_num unaffected (off)",
+    )
 
 
 def _access_keys(
@@ -382,6 +436,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         swap_rate=args.swap_rate,
         total_skew=args.total_skew,
         total_jitter=args.total_jitter,
+        cut_pages=tuple(args.cut_page),
+        short_at_total=args.short_at_total,
+        serve_until=args.serve_until,
     )
     return SimulatorConfig(
         seed=args.seed,
@@ -413,6 +470,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         drift=drift,
         gateway=gateway,
         shared_image_rate=args.shared_image_rate,
+        no_update_time=args.no_update_time,
+        duplicate_rows=args.duplicate_rows,
+        conflicting_rows=args.conflicting_rows,
     )
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "FaultConfig",
     "GatewayConfig",
     "IamProject",
+    "PageCut",
     "ProjectFailure",
     "SimulatorConfig",
 ]
@@ -230,6 +231,21 @@ _PAGE_RATES = ("short_page_rate", "empty_page_rate", "missing_data_list_rate", "
 
 
 @dataclass(frozen=True, slots=True)
+class PageCut:
+    """Cut the first ``times`` answers for the page requested at ``offset`` (per project) to
+    their first ``length`` records (never more than the page would hold)."""
+
+    offset: int
+    length: int
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        _check_count("PageCut.offset", self.offset)
+        _check_count("PageCut.length", self.length)
+        _check_count("PageCut.times", self.times, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """What a real API gateway may do that the reference does not rule out; all off by
     default and deterministic by the simulator's seed.
@@ -253,6 +269,18 @@ class GatewayConfig:
     ``total_num`` stays as it would be under all four. It is reported as the true total plus
     ``total_skew`` (negative: it lags, positive: it leads) plus a seeded uniform integer in
     ``[-total_jitter, total_jitter]`` drawn per page response, clamped at 0.
+
+    Three deterministic misbehaviours, counted per project (not drawn), apply to a page
+    after the drawn behaviour, in this order:
+
+    - ``serve_until``: a server that stops serving past a list position (like the cap, a
+      property of the server): records at positions >= ``serve_until`` are never in
+      ``data_list`` (pages are cut there, empty past it); ``total_num`` is unaffected;
+    - ``cut_pages``: the first ``times`` answers for the page requested at ``offset`` hold
+      only its first ``length`` records (see :class:`PageCut`; one cut per offset);
+    - ``short_at_total``: the first that many answers whose records would reach past the
+      reported total T (``offset < T < offset + served``) are cut to end exactly at T: a
+      stale total and a short page that ends at it, by coincidence.
     """
 
     page_cap: int | None = None
@@ -262,8 +290,21 @@ class GatewayConfig:
     swap_rate: float = 0.0
     total_skew: int = 0
     total_jitter: int = 0
+    cut_pages: tuple[PageCut, ...] = ()
+    short_at_total: int = 0
+    serve_until: int | None = None
 
     def __post_init__(self) -> None:
+        cuts = tuple(self.cut_pages)
+        if not all(isinstance(cut, PageCut) for cut in cuts):
+            raise TypeError("GatewayConfig.cut_pages must hold PageCut values")
+        offsets = [cut.offset for cut in cuts]
+        if len(set(offsets)) != len(offsets):
+            raise ValueError(f"GatewayConfig.cut_pages names an offset twice: {sorted(offsets)}")
+        object.__setattr__(self, "cut_pages", cuts)
+        _check_count("GatewayConfig.short_at_total", self.short_at_total)
+        if self.serve_until is not None:
+            _check_count("GatewayConfig.serve_until", self.serve_until)
         if self.page_cap is not None:
             _check_count("GatewayConfig.page_cap", self.page_cap, minimum=1)
         for name in _PAGE_RATES:
@@ -283,6 +324,11 @@ class GatewayConfig:
     def total_enabled(self) -> bool:
         """Whether ``total_num`` is reported other than true."""
         return self.total_skew != 0 or self.total_jitter > 0
+
+    @property
+    def cuts_enabled(self) -> bool:
+        """Whether pages are cut per answer (``cut_pages``, ``short_at_total``)."""
+        return bool(self.cut_pages) or self.short_at_total > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +359,18 @@ class SimulatorConfig:
     all but one record in ``min(64, hosts)`` can share (the host pool is a 25th of the
     project's records, up to 20,000); a project of fewer than 50 records has one host and
     shares nothing.
+
+    Rows that test how a crawl tells records apart, each a seeded choice of records per
+    project (at most all of them):
+
+    - ``no_update_time``: records served without ``latest_update_time``; the
+      ``start_/end_latest_update_time`` filters never match them (they are in the
+      unfiltered list and its ``total_num``);
+    - ``duplicate_rows``: records listed twice, back to back, identical in every field (the
+      list and ``total_num`` count both copies);
+    - ``conflicting_rows``: records each followed by another with the same natural-key
+      fields but a different ``vul_num`` (one more); both are listed and counted. Duplicate
+      and conflicting rows are drawn from distinct records.
     """
 
     seed: int = 0
@@ -339,8 +397,13 @@ class SimulatorConfig:
     iam_users: Mapping[tuple[str, str], str] = field(default_factory=dict, repr=False)
     iam_token_ttl_s: float = 86400.0
     iam_projects: tuple[IamProject, ...] = ()
+    no_update_time: int = 0
+    duplicate_rows: int = 0
+    conflicting_rows: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("no_update_time", "duplicate_rows", "conflicting_rows"):
+            _check_count(name, getattr(self, name))
         if self.records < 0:
             raise ValueError(f"records must be >= 0, got {self.records}")
         overrides = dict(self.project_records)

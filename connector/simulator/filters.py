@@ -112,12 +112,12 @@ def _any_partial(attribute: Attribute, needle: str) -> Condition:
     return Condition(attribute, lambda values: any(needle in value for value in values), 10)
 
 
-def _between(attribute: Attribute, low: int | None, high: int | None, *, scan: bool) -> Condition:
+def _between(attribute: Attribute, low: int | None, high: int | None) -> Condition:
     lo = _INT64_MIN if low is None else low
     hi = _INT64_MAX if high is None else high
-    if scan:  # never-scanned images (stored as 0) have no scan time to match
-        return Condition(attribute, lambda value: value != 0 and lo <= value <= hi, 1)
-    return Condition(attribute, lambda value: lo <= value <= hi, 1)
+    # a time stored as 0 is absent (a never-scanned image, a record without an update
+    # time): no range matches it
+    return Condition(attribute, lambda value: value != 0 and lo <= value <= hi, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,6 @@ class Filters:
                     "latest_update_time",
                     self.start_latest_update_time,
                     self.end_latest_update_time,
-                    scan=False,
                 )
             )
         if self.start_latest_scan_time is not None or self.end_latest_scan_time is not None:
@@ -171,7 +170,6 @@ class Filters:
                     "latest_scan_time",
                     self.start_latest_scan_time,
                     self.end_latest_scan_time,
-                    scan=True,
                 )
             )
         if self.has_vul is not None:

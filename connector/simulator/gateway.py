@@ -7,7 +7,9 @@ a re-read of the same page usually gets it whole. The reported ``total_num`` dra
 jitter from a second per-project stream, so turning jitter on does not change which
 responses are altered.
 
-The page cap is a property of the server, applied by ``Inventory.serve_page``.
+Page cuts (``cut_pages``, ``short_at_total``) are not drawn but counted per project, and
+applied once the reported total is known. The page cap and ``serve_until`` are properties
+of the server, applied by ``Inventory.serve_page``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class PageBehaviour(enum.Enum):
     EMPTY = "empty"
     MISSING_DATA_LIST = "missing_data_list"
     SWAP = "swap"
+    CUT = "cut"
+    SHORT_AT_TOTAL = "short_at_total"
 
 
 _RATE_FIELDS = (
@@ -85,6 +89,10 @@ class GatewayBehaviours:
         self._edges = tuple(edges)
         self.page_enabled = bool(edges)
         self.total_enabled = config.total_enabled
+        self.cuts_enabled = config.cuts_enabled
+        self._cuts = {cut.offset: cut for cut in config.cut_pages}
+        self._cut_answers: dict[tuple[str, int], int] = {}
+        self._short_at_total: dict[str, int] = {}
 
     def _stream(
         self, streams: dict[str, random.Random], project_id: str, name: str
@@ -115,3 +123,24 @@ class GatewayBehaviours:
             rng = self._stream(self._totals, project_id, "total")
             reported += rng.randint(-config.total_jitter, config.total_jitter)
         return max(0, reported)
+
+    def cut(
+        self, project_id: str, offset: int, served: int, total: int
+    ) -> tuple[int, PageBehaviour | None]:
+        """How many of the ``served`` records this answer at ``offset`` keeps, given the
+        reported ``total``; and the cut if it kept fewer (``cut_pages`` first, then
+        ``short_at_total``). Counts the answer."""
+        behaviour = None
+        cut = self._cuts.get(offset)
+        if cut is not None:
+            answers = self._cut_answers.get((project_id, offset), 0)
+            if answers < cut.times:
+                self._cut_answers[project_id, offset] = answers + 1
+                if cut.length < served:
+                    served, behaviour = cut.length, PageBehaviour.CUT
+        if offset < total < offset + served:
+            used = self._short_at_total.get(project_id, 0)
+            if used < self._config.short_at_total:
+                self._short_at_total[project_id] = used + 1
+                served, behaviour = total - offset, PageBehaviour.SHORT_AT_TOTAL
+        return served, behaviour

@@ -14,6 +14,12 @@ records showing one image are therefore on distinct hosts, and the natural key (
 image_digest, image_name, image_version, host_id, agent_id) stays unique. The draw rate is
 scaled so that about ``shared_image_rate`` of all keys show another's image (at most all
 but the first of each block).
+
+Two alterations serve the rows ``SimulatorConfig`` describes: keys in ``no_update_time``
+have no ``latest_update_time`` (stored as 0, which no time range matches), and a key in
+``conflicts`` (key -> source key) is a copy of its source with one more vulnerability:
+the same image on the same host, so the same natural key, in the same enterprise project,
+with the same hidden attributes and data faults.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -153,7 +159,14 @@ class ProjectGenerator:
     """The scalar attributes of a key (with its shared image, if it shows one)."""
 
     def __init__(
-        self, seed: int, project_id: str, initial_count: int, shared_image_rate: float = 0.0
+        self,
+        seed: int,
+        project_id: str,
+        initial_count: int,
+        shared_image_rate: float = 0.0,
+        *,
+        no_update_time: frozenset[int] = frozenset(),
+        conflicts: Mapping[int, int] | None = None,
     ) -> None:
         self.project_id = project_id
         self._prefix = f"{seed}\x00{project_id}\x00".encode()
@@ -169,8 +182,28 @@ class ProjectGenerator:
         sharing = shared_image_rate > 0 and block > 1
         rate = min(1.0, shared_image_rate * block / (block - 1)) if sharing else 0.0
         self._share_threshold = int(rate * 2**64)  # of a 64-bit draw
-        self.core = self._shared_core if sharing else self._own_core
+        self._base_core = self._shared_core if sharing else self._own_core
+        self.core = self._base_core
         self.sharing = sharing
+        self._no_update_time = no_update_time
+        self._conflicts: Mapping[int, int] = conflicts or {}
+        if no_update_time or self._conflicts:
+            self.core = self._altered_core
+
+    def source(self, key: int) -> int:
+        """The key whose record ``key`` copies (a conflicting row's source), else ``key``."""
+        return self._conflicts.get(key, key)
+
+    def _altered_core(self, key: int) -> Core:
+        source = self._conflicts.get(key)
+        if source is None:
+            core = self._base_core(key)
+        else:
+            core = self._base_core(source)
+            core = core._replace(key=key, vul_num=core.vul_num + 1)
+        if (key if source is None else source) in self._no_update_time:
+            core = core._replace(latest_update_time=0)
+        return core
 
     def _digest(self, key: int, person: bytes) -> bytes:
         """64 bytes of BLAKE2b(seed, project_id, key), domain-separated by ``person``."""
@@ -254,7 +287,7 @@ class ProjectGenerator:
 
     def image_key(self, key: int) -> int:
         """The key whose image ``key`` shows: its own, or an earlier key's (shared image)."""
-        return self.core(key).image_key if self.sharing else key
+        return self.core(key).image_key if self.sharing else self.source(key)
 
     def host(self, index: int) -> Host:
         host = self._hosts.get(index)
@@ -294,8 +327,9 @@ class ProjectGenerator:
             "local_image_type": LOCAL_IMAGE_TYPES[core.local_image_type],
             "scan_status": SCAN_STATUSES[core.scan_status],
             "image_size": core.image_size,
-            "latest_update_time": core.latest_update_time,
         }
+        if core.latest_update_time:  # 0: a record served without it
+            record["latest_update_time"] = core.latest_update_time
         variant = core.variant
         if core.latest_scan_time:
             record["latest_scan_time"] = core.latest_scan_time
@@ -321,6 +355,7 @@ class ProjectGenerator:
         return record
 
     def hidden(self, key: int) -> Hidden:
+        key = self.source(key)
         core = self.core(key)
         rng = random.Random(self._digest(key, _P_HIDDEN))
         container_ids: list[str] = []
@@ -353,7 +388,7 @@ class ProjectGenerator:
 
     def fault_material(self, key: int) -> bytes:
         """64 bytes that decide the data faults of one record."""
-        return self._digest(key, _P_FAULTS)
+        return self._digest(self.source(key), _P_FAULTS)
 
     def _ep_bytes(self, size: int) -> bytes:
         if len(self._ep_stream) < size:
@@ -363,6 +398,7 @@ class ProjectGenerator:
         return self._ep_stream
 
     def ep_code(self, key: int) -> int:
+        key = self.source(key)
         return _EP_TABLE[self._ep_bytes(key + 1)[key]]
 
     def ep_codes(self, keys: Sequence[int]) -> bytearray:
@@ -372,5 +408,7 @@ class ProjectGenerator:
             return bytearray(self._ep_bytes(count)[:count].translate(_EP_TABLE))
         if count == 0:
             return bytearray()
+        if self._conflicts:
+            keys = [self.source(key) for key in keys]
         stream = self._ep_bytes(max(keys) + 1)
         return bytearray(bytes(stream[k] for k in keys).translate(_EP_TABLE))

@@ -13,6 +13,9 @@ all pages concatenated, and drift keeps two sets:
 - :meth:`Inventory.ever_records`: present at some time (a crawl's output is a subset).
 
 Records moved to the front by drift stay "stable": they were present the whole time.
+Both sets hold distinct records: a row listed twice (``SimulatorConfig.duplicate_rows``) is
+one record, as :meth:`Inventory.distinct_records` is of what the API serves now; a
+conflicting row (``conflicting_rows``) is a record of its own.
 With shared images (``SimulatorConfig.shared_image_rate``) ``image_id`` is not unique: use
 :func:`natural_key` to tell records apart, and the ``..._by_natural_key`` variants of the
 ``image_id``-keyed helpers.
@@ -23,6 +26,7 @@ no request is in flight.
 
 from __future__ import annotations
 
+import random
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -92,10 +96,19 @@ class _Project:
 
     def __init__(self, config: SimulatorConfig, project_id: str) -> None:
         count = config.records_for(project_id)
-        self.generator = ProjectGenerator(config.seed, project_id, count, config.shared_image_rate)
-        self.table = Table(self.generator, range(count))
-        self.initial_count = count
-        self.next_key = count
+        rows = _Rows(config, project_id, count)
+        self.generator = ProjectGenerator(
+            config.seed,
+            project_id,
+            count,
+            config.shared_image_rate,
+            no_update_time=rows.no_update_time,
+            conflicts=rows.conflicts,
+        )
+        self.table = Table(self.generator, rows.order)
+        self.initial_count = count + len(rows.conflicts)
+        """Keys below this were there from the start (drift adds keys from it on)."""
+        self.next_key = self.initial_count
         self.results: dict[Filters, Sequence[int]] = {}
         self.served: dict[int, Record] = {}
         """Generated records, with their JSON in ``encoded`` and their data faults (if any)
@@ -123,12 +136,43 @@ class _Project:
         return keys
 
 
+class _Rows:
+    """A project's initial list: which records lack an update time, which are listed twice
+    (back to back), which are followed by a conflicting copy (key ``count + i``); one
+    seeded choice per project."""
+
+    __slots__ = ("conflicts", "no_update_time", "order")
+
+    def __init__(self, config: SimulatorConfig, project_id: str, count: int) -> None:
+        rng = random.Random(f"{config.seed}\x00{project_id}\x00rows")
+        self.no_update_time = frozenset(rng.sample(range(count), min(config.no_update_time, count)))
+        doubled = rng.sample(
+            range(count), min(config.duplicate_rows + config.conflicting_rows, count)
+        )
+        duplicated = frozenset(doubled[: config.duplicate_rows])
+        self.conflicts = {
+            count + index: key for index, key in enumerate(sorted(doubled[config.duplicate_rows :]))
+        }
+        self.order: range | array[int] = range(count)
+        if duplicated or self.conflicts:
+            follower = {key: alias for alias, key in self.conflicts.items()}
+            order = array("q")
+            for key in range(count):
+                order.append(key)
+                if key in duplicated:
+                    order.append(key)
+                elif key in follower:
+                    order.append(follower[key])
+            self.order = order
+
+
 class Inventory:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self._projects: dict[str, _Project] = {}
         self._data_faults = config.faults.data_enabled
         self._page_cap = config.gateway.page_cap
+        self._serve_until = config.gateway.serve_until
 
     enterprise_project_ids = ENTERPRISE_PROJECT_IDS
     """The enterprise projects records belong to ("0" is the default one)."""
@@ -176,20 +220,24 @@ class Inventory:
     def serve_page(self, project_id: str, query: PageQuery, shape: PageShape | None = None) -> Page:
         """One page as the API serves it; counts as a page request for drift.
 
-        The page holds at most ``GatewayConfig.page_cap`` records; ``shape`` alters it once
-        (drift still sees the page as it would have been).
+        The page holds at most ``GatewayConfig.page_cap`` records and none at or past
+        ``GatewayConfig.serve_until``; ``shape`` alters it once (drift still sees the page
+        as it would have been).
         """
         project = self._project(project_id)
         result = project.result(query.filters)
+        total = len(result)
+        if self._serve_until is not None and self._serve_until < total:
+            result = result[: self._serve_until]  # nothing past it, not even by a swap
         cap = self._page_cap
         limit = query.limit if cap is None or cap >= query.limit else cap
         keys = result[query.offset : query.offset + limit]
         if shape is None:
-            page = Page(len(result), [self._encoded(project, key) for key in keys])
+            page = Page(total, [self._encoded(project, key) for key in keys])
         else:
             served, behaviour = shape.apply(result, query.offset, keys)
             encoded = [self._encoded(project, key) for key in served]
-            page = Page(len(result), encoded, behaviour)
+            page = Page(total, encoded, behaviour)
         project.page_requests += 1
         if project.drift is not None and project.drift.due(project.page_requests):
             self._drift(project, project.drift, query.offset, keys)
@@ -247,6 +295,13 @@ class Inventory:
         project = self._project(project_id)
         return [dict(self._served(project, k).record) for k in self._select(project, None, filters)]
 
+    def distinct_records(self, project_id: str, **filters: FilterValue) -> list[Record]:
+        """:meth:`records` with each row listed twice kept once: what a correct crawl of an
+        unchanging list outputs (in serving order)."""
+        project = self._project(project_id)
+        keys = dict.fromkeys(self._select(project, None, filters))
+        return [dict(self._served(project, k).record) for k in keys]
+
     def total(self, project_id: str, **filters: FilterValue) -> int:
         """``total_num`` for these filters now."""
         project = self._project(project_id)
@@ -259,7 +314,8 @@ class Inventory:
     def stable_records(self, project_id: str, **filters: FilterValue) -> list[Record]:
         """Records present for the whole time since the project was created (serving order)."""
         project = self._project(project_id)
-        stable = [key for key in project.table.keys if key < project.initial_count]
+        keys = dict.fromkeys(key for key in project.table.keys if key < project.initial_count)
+        stable = list(keys)  # a row listed twice is one record
         return [
             dict(self._served(project, k).record) for k in self._select(project, stable, filters)
         ]

@@ -27,8 +27,9 @@ class RequestLogEntry:
     ``data_list``); ``None`` when the response carried no readable page (an error, a reset,
     a truncated or invalid body, an HTML page). ``total_num`` is the total it reported
     (``None`` likewise). ``behaviour`` names the gateway behaviour that altered the page:
-    ``"short"``, ``"empty"``, ``"missing_data_list"`` or ``"swap"`` (``None``: served as
-    the list has it, up to the page cap).
+    ``"short"``, ``"empty"``, ``"missing_data_list"``, ``"swap"``, ``"cut"`` or
+    ``"short_at_total"`` (``None``: served as the list has it, up to the page cap and
+    ``serve_until``).
     """
 
     project_id: str

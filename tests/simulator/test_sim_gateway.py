@@ -371,7 +371,14 @@ def test_gateway_config_accepts_its_bounds() -> None:
     assert not GatewayConfig(page_cap=10).page_enabled
     with pytest.raises(TypeError, match="gateway"):
         SimulatorConfig(gateway={"page_cap": 10})  # type: ignore[arg-type]
-    assert [b.value for b in PageBehaviour] == ["short", "empty", "missing_data_list", "swap"]
+    assert [b.value for b in PageBehaviour] == [
+        "short",
+        "empty",
+        "missing_data_list",
+        "swap",
+        "cut",
+        "short_at_total",
+    ]
 
 
 def parse(*argv: str) -> argparse.Namespace:
