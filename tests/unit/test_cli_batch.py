@@ -237,3 +237,20 @@ def test_log_format_json_turns_a_configuration_error_into_a_json_line(
     assert line["level"] == "ERROR" and line["error_type"] == "ConfigError"
     assert line["message"].startswith("ConfigError: ")
     assert line["exit_code"] == 2
+
+
+def test_no_parser_accepts_an_abbreviation() -> None:
+    """``--token`` must never pass for ``--token-file``: every parser and subparser, and the
+    simulator's own command, refuse abbreviations."""
+    import argparse
+
+    from connector.cli import build_parser
+    from connector.simulator.__main__ import main as simulator_main
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in [("hss-images", parser), *commands.choices.items()]:
+        assert command.allow_abbrev is False, name
+    with pytest.raises(SystemExit) as exited:
+        simulator_main(["--recor", "10"])  # --records, abbreviated
+    assert exited.value.code == 2
