@@ -254,3 +254,17 @@ def test_no_parser_accepts_an_abbreviation() -> None:
     with pytest.raises(SystemExit) as exited:
         simulator_main(["--recor", "10"])  # --records, abbreviated
     assert exited.value.code == 2
+
+
+@given(st.lists(st.sampled_from([0, 1, 2, 3, 5, 130]), max_size=8))
+def test_the_worst_exit_code_wins_whatever_the_order(codes: list[int]) -> None:
+    """One of the failures' own codes, the same in any order, and never below one that
+    ranks higher in EXIT_PRECEDENCE: 2 over 5 over 3 over 1."""
+    from connector.errors import EXIT_PRECEDENCE, worst_exit_code
+
+    worst = worst_exit_code(codes)
+    assert worst == worst_exit_code(list(reversed(codes)))
+    failures = set(codes) - {0}
+    assert worst == (0 if not failures else next(c for c in EXIT_PRECEDENCE if c in failures))
+    assert worst_exit_code([3, 5]) == 5 and worst_exit_code([1, 3]) == 3
+    assert worst_exit_code([5, 2]) == 2 and worst_exit_code([7, 1]) == 1
