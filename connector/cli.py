@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -499,7 +499,7 @@ def _leave_report(
         report.status, report.error_type = "failed", type(error).__name__
         report.exit_code = error.exit_code if isinstance(error, ConnectorError) else 1
         report.error = " ".join(str(error).split()) or "no message"
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)  # the report is written whole
+    held = _mask(signal.SIG_BLOCK, _STOPPING)  # the report is written whole
     try:
         write_report(path, report.to_json())
     except OSError as exc:
@@ -507,7 +507,7 @@ def _leave_report(
             redactor(f"cannot write the report to {path}: {exc.strerror or exc}"), file=sys.stderr
         )
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        _mask(signal.SIG_SETMASK, held)
 
 
 def _run_id_at(path: str) -> str | None:
@@ -581,6 +581,14 @@ def _unknown(arguments: Sequence[str]) -> ConfigError:
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
 
 
+def _mask(how: int, signals: Iterable[int]) -> set[int]:
+    """Hold or let in signals (``pthread_sigmask``); the previous mask. Nothing where the
+    platform has no signal masks (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return set()
+    return set(signal.pthread_sigmask(how, signals))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line, an exit code. Signals held by ``console`` until here are let in
     once a SIGINT/SIGTERM can leave the run report (``--report``) and exit 130."""
@@ -593,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     redactor = Redactor()
     config: Config | None = None
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+        _mask(signal.SIG_UNBLOCK, _STOPPING)
         if unknown:
             raise _unknown(unknown)
         if args.command == "simulate":
@@ -648,10 +656,15 @@ def console() -> NoReturn:
     with no report while it starts). Only pyarrow-free modules are imported before this,
     so the window in which SIGTERM still kills the process silently is the interpreter's
     own start (measured in the README's Exit codes)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    _mask(signal.SIG_BLOCK, _STOPPING)
     signal.signal(signal.SIGTERM, _terminate)
     _tune_gc()
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a second stop while the first was answered: report written
+        code = 130
+    _mask(signal.SIG_BLOCK, _STOPPING)  # the exit code stands
+    sys.exit(code)
 
 
 def _terminate(signum: int, frame: object) -> None:
