@@ -45,7 +45,7 @@ from .auth import authenticator_for
 from .client import HssClient, PageRequest
 from .config import Config, Target
 from .discovery import discover_projects
-from .errors import ConfigError, ConnectorError
+from .errors import ConfigError, ConnectorError, worst_exit_code
 from .lake import Lake, canonical_query
 from .ratelimit import RateLimiter
 from .redaction import Redactor
@@ -332,14 +332,11 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all fine; 2 a configuration problem (the output included); else 3 (the API)."""
-        if not all(o.ok for o in self.outputs) or any(
-            p.exit_code == 2 for p in self.projects if not p.ok
-        ):
-            return 2
-        if not all(p.ok for p in self.projects):
-            return 3
-        return 0
+        """0 all fine; else the worst failure by ``EXIT_PRECEDENCE``, as a sync gives it:
+        2 a configuration problem (an output that cannot be used included), 3 the API."""
+        codes = [2 for o in self.outputs if not o.ok]
+        codes += [2 if p.exit_code == 2 else 3 for p in self.projects if not p.ok]
+        return worst_exit_code(codes)
 
     def table(self) -> str:
         """The projects, then the outputs, as aligned columns; a last line with the verdict."""

@@ -22,18 +22,27 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .config import Config, FetchSettings, Filters, QuarantineLimit, RetryPolicy
+from .config import (
+    Config,
+    FetchSettings,
+    Filters,
+    QuarantineLimit,
+    ReadDate,
+    RetryPolicy,
+    new_run_id,
+)
 from .config_file import load_config_file
-from .errors import ConnectorError
+from .errors import ConfigError, ConnectorError
 from .logs import LOG_FORMATS, JsonFormatter, LogFormat, error_fields
-from .pipeline import run_async
 from .redaction import RedactingFilter, Redactor
-from .report import RunReport
+from .report import RunReport, write_report
 from .settings import KEYS, Setting, build_config
 
 __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
@@ -312,11 +321,13 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         prog="hss-images",
         description="Sync the Huawei Cloud HSS local image list into hive-partitioned Parquet.",
         epilog="exit codes: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()),
+        allow_abbrev=False,  # --token must not pass for --token-file (and show its value)
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sync = commands.add_parser(
         "sync",
+        allow_abbrev=False,
         help="Read projects into Parquet.",
         description="Read the local image list of each project into hive-partitioned Parquet.",
         epilog=exit_codes_help(),
@@ -325,6 +336,7 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
     _add_sync_arguments(sync)
     checker = commands.add_parser(
         "check",
+        allow_abbrev=False,
         help="Check the configuration, every project and the output; write nothing.",
         description=CHECK_DESCRIPTION,
         epilog=exit_codes_help(CHECK_EXIT_CODES),
@@ -333,6 +345,7 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
     _add_sync_arguments(checker)
     simulate = commands.add_parser(
         "simulate",
+        allow_abbrev=False,
         help="Serve the embedded HSS simulator.",
         description="Serve the embedded HSS API simulator until stopped.",
     )
@@ -342,6 +355,7 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         simulator_cli.add_arguments(simulate)
     demo = commands.add_parser(
         "demo",
+        allow_abbrev=False,
         help="Simulator + sync + summary, no account needed.",
         description="Start the simulator, sync a few projects from it and summarise the Parquet written.",
     )
@@ -417,26 +431,32 @@ def _setup_logging(
 
 async def _run_with_signals(config: Config, redactor: Redactor) -> RunReport:
     """Run, turning SIGTERM into the same clean cancellation as Ctrl-C."""
+    from .pipeline import run_async  # pyarrow and aiohttp: only once a run starts
+
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
+    before = signal.getsignal(signal.SIGTERM)
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         return await run_async(config, redactor=redactor)
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, TypeError):
+            loop.remove_signal_handler(signal.SIGTERM)  # leaves SIGTERM's default action:
+            signal.signal(signal.SIGTERM, before)  # give back the one console() installed
 
 
 def sync(config: Config, redactor: Redactor | None = None, log_format: LogFormat = "text") -> int:
-    """Run; the pipeline writes the report (``--report``) whatever happens."""
+    """Run; the pipeline writes the report (``--report``) whatever happens, and when an
+    interruption came before the pipeline could, this does."""
     redactor = redactor if redactor is not None else Redactor(config.auth.secrets())
     if log_format == "json" and config.progress == "auto":
         config = replace(config, progress="log")  # no live line among JSON lines
     try:
         report = asyncio.run(_run_with_signals(config, redactor))
     except (KeyboardInterrupt, asyncio.CancelledError):
+        _leave_report(config.report_path, KeyboardInterrupt(), redactor, run_id=config.run_id)
         _say(log_format, "interrupted: nothing was published for unfinished projects", 130)
         return 130
     data = report.to_dict()  # redacted
@@ -446,6 +466,58 @@ def sync(config: Config, redactor: Redactor | None = None, log_format: LogFormat
     }
     _say(log_format, report.summary(), report.exit_code, fields)
     return report.exit_code
+
+
+def _leave_report(
+    path: str | None,
+    error: BaseException,
+    redactor: Redactor,
+    *,
+    run_id: str | None = None,
+    endpoint: str | None = None,
+) -> None:
+    """Write the report of a run that stopped before the pipeline wrote one: a
+    configuration error, or a signal during start-up. A report of ``run_id`` already at
+    ``path`` (the pipeline's) is left as it is."""
+    if not path:
+        return
+    if run_id is not None and _run_id_at(path) == run_id:
+        return
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    report = RunReport(
+        run_id=run_id or new_run_id(),
+        snapshot_date=ReadDate.now().isoformat(),
+        endpoint=endpoint or "",
+        started_at=now,
+        finished_at=now,
+        redactor=redactor,
+    )
+    if isinstance(error, KeyboardInterrupt):
+        report.status, report.exit_code, report.error_type = "interrupted", 130, "Interrupted"
+        report.error = "the run was stopped (SIGINT/SIGTERM) before it read anything"
+    else:
+        report.status, report.error_type = "failed", type(error).__name__
+        report.exit_code = error.exit_code if isinstance(error, ConnectorError) else 1
+        report.error = " ".join(str(error).split()) or "no message"
+    held = _mask(signal.SIG_BLOCK, _STOPPING)  # the report is written whole
+    try:
+        write_report(path, report.to_json())
+    except OSError as exc:
+        print(
+            redactor(f"cannot write the report to {path}: {exc.strerror or exc}"), file=sys.stderr
+        )
+    finally:
+        _mask(signal.SIG_SETMASK, held)
+
+
+def _run_id_at(path: str) -> str | None:
+    """The run id of the report at ``path``, if there is one that can be read."""
+    import orjson
+
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        found = orjson.loads(Path(path).expanduser().read_bytes()).get("run_id")
+        return found if isinstance(found, str) else None
+    return None
 
 
 def check(config: Config, redactor: Redactor, log_format: LogFormat = "text") -> int:
@@ -484,14 +556,54 @@ def _say(
         print(text, file=sys.stderr)
 
 
+def _unknown(arguments: Sequence[str]) -> ConfigError:
+    """Arguments argparse does not know, named without a value: ``--token s3cr3t`` (no
+    abbreviation of --token-file) must not print the secret, as argparse's own error would."""
+    options = []
+    for argument in arguments:
+        if argument.startswith("--"):
+            options.append(argument.split("=", 1)[0])
+        elif argument.startswith("-") and len(argument) > 1:
+            options.append(argument[:2])  # -tVALUE: the option letter only
+    values = len(arguments) - len(options)
+    said = (
+        [f"unknown option{'s' if len(options) > 1 else ''} {', '.join(options)}"] if options else []
+    )
+    if values:
+        said.append(f"{values} unexpected value(s), not shown (one may be a secret)")
+    return ConfigError(
+        "; ".join(said) + ". Options are spelled out in full (no abbreviations); credentials "
+        "come from the environment or files (--token-file, --credentials-file), see --help",
+        where="command line",
+    )
+
+
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+def _mask(how: int, signals: Iterable[int]) -> set[int]:
+    """Hold or let in signals (``pthread_sigmask``); the previous mask. Nothing where the
+    platform has no signal masks (Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return set()
+    return set(signal.pthread_sigmask(how, signals))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line, an exit code. Signals held by ``console`` until here are let in
+    once a SIGINT/SIGTERM can leave the run report (``--report``) and exit 130."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
-    args = parser.parse_args(arguments)
+    args, unknown = parser.parse_known_args(arguments)
     verbose = bool(getattr(args, "verbose", False))
     log_format: LogFormat = getattr(args, "log_format", None) or "text"
+    report_path: str | None = getattr(args, "report", None) if args.command == "sync" else None
     redactor = Redactor()
+    config: Config | None = None
     try:
+        _mask(signal.SIG_UNBLOCK, _STOPPING)
+        if unknown:
+            raise _unknown(unknown)
         if args.command == "simulate":
             from .simulator import cli as simulator_cli
 
@@ -507,13 +619,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return check(config, redactor, log_format)
         return sync(config, redactor, log_format)
+    except KeyboardInterrupt as stop:  # SIGINT/SIGTERM before the run took them over
+        if config is None:
+            _leave_report(report_path, stop, redactor, endpoint=getattr(args, "endpoint", None))
+        else:
+            _leave_report(config.report_path, stop, redactor, run_id=config.run_id)
+        _say(log_format, "interrupted: nothing was published", 130)
+        return 130
     except ConnectorError as error:
+        if config is None:
+            _leave_report(report_path, error, redactor, endpoint=getattr(args, "endpoint", None))
         if log_format == "json":
             log.error("%s: %s", type(error).__name__, error, extra=error_fields(error))
         else:
             print(redactor(f"{type(error).__name__}: {error}"), file=sys.stderr)
         return error.exit_code
     except Exception as error:  # not the connector's own: one line, the traceback with -v
+        if config is None:
+            _leave_report(report_path, error, redactor, endpoint=getattr(args, "endpoint", None))
         message = " ".join(str(error).split()) or "no message"
         line = f"{type(error).__name__}: {message} (unexpected; -v shows the traceback)"
         if log_format == "json":
@@ -526,9 +649,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console() -> NoReturn:
-    """The ``hss-images`` command: ``main`` in a process of its own, its collector tuned."""
+    """The ``hss-images`` command: ``main`` in a process of its own, its collector tuned.
+
+    SIGTERM is caught from here on, and SIGINT/SIGTERM are held until ``main`` can answer
+    them with an ``interrupted`` report and exit 130 (they would otherwise end the process
+    with no report while it starts). Only pyarrow-free modules are imported before this,
+    so the window in which SIGTERM still kills the process silently is the interpreter's
+    own start (measured in the README's Exit codes)."""
+    _mask(signal.SIG_BLOCK, _STOPPING)
+    signal.signal(signal.SIGTERM, _terminate)
     _tune_gc()
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a second stop while the first was answered: report written
+        code = 130
+    _mask(signal.SIG_BLOCK, _STOPPING)  # the exit code stands
+    sys.exit(code)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops the CLI as Ctrl-C does (outside a run, which cancels itself)."""
+    raise KeyboardInterrupt
 
 
 def _tune_gc() -> None:

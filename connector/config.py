@@ -35,6 +35,7 @@ __all__ = [
     "Secret",
     "Target",
     "TotalTolerance",
+    "check_credential",
     "check_snapshot_date",
     "endpoint_for_region",
     "iam_endpoint_for",
@@ -81,6 +82,22 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{moment}-{secrets.token_hex(3)}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_credential(value: str, *, where: str | None = None) -> str:
+    """A credential that can be sent as it is: no control character (a line break, a tab,
+    NUL) inside, which no gateway accepts in a header. The error names ``where`` it came
+    from (an option, a file, a variable), never the value."""
+    if _CONTROL.search(value):
+        raise ConfigError(
+            "the credential holds a control character (a line break, a tab or NUL inside "
+            "it?); its value is not shown",
+            where=where,
+        )
+    return value
+
+
 class Secret:
     """A credential that never shows itself in a repr, a log line or an error."""
 
@@ -89,7 +106,7 @@ class Secret:
     def __init__(self, value: str) -> None:
         if not value:
             raise ConfigError("a credential is empty")
-        self._value = value
+        self._value = check_credential(value)
 
     def reveal(self) -> str:
         return self._value

@@ -20,6 +20,10 @@ Each class says whether it is ``permanent``: running the same task again cannot 
 (configuration, credentials, a rejected request), so a scheduler should not retry it.
 Throttling, server, transport, output and data-check failures are not permanent.
 
+When projects fail differently and none was published, the run's exit code is the first of
+``EXIT_PRECEDENCE`` among theirs (``worst_exit_code``): 2 configuration, 5 data check, 3 API,
+1 unexpected or output.
+
 Messages never contain a secret: credentials are held in `Secret` and never formatted.
 Every subclass keeps its constructor arguments in ``args`` so it pickles (Airflow moves
 exceptions between processes).
@@ -27,9 +31,11 @@ exceptions between processes).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "EXIT_PRECEDENCE",
     "ApiError",
     "AuthError",
     "ConfigError",
@@ -44,6 +50,7 @@ __all__ = [
     "ThrottledError",
     "TransportError",
     "is_permanent",
+    "worst_exit_code",
 ]
 
 _BODY_PREVIEW = 300
@@ -225,6 +232,28 @@ def is_permanent(error_type: str | None) -> bool:
     is permanent; ``False`` for any other name."""
     found = globals().get(error_type or "")
     return isinstance(found, type) and issubclass(found, ConnectorError) and found.permanent
+
+
+EXIT_PRECEDENCE = (130, 2, 5, 3, 1)
+"""Which exit code a run with several failures gives, first first: the one an operator must
+act on before the others can be seen to matter.
+
+- 130 interrupted: the run did not finish; nothing else it says is complete.
+- 2 configuration: fix the settings; nothing will work until then (and it is permanent).
+- 5 data check: records would have been lost or were invalid; a person must look.
+- 3 API or authentication: credentials, permissions or the service; often transient.
+- 1 unexpected or output: a bug or the disk; the report says which project.
+"""
+
+
+def worst_exit_code(codes: Iterable[int]) -> int:
+    """The exit code of several failures (``EXIT_PRECEDENCE``); a code it does not list
+    ranks last, 0 only when there is none."""
+    found = set(codes) - {0}
+    if not found:
+        return 0
+    ranked = [code for code in EXIT_PRECEDENCE if code in found]
+    return ranked[0] if ranked else min(found)
 
 
 def _rebuild(

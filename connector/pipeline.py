@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import time
@@ -28,7 +29,14 @@ from .batches import BatchBuilder
 from .client import HssClient, Page, PageSource
 from .config import Config, Target, is_loopback
 from .decoding import PageDecoder
-from .errors import ConfigError, ConnectorError, DataLossError, OutputError, QuarantineLimitError
+from .errors import (
+    ConfigError,
+    ConnectorError,
+    DataLossError,
+    OutputError,
+    QuarantineLimitError,
+    worst_exit_code,
+)
 from .fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from .logs import PROJECT, error_fields, run_context
 from .memory import Budget, Footprint, estimate, format_size, machine_budget
@@ -329,15 +337,22 @@ async def _run_projects(
     elif len(failed) < len(report.projects):
         report.status, report.exit_code = "partial", 4
     else:
-        codes = {p.exit_code for p in failed}
-        report.status, report.exit_code = "failed", codes.pop() if len(codes) == 1 else 1
+        codes = (p.exit_code for p in failed)
+        report.status, report.exit_code = "failed", worst_exit_code(codes)
     return report
+
+
+_UNUSABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST})
+"""Why an output cannot be used at all (read-only, not ours, not a folder), as opposed to
+an I/O failure of a usable one (a full disk)."""
 
 
 def _at_start(error: OutputError) -> ConnectorError:
     """An output that cannot be used, found before any request, is a configuration error
-    (a missing bucket, an unknown scheme); an I/O failure of a usable output stays one."""
-    if isinstance(error.__cause__, OSError):
+    (a missing bucket, an unknown scheme, a read-only or forbidden folder: exit 2, as
+    ``check`` says of it); an I/O failure of a usable output stays one."""
+    cause = error.__cause__
+    if isinstance(cause, OSError) and cause.errno not in _UNUSABLE:
         return error
     return ConfigError(f"{error}; nothing was requested", where="--out")
 

@@ -44,6 +44,7 @@ from .config import (
     Secret,
     Target,
     TotalTolerance,
+    check_credential,
     check_endpoint,
     check_filter,
     check_project_id,
@@ -202,7 +203,7 @@ def _secret(value: Any, where: str) -> str:
     """A credential as given (never stripped, never shown)."""
     if not isinstance(value, str) or not value:
         raise ConfigError("expected a non-empty credential (its value is not shown)", where=where)
-    return value
+    return check_credential(value, where=where)
 
 
 def _url(value: Any, where: str) -> str:
@@ -513,6 +514,7 @@ def _auth(
             token_file=values.get("token_file"),
             credentials_file=values.get("credentials_file"),
             iam_endpoint=values.get("iam_endpoint"),
+            names={key: name(key) for key in ("token_file", "credentials_file")},
         )
 
     def needed(key: str, what: str) -> str:

@@ -10,7 +10,9 @@ from connector.simulator.cli import add_arguments, run
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m connector.simulator", description="Serve the embedded HSS API simulator."
+        prog="python -m connector.simulator",
+        description="Serve the embedded HSS API simulator.",
+        allow_abbrev=False,
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

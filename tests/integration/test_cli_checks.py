@@ -3,9 +3,14 @@ one-line error naming the flag or the config file's key, no traceback."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+import orjson
 import pytest
+
+from connector.cli import main
+from connector.simulator import FaultConfig, ProjectFailure, SimulatorConfig, simulator_in_thread
 
 from .helpers import TOKEN, cli
 
@@ -73,3 +78,60 @@ def test_a_bad_total_num_tolerance_in_the_config_file_is_named_by_its_key(tmp_pa
     assert result.returncode == 2, result.stderr
     assert f"ConfigError: file {config} key total_num_tolerance: expected" in result.stderr
     assert "got '-3'" in result.stderr
+
+
+# ------------------------------------------------- exit codes by precedence, read-only --out
+
+FIRST = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+SECOND = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+def test_projects_failing_differently_exit_with_the_worst_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One project refused by the API (3), another with invalid records over the limit (5):
+    the run exits 5 (data check over API), not the 1 it once collapsed to."""
+    faults = FaultConfig(
+        fraction_rate=0.2,
+        projects=frozenset({SECOND}),
+        project_failures={FIRST: ProjectFailure(status=403, error_code="HSS.0013")},
+    )
+    sim_config = SimulatorConfig(seed=7, records=200, tokens=frozenset({TOKEN}), faults=faults)
+    monkeypatch.setenv("HSS_AUTH_TOKEN", TOKEN)
+    report = tmp_path / "report.json"
+    with simulator_in_thread(sim_config) as sim:
+        code = main(
+            [
+                *("sync", "--endpoint", sim.base_url, "--out", str(tmp_path / "lake")),
+                *("--project-id", FIRST, "--project-id", SECOND, "--rate", "0"),
+                *("--max-quarantined", "0", "--report", str(report), "--progress", "off"),
+            ]
+        )
+    written = orjson.loads(report.read_bytes())
+    codes = {p: written["projects"][p]["exit_code"] for p in (FIRST, SECOND)}
+    assert codes == {FIRST: 3, SECOND: 5}, capsys.readouterr().err
+    assert code == 5 and (written["status"], written["exit_code"]) == ("failed", 5)
+
+
+@pytest.mark.parametrize("command", ["sync", "check"])
+def test_a_read_only_out_is_the_same_configuration_error_from_sync_and_check(
+    small_disk: Path,
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lake = small_disk / "lake"
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    monkeypatch.setenv("HSS_AUTH_TOKEN", TOKEN)
+    with simulator_in_thread(SimulatorConfig(records=30, tokens=frozenset({TOKEN}))) as sim:
+        code = main(
+            [command, "--endpoint", sim.base_url, "--project-id", FIRST, "--out", str(lake)]
+        )
+        requests = sim.stats.requests
+    printed = capsys.readouterr()
+    assert code == 2, printed
+    said = printed.out + printed.err
+    assert "ConfigError: --out: " in said and str(lake) in said
+    assert "read-only file system" in said.lower()
+    if command == "sync":
+        assert requests == 0 and "nothing was requested" in said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from connector.simulator import SimulatorConfig, simulator_in_thread
@@ -117,3 +119,72 @@ def test_the_next_run_removes_staging_that_killed_runs_left_a_day_ago(
     assert other.exists(), "not a staging folder"
     left = sorted(p for p in base.iterdir() if p.name.startswith(prefix) and p != other)
     assert left == [long_run, recent], "possibly live runs' (the run removed its own)"
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (``SigCgt`` in /proc/PID/status)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+@pytest.mark.parametrize("delay_ms", [0, 20, 50, 100, 200, 400])
+def test_a_sigterm_as_the_run_starts_still_leaves_an_interrupted_report(
+    tmp_path: Path, delay_ms: int
+) -> None:
+    """SIGTERM from the moment the CLI catches it (a scheduler stopping a task that just
+    started): exit 130, a whole report saying ``interrupted``, nothing published. Before
+    the interpreter has run the CLI's first lines nothing can catch it (the default action);
+    the test starts counting when /proc says it is caught."""
+    sim_config = SimulatorConfig(seed=33, records=2_000, tokens=frozenset({TOKEN}), latency_ms=50)
+    report = tmp_path / "report.json"
+    out = tmp_path / "out"
+    with simulator_in_thread(sim_config) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HSS_")}
+        env["HSS_AUTH_TOKEN"] = TOKEN
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "connector.cli", "sync", "--endpoint", sim.base_url),
+                *("--project-id", PROJECTS[0], "--out", str(out), "--report", str(report)),
+                *("--rate", "5", "--progress", "off"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while not _catches_sigterm(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert process.poll() is None, process.communicate()
+        time.sleep(delay_ms / 1000)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    written = orjson.loads(report.read_bytes())
+    assert (written["status"], written["exit_code"]) == ("interrupted", 130), written
+    assert _visible(out) == []
+    assert not Path(f"{out}.connector/staging").exists() or not any(
+        Path(f"{out}.connector/staging").iterdir()
+    )
+
+
+def test_sigterm_is_caught_before_the_heavy_imports() -> None:
+    """``python -m connector.cli`` and the ``hss-images`` script import the module, then call
+    ``console``, which catches SIGTERM: the module must not import pyarrow or aiohttp (a
+    second of CPU on a busy host, during which SIGTERM would kill the run with no report)."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, connector.cli; "
+            "print(sorted({'pyarrow', 'aiohttp', 'connector.pipeline'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -9,10 +9,12 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from aiohttp import web
 
 from connector import Auth, Config, FetchSettings, RetryPolicy, RunReport, Secret
+from connector.cli import main
 from connector.pipeline import run_async
 from connector.simulator import (
     FaultConfig,
@@ -237,3 +239,111 @@ def test_tls_certificates_are_verified(tmp_path: Path) -> None:
     assert report.status == "failed" and report.exit_code == 3
     assert report.projects[PROJECT].error_type == "TransportError"
     assert "certificate" in (report.projects[PROJECT].error or "").lower()
+
+
+# ------------------------------------- credentials that cannot be sent, options that are not
+
+
+def _main(
+    sim_url: str,
+    tmp_path: Path,
+    *extra: str,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str, dict[str, object]]:
+    """The real CLI in-process: ``sync`` of PROJECT with a report; exit code, everything
+    printed, and the report (which must have been written)."""
+    report = tmp_path / "report.json"
+    code = main(
+        [
+            "sync",
+            "--project-id",
+            PROJECT,
+            "--out",
+            str(tmp_path / "out"),
+            "--endpoint",
+            sim_url,
+            "--report",
+            str(report),
+            *extra,
+        ]
+    )
+    captured = capsys.readouterr()
+    assert report.exists(), "a run that stops before it starts still leaves its report"
+    return code, captured.out + captured.err, orjson.loads(report.read_bytes())
+
+
+def test_an_abbreviated_option_is_unknown_and_its_value_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--token s3cr3t`` once passed for ``--token-file`` and printed the secret as a path."""
+    monkeypatch.setenv("HSS_AUTH_TOKEN", TOKEN)
+    with simulator_in_thread(SimulatorConfig(records=30, tokens=frozenset({TOKEN}))) as sim:
+        for spelled in (["--token", "s3cr3t-value"], ["--token=s3cr3t-value"]):
+            code, printed, report = _main(sim.base_url, tmp_path, *spelled, capsys=capsys)
+            assert code == 2, printed
+            assert "ConfigError: command line: unknown option --token" in printed
+            assert "s3cr3t-value" not in printed + orjson.dumps(report).decode()
+            assert (report["status"], report["exit_code"]) == ("failed", 2)
+        assert sim.stats.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"s3cr3t\nvalue\n", "control character"),
+        (b"s3cr3t\x00value", "control character"),
+        (b"s3cr3t\tvalue", "control character"),
+        (b"s3cr3t\xffvalue", "not UTF-8"),
+    ],
+    ids=["newline", "NUL", "tab", "latin-1"],
+)
+@pytest.mark.parametrize("option", ["--token-file", "--credentials-file"])
+def test_a_credential_that_cannot_be_sent_is_a_configuration_error_before_any_request(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    why: str,
+    option: str,
+) -> None:
+    secrets_file = tmp_path / "secret"
+    if option == "--credentials-file":  # the secret key of a TOML credentials file
+        content = b'access_key = "AK"\nsecret_key = "' + content.replace(b"\n", b"\\n") + b'"\n'
+        content = content.replace(b"\x00", b"\\u0000").replace(b"\t", b"\\t")
+    secrets_file.write_bytes(content)
+    with simulator_in_thread(SimulatorConfig(records=30, tokens=frozenset({TOKEN}))) as sim:
+        code, printed, report = _main(
+            sim.base_url, tmp_path, option, str(secrets_file), capsys=capsys
+        )
+        assert sim.stats.requests == 0
+    assert code == 2, printed
+    assert f"ConfigError: flag {option} {secrets_file}" in printed and why in printed
+    assert (report["status"], report["exit_code"]) == ("failed", 2)
+    assert report["error_type"] == "ConfigError" and f"flag {option}" in str(report["error"])
+    assert "s3cr3t" not in printed + orjson.dumps(report).decode()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"HSS_AUTH_TOKEN": "s3cr3t\nvalue"},
+        {"HSS_ACCESS_KEY": "AK", "HSS_SECRET_KEY": "s3cr3t\rvalue"},
+        {"HSS_ACCESS_KEY": "AK", "HSS_SECRET_KEY": "SK", "HSS_SECURITY_TOKEN": "s3cr3t\x7fvalue"},
+    ],
+    ids=["token", "secret key", "security token"],
+)
+def test_a_variable_with_a_control_character_is_named_never_shown(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with simulator_in_thread(SimulatorConfig(records=30, tokens=frozenset({TOKEN}))) as sim:
+        code, printed, report = _main(sim.base_url, tmp_path, capsys=capsys)
+        assert sim.stats.requests == 0
+    assert code == 2, printed
+    named = next(n for n, v in variables.items() if "s3cr3t" in v)
+    assert f"ConfigError: environment {named}: the credential holds a control character" in printed
+    assert (report["status"], report["error_type"]) == ("failed", "ConfigError")
+    assert "s3cr3t" not in printed + orjson.dumps(report).decode()

@@ -237,3 +237,34 @@ def test_log_format_json_turns_a_configuration_error_into_a_json_line(
     assert line["level"] == "ERROR" and line["error_type"] == "ConfigError"
     assert line["message"].startswith("ConfigError: ")
     assert line["exit_code"] == 2
+
+
+def test_no_parser_accepts_an_abbreviation() -> None:
+    """``--token`` must never pass for ``--token-file``: every parser and subparser, and the
+    simulator's own command, refuse abbreviations."""
+    import argparse
+
+    from connector.cli import build_parser
+    from connector.simulator.__main__ import main as simulator_main
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in [("hss-images", parser), *commands.choices.items()]:
+        assert command.allow_abbrev is False, name
+    with pytest.raises(SystemExit) as exited:
+        simulator_main(["--recor", "10"])  # --records, abbreviated
+    assert exited.value.code == 2
+
+
+@given(st.lists(st.sampled_from([0, 1, 2, 3, 5, 130]), max_size=8))
+def test_the_worst_exit_code_wins_whatever_the_order(codes: list[int]) -> None:
+    """One of the failures' own codes, the same in any order, and never below one that
+    ranks higher in EXIT_PRECEDENCE: 2 over 5 over 3 over 1."""
+    from connector.errors import EXIT_PRECEDENCE, worst_exit_code
+
+    worst = worst_exit_code(codes)
+    assert worst == worst_exit_code(list(reversed(codes)))
+    failures = set(codes) - {0}
+    assert worst == (0 if not failures else next(c for c in EXIT_PRECEDENCE if c in failures))
+    assert worst_exit_code([3, 5]) == 5 and worst_exit_code([1, 3]) == 3
+    assert worst_exit_code([5, 2]) == 2 and worst_exit_code([7, 1]) == 1
