@@ -23,7 +23,7 @@ from typing import Any
 
 from . import memory
 from .client import Page, PageRequest, PageSource
-from .config import FetchSettings, RetryPolicy
+from .config import FetchSettings, RetryPolicy, TotalTolerance
 from .errors import ConnectorError, DataLossError, ThrottledError
 from .logs import error_fields
 from .paging import (
@@ -392,13 +392,15 @@ class ProjectCrawler:
             )
             return
         self.stats.total_num_mismatch = mismatch
-        if not self.settings.total_tolerance.allows(total, held):
+        tolerance = self.settings.total_tolerance
+        if not tolerance.allows(total, held):
             raise DataLossError(
                 f"the time ranges hold {held} records but the query holds {total} (its "
-                f"total_num, read after them): {total - held} records have no "
-                f"latest_update_time in {span[0]}..{span[1]}, or were added while the ranges "
-                "were read, and no range can reach them; nothing was published for this "
-                "project (--total-num-tolerance accepts a gateway known to miscount)",
+                f"total_num, read after them): {_beyond(total, held, tolerance)} records "
+                f"have no latest_update_time in {span[0]}..{span[1]}, or were added while "
+                "the ranges were read, and no range can reach them; nothing was published "
+                "for this project (--total-num-tolerance accepts a gateway known to "
+                "miscount)",
                 project_id=self.project_id,
                 offset=0,
             )
@@ -605,6 +607,14 @@ def _find_moved(chain: Chain, end: int) -> bool:
         return False
     del keys
     return bool(chain.note_moved(end))
+
+
+def _beyond(total: int, held: int, tolerance: TotalTolerance) -> str:
+    """How many records the total says are missing, and how many the tolerance leaves."""
+    missing, covered = total - held, tolerance.limit(total)
+    if not covered:
+        return str(missing)
+    return f"{missing} (at least {missing - covered} beyond the tolerance of {tolerance})"
 
 
 def _distinct(keys: array[int]) -> int:

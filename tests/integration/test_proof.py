@@ -50,7 +50,8 @@ from .helpers import (
 
 PROJECT = "7c8d9e0f1a2b3c4d0e6f708192a3b4c0"
 KEY = "image_id, image_digest, image_name, image_version, host_id, agent_id"
-FAULTS = FaultConfig(http_500_rate=0.1)
+FAULTS = FaultConfig(http_500_rate=0.2)
+"""Often enough that a crawl of a dozen pages and its read past the end sees some."""
 THROTTLING = {"rate": 60, "burst": 4}
 """The simulator's limit: below the connector's rate in ``_library``, so 429s come."""
 
