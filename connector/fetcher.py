@@ -227,9 +227,9 @@ class ProjectCrawler:
 
     def _within_reach(self, total: int) -> bool:
         """Offset paging can prove the end of ``total`` records: the read just past their
-        last record, at offset ``total``, is within the offset ceiling. A longer query is
-        split by time."""
-        return total <= self.settings.max_offset
+        last record, is within the offset ceiling, even when ``total`` is as low as the
+        tolerance lets it be. A longer query is split by time."""
+        return total + self.settings.total_tolerance.limit(total) <= self.settings.max_offset
 
     async def _read(
         self,
@@ -346,10 +346,13 @@ class ProjectCrawler:
             params = [*base, (TIME_FILTER[0], start), (TIME_FILTER[1], end)]
             head = await self._first_page(params)
             total = head.page.total_num
-            if self._within_reach(total):
+            last = start >= end  # a range of one millisecond: tried even when the tolerance
+            # says its total may be short, since it cannot be split (the crawl's own
+            # ceiling check fails loudly if its records do go on past the ceiling)
+            if self._within_reach(total) or (last and total <= self.settings.max_offset):
                 self.stats.slices += 1
                 reached.append(await self._crawl(params, head))
-            elif start >= end:
+            elif last:
                 raise DataLossError(
                     f"{total} records share latest_update_time {start}: more than "
                     "offset paging can reach, and the range cannot be split further",

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import operator
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -529,31 +530,29 @@ def moved_records(pages: Iterable[PageRead]) -> list[tuple[int, int, int]]:
 
     A page's overlap with the page before it is the run of its first records that repeat
     the earlier page's last ones, in order; everything else must be new. A key that one
-    response holds twice is the server's own (two rows with one natural key), not a move.
+    response holds twice is the server's own (two rows with one natural key): it counts as
+    moved only when the chain holds it more often than any one response does.
     """
     pages = list(pages)
-    own = {key for page in pages if page.repeats_keys for key in _repeated(page.keys)}
-    seen: dict[int, int] = {}
+    most: dict[int, int] = {}
+    for page in pages:
+        if page.repeats_keys:
+            for key, copies in Counter(page.keys).items():
+                most[key] = max(most.get(key, 1), copies)
+    seen: dict[int, tuple[int, int]] = {}
+    """key -> (the page it was first seen on, copies seen outside overlaps)"""
     found: dict[int, tuple[int, int, int]] = {}
     previous: Sequence[int] = ()
     for index, page in enumerate(pages):
         keys = page.keys
         skip = _overlap(previous, keys)
         for key in keys[skip:]:
-            first = seen.get(key)
-            if first is not None and index not in found and key not in own:
+            first, copies = seen.get(key, (index, 0))
+            seen[key] = (first, copies + 1)
+            if copies + 1 > most.get(key, 1) and index not in found:
                 found[index] = (first, index, key)
-            seen.setdefault(key, index)
         previous = keys
     return sorted(found.values())
-
-
-def _repeated(keys: Sequence[int]) -> set[int]:
-    once: set[int] = set()
-    twice: set[int] = set()
-    for key in keys:
-        (twice if key in once else once).add(key)
-    return twice
 
 
 def _overlap(earlier: Sequence[int], later: Sequence[int]) -> int:
