@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--records",
         type=int,
         metavar="N",
-        help="Base size (default 100,000; the memory case also runs 10x this).",
+        help="Base size (default 100,000; the memory case also runs 10x this, the throttle "
+        "case at most 20,000 per process).",
     )
     parser.add_argument(
         "--concurrency", type=int, metavar="N", help="The connector's --concurrency (16)."
@@ -125,6 +126,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if args.records is not None:
         changes["records"] = args.records
         changes["large_records"] = 10 * args.records
+        changes["throttle_records"] = min(args.records, settings.throttle_records)
     if args.concurrency is not None:
         changes["concurrency"] = args.concurrency
     if args.account:

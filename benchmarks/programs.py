@@ -87,14 +87,14 @@ def connector(
     project_id: str | Sequence[str],
     workdir: Path,
     *,
-    rate: float,
+    rate: float | None,
     concurrency: int,
     env: dict[str, str],
     timeout_s: float,
     burst: float | None = None,
 ) -> tuple[Measured, int, dict[str, Any]]:
     """The connector's real CLI: ``hss-images sync``, one ``--project-id`` per project;
-    ``burst``: None for the connector's own default."""
+    ``rate``, ``burst``: None for the connector's own default."""
     work = _fresh(workdir)
     report = work / "report.json"
     projects = [project_id] if isinstance(project_id, str) else list(project_id)
@@ -108,8 +108,7 @@ def connector(
         str(work / "out"),
         "--enterprise-project-id",
         "all_granted_eps",
-        "--rate",
-        f"{rate:g}",
+        *(("--rate", f"{rate:g}") if rate is not None else ()),
         *(("--burst", f"{burst:g}") if burst is not None else ()),
         "--concurrency",
         str(concurrency),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import platform
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .programs import PAGE_SIZE, Run
-from .suite import TARGET_ACCOUNT, Collected, account_series
+from .suite import TARGET_ACCOUNT, Collected, account_series, throttle_series
 
 __all__ = ["Figure", "figures", "machine", "render", "to_json"]
 
@@ -114,6 +115,7 @@ def figures(collected: Collected) -> list[Figure]:
         ]
 
     out += _account(collected)
+    out += _throttle(collected)
 
     latency = runs.get("connector/latency")
     transform = collected.transform
@@ -348,6 +350,80 @@ def _account(collected: Collected) -> list[Figure]:
                         "x",
                     )
                 )
+    return out
+
+
+def _throttle(collected: Collected) -> list[Figure]:
+    """A --rate above the gateway's: the processes of a round together against the limit
+    (all their pages / the gateway's rate). Their wall is the last one's (they start
+    together), their sync the longest; 429s and requests are summed. Each process's rate
+    settled is where its run ended (one that ends last has found what the others left)."""
+    s = collected.settings
+    out: list[Figure] = []
+    cases = [(over, s.throttle_rate * over, s.throttle_rate, "1") for over in s.throttle_over]
+    shared = (None, None, s.throttle_shared_rate, str(s.throttle_shared_bucket))
+    for over, rate, gateway, bucket in [*cases, shared]:
+        series = throttle_series(over)
+        names = itertools.takewhile(
+            collected.runs.__contains__, (f"{series}/p{i}" for i in itertools.count())
+        )
+        processes = [collected.runs[name] for name in names]
+        if not processes:
+            continue
+        rounds = list(zip(*processes, strict=True))
+        pages = len(processes) * math.ceil(s.throttle_records / PAGE_SIZE)
+        limit = pages / gateway
+        who = f"--rate {rate:g}" if rate else f"{len(processes)} processes, default --rate"
+        label = f"{who} vs gateway {gateway:g}/s (bucket {bucket})"
+        wall = statistics.median(max(r.measured.wall_s for r in runs) for runs in rounds)
+        sync = statistics.median(max(r.duration_s for r in runs) for runs in rounds)
+        share = statistics.median(
+            sum(_metric(r, "throttled") for r in runs)
+            / sum(_metric(r, "requests") for r in runs)
+            * 100
+            for runs in rounds
+        )
+        settled = [
+            statistics.median(float(r.report.get("rate_settled", math.nan)) for r in runs)
+            for runs in processes
+        ]
+        out += [
+            Figure("throttle", f"{label}: limit pages/R = {pages}/{gateway:g}", limit, "s"),
+            Figure("throttle", f"{label}: wall, process", wall, "s"),
+            Figure("throttle", f"{label}: sync duration (run report)", sync, "s"),
+            Figure(
+                "throttle",
+                f"{label}: wall / limit",
+                wall / limit,
+                "x",
+                "<= 1.25",
+                wall <= 1.25 * limit,
+            ),
+            Figure(
+                "throttle",
+                f"{label}: sync / limit",
+                sync / limit,
+                "x",
+                "<= 1.25",
+                sync <= 1.25 * limit,
+            ),
+            Figure(
+                "throttle",
+                f"{label}: requests sent",
+                statistics.median(sum(_metric(r, "requests") for r in runs) for runs in rounds),
+                "",
+            ),
+            Figure("throttle", f"{label}: throttled / requests", share, "%", "<= 15%", share <= 15),
+        ]
+        out += [
+            Figure(
+                "throttle",
+                f"{label}: rate settled" + (f", process {i}" if len(settled) > 1 else ""),
+                value,
+                "/s",
+            )
+            for i, value in enumerate(settled)
+        ]
     return out
 
 

@@ -15,6 +15,12 @@
              1, 10 and 60 projects of 3,000 records and 200 of 500 (Settings.account);
              at 60 x 3,000 also at --burst 1; the naive loop and dlt (one resource per
              project) over the same projects, same rounds
+    throttle a --rate above the gateway's (issue 23): a gateway at Settings.throttle_rate
+             requests/s with a bucket of 1 (latency and jitter as the rate case), the
+             connector at 4x and 2x that rate; then Settings.throttle_processes connector
+             processes at once on one credential, at the default --rate, each reading its
+             own project, against a gateway at throttle_shared_rate (bucket
+             throttle_shared_bucket)
     concurrency
              the latency case again at other --concurrency values (Settings.sweep): where
              the latency-bound ratio and the speed-up over dlt each hold
@@ -37,6 +43,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,9 +60,10 @@ __all__ = [
     "account_projects",
     "account_series",
     "run_suite",
+    "throttle_series",
 ]
 
-CASES = ("rate", "account", "latency", "cpu", "memory", "peers", "concurrency")
+CASES = ("rate", "account", "throttle", "latency", "cpu", "memory", "peers", "concurrency")
 WARMUP_PROJECT, WARMUP_RECORDS = "warmup", 400
 TARGET_ACCOUNT = (60, 3_000)
 
@@ -86,6 +94,17 @@ class Settings:
     bucket is rate_burst)."""
     account_compare_burst: float = 1
     """The target run again at this --burst, for comparison (0: not run)."""
+    throttle_records: int = 20_000
+    """Records per connector process in the throttle case."""
+    throttle_rate: float = 5.0
+    """The gateway of the throttle case's single runs (bucket 1); the connector runs at
+    each of ``throttle_over`` times it."""
+    throttle_over: tuple[float, ...] = (4.0, 2.0)
+    throttle_processes: int = 4
+    throttle_shared_rate: float = 20.0
+    throttle_shared_bucket: int = 5
+    """The gateway of the processes sharing a credential: at bucket 1 uncoordinated
+    senders collide on the one token however low they go (benchmarks/README.md)."""
 
     @classmethod
     def quick(cls) -> Settings:
@@ -145,6 +164,8 @@ def run_suite(settings: Settings, cases: Iterable[str], log: Log = _log) -> Coll
             bench.rate_bound()
         if "account" in wanted:
             bench.account()
+        if "throttle" in wanted:
+            bench.throttle()
         if {"latency", "cpu", "memory", "peers"} & set(wanted):
             bench.latency_bound()
     finally:
@@ -269,6 +290,68 @@ class _Bench:
         total = sum(rows.values())
         _check_rows(series, total, len(projects) * size)
         return total
+
+    def throttle(self) -> None:
+        """A --rate above the gateway's: does the limiter find the gateway's rate? No
+        warm-up of the simulator's records: at 5 to 20 requests/s generating them is
+        nothing beside the pace, and a warm-up run would take as long as a measured one."""
+        s = self.settings
+        latency = ["--latency-ms", f"{s.rate_latency_ms:g}", "--jitter-ms", f"{s.rate_jitter_ms:g}"]
+        single = ["--rate", f"{s.throttle_rate:g}", "--burst", "1", *latency]
+        projects = {f"throttle-{i}": s.throttle_records for i in range(s.throttle_processes)}
+        with self.simulator("sim-throttle", {"throttle-0": s.throttle_records}, *single) as sim:
+            for round_ in range(s.runs):
+                for over in s.throttle_over:
+                    rate = s.throttle_rate * over
+                    self.log(
+                        f"throttle, round {round_ + 1}/{s.runs}: connector --rate {rate:g} "
+                        f"against a gateway at {s.throttle_rate:g}/s (bucket 1)"
+                    )
+                    self.throttled_runs(sim, throttle_series(over), ["throttle-0"], rate)
+        shared = [
+            "--rate",
+            f"{s.throttle_shared_rate:g}",
+            "--burst",
+            str(s.throttle_shared_bucket),
+            *latency,
+        ]
+        with self.simulator("sim-throttle-shared", projects, *shared) as sim:
+            for round_ in range(s.runs):
+                self.log(
+                    f"throttle, round {round_ + 1}/{s.runs}: {s.throttle_processes} connector "
+                    f"processes at the default --rate on one credential, against a gateway at "
+                    f"{s.throttle_shared_rate:g}/s (bucket {s.throttle_shared_bucket})"
+                )
+                self.throttled_runs(sim, throttle_series(None), list(projects), None)
+
+    def throttled_runs(
+        self, sim: Simulator, series: str, projects: list[str], rate: float | None
+    ) -> None:
+        """One connector process per project, all started together (``rate`` None: the
+        connector's default --rate); each run is added to ``series/pN``."""
+        s = self.settings
+        before = sim.cpu_s()
+
+        def one(project: str) -> _Outcome:
+            return programs.connector(
+                sim.base_url,
+                project,
+                self.work / f"{series.replace('/', '-')}-{project}",
+                rate=rate,
+                concurrency=s.concurrency,
+                env=self.env,
+                timeout_s=s.timeout_s + s.throttle_records / 20,
+            )
+
+        with ThreadPoolExecutor(len(projects)) as pool:
+            outcomes = list(pool.map(one, projects))
+        sim_cpu = (sim.cpu_s() - before) / len(projects)
+        for i, (measured, rows, report) in enumerate(outcomes):
+            _check_rows(f"{series} {projects[i]}", rows, s.throttle_records)
+            self.collected.add(
+                f"{series}/p{i}",
+                programs.Run("connector", s.throttle_records, rows, measured, sim_cpu, report),
+            )
 
     def warm_records(self, sim: Simulator, projects: list[str], *, rate: float) -> None:
         """Read every page once, unmeasured: the simulator generates a record when it is
@@ -468,6 +551,12 @@ def _median_transform(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
     merged["bodies"] = rounds[0]["bodies"]
     return merged
+
+
+def throttle_series(over: float | None) -> str:
+    """The throttle case's series (one per process, ``/pN`` added): ``over`` times the
+    gateway's rate, or None for the processes sharing a credential at the default rate."""
+    return "connector/throttle-shared" if over is None else f"connector/throttle-{over:g}x"
 
 
 def account_series(count: int, size: int, burst: float | None = None) -> str:

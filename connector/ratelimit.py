@@ -25,14 +25,33 @@ and no two requests leave back to back.
 Adaptation (the gateway's policy is not published): a 429 says what was sent was more than
 the gateway allows. When requests recently leaned on the bucket (one was sent with more
 than one and a half tokens in it, within ``burst / rate + 1 s`` of the 429), the gateway's
-bucket is smaller than ours: our ``burst`` is halved (down to 1). Otherwise the sends were
-paced at the rate and the rate is what was too much: it is trimmed by ``trim`` (10 %). (A
-burst above 1 also absorbs the event loop's late wake-ups: a request sent 2 ms late leaves
-the next one 2 ms less to wait, which a bucket of one token cannot give back; so a 429 that
-the burst did not cause does not take it away.) Only a 429 for a request sent after the
-last change counts (the 429s of one burst arrive together and say the same thing). When no
-429 follows for ``recover_after_s``, the rate grows back to the configured one within
-``recover_s``.
+bucket is smaller than ours: our ``burst`` is halved (down to 1). (A burst above 1 also
+absorbs the event loop's late wake-ups: a request sent 2 ms late leaves the next one 2 ms
+less to wait, which a bucket of one token cannot give back; so a 429 that the burst did not
+cause does not take it away.) Otherwise the rate is what was too much, and the gateway's
+answers say by how much: while it refuses most of what is sent, the pace of its
+*successful* answers is its own rate, per second or per minute alike (``estimate``). When
+at least 60 % of the answers of the last ``window_s`` (2 s, or 8 requests' time if that is
+longer) were 429s, the rate is cut to ``margin`` (90 %) of that measured rate (at most
+halved at once); otherwise (against a bucket of one token, sending up to twice its rate
+makes every other request pass, whatever its rate in between: the successes then say
+little) it is trimmed by ``trim`` (10 %). Every cut is at least that trim. Only a 429 for a
+request sent after the last change counts (the 429s of one burst arrive together and say
+the same thing). Processes sharing a credential each see their own share of the
+successes, so each cuts to its share (they share no budget: the gateway's answers are the
+only thing they have in common).
+
+The rate does not jump back to the configured one: after ``recover_after_s`` without a
+429 it climbs back to the margin below the measured rate within ``recover_s``, and above
+that it probes upward by ``probe`` (1 %) of the measured rate per second; the next 429
+cuts again, so the rate settles just under the gateway's with few 429s. The measured rate
+is a ceiling raised only by sustained success: after ``sustained_s`` (6 s) without a 429
+the rate grows by ``growth`` (25 %) a second, compounded, up to the configured rate, but
+by at most ``growth_per_request`` (4 %) per request it sends a second, so that a slow rate
+does not overshoot further before a 429 can answer (at 2 requests/s: 8 % a second). That
+is what finds the budget other processes leave when they finish (or that a share taken
+while they all started at once underestimated); where there was none to find, it costs
+one more cut. Measured in ``benchmarks/README.md`` (the throttle case).
 
 The burst is learnt the same way, and kept: after ``regrow_after_s`` without a 429 it
 grows back by one token at a time, up to the configured one (a lone 429 from a gateway
@@ -52,6 +71,7 @@ import contextlib
 import heapq
 import itertools
 import math
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 __all__ = ["Priority", "RateLimiter"]
@@ -73,9 +93,15 @@ class RateLimiter:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         trim: float = 0.1,
+        margin: float = 0.9,
         min_rate: float = 0.2,
+        window_s: float = 2.0,
         recover_after_s: float = 1.0,
         recover_s: float = 2.0,
+        probe: float = 0.01,
+        sustained_s: float = 6.0,
+        growth: float = 0.25,
+        growth_per_request: float = 0.04,
         regrow_after_s: float = 10.0,
     ) -> None:
         self.ceiling = rate
@@ -90,8 +116,19 @@ class RateLimiter:
         self._burst_changed: float | None = None
         self.min_rate = min(min_rate, rate) if rate > 0 else 0.0
         self.trim = trim
+        self.margin = margin
+        self.window_s = window_s
         self.recover_after_s = recover_after_s
         self.recover_s = recover_s
+        self.probe = probe
+        self.sustained_s = sustained_s
+        self.growth = growth
+        self.growth_per_request = growth_per_request
+        self.estimate: float | None = None
+        """The gateway's rate for this limiter as last measured (the pace of its successes
+        while it refused most requests); None: not measured."""
+        self._answers: deque[tuple[float, bool]] = deque()
+        """(when, throttled) of the answers of the last ``_window()`` seconds."""
         self.max_in_flight = max_in_flight
         self.epoch = 0
         """Changes made after 429s; a request sent in an older epoch says nothing new."""
@@ -103,7 +140,7 @@ class RateLimiter:
         self._leaned: float | None = None
         """When a request was last sent with more than 1.5 tokens in the bucket."""
         self._low_rate = rate
-        """The rate after the last cut: recovery climbs from here to the ceiling."""
+        """The rate after the last cut: recovery climbs from here."""
         self._waiting: list[tuple[Priority, int, asyncio.Future[None]]] = []  # a heap
         self._arrivals = itertools.count()
         self._head_taken = False
@@ -240,9 +277,12 @@ class RateLimiter:
 
     def throttled(self, epoch: int | None = None) -> None:
         """The gateway said 429 to a request sent in ``epoch`` (default: the current one)."""
-        if self.unlimited or (epoch is not None and epoch != self.epoch):
+        if self.unlimited:
             return
         now = self._now()
+        self._answered(now, throttled=True)
+        if epoch is not None and epoch != self.epoch:
+            return
         self._refill(now)
         self.epoch += 1
         self._last_429 = now
@@ -253,13 +293,68 @@ class RateLimiter:
             self.burst = max(1.0, float(self.burst // 2))
             self._regrown, self._burst_changed = False, now
         else:
-            self.rate = max(self.min_rate, self.rate * (1.0 - self.trim))
+            cut = self.rate * (1.0 - self.trim)
+            measured = self._gateway_rate(now)
+            if measured is not None:
+                self.estimate = measured
+                cut = min(cut, max(measured * self.margin, self.rate / 2))
+            self.rate = max(self.min_rate, cut)
         self._low_rate = self.rate
         self._tokens = min(self._tokens, 0.0)
 
     def succeeded(self) -> None:
-        """A request got through (kept for callers; recovery is driven by time)."""
+        """A request got through: it counts towards the gateway's measured rate."""
+        if self.unlimited:
+            return
+        self._answered(self._now(), throttled=False)
         self._recover()
+
+    def _window(self) -> float:
+        """Seconds of answers to measure over: ``window_s``, or 8 requests' time if longer."""
+        return max(self.window_s, 8.0 / self.rate)
+
+    def _answered(self, now: float, *, throttled: bool) -> None:
+        self._answers.append((now, throttled))
+        horizon = now - self._window()
+        while self._answers and self._answers[0][0] < horizon:
+            self._answers.popleft()
+
+    def _gateway_rate(self, now: float) -> float | None:
+        """The gateway's rate as its answers over the window show it, when it refused at
+        least 60 % of them: it passed what it allows, so the pace of its successes is its
+        rate (for this limiter). None with fewer than three successes, or when it refused
+        less: then the successes say how much was sent, not how much it allows (against a
+        bucket of one token, sending between 1x and 2x its rate, every other request
+        passes: the pace of the successes is then half of what was sent, whatever the
+        gateway's rate between those two).
+
+        Two measures, each at most the gateway's rate, and the larger is taken: the
+        successes over the time from the first to the last (low when the workers sat out a
+        retry wait meanwhile), and the successes over the gaps between two successes with
+        a 429 in between (the gateway was empty during those: only its rate filled it;
+        low when a request went out only long after it had refilled)."""
+        since = now - self._window()
+        passed: list[float] = []
+        contested: list[float] = []
+        refused = 0
+        refused_since_success = False
+        for when, throttled in self._answers:
+            if when < since:
+                continue
+            if throttled:
+                refused += 1
+                refused_since_success = True
+                continue
+            if passed and refused_since_success:
+                contested.append(when - passed[-1])
+            passed.append(when)
+            refused_since_success = False
+        if len(passed) < 3 or refused < 0.6 * (len(passed) + refused):
+            return None
+        measures = [(len(passed) - 1) / max(passed[-1] - passed[0], 1e-3)]
+        if len(contested) >= 2:
+            measures.append(len(contested) / max(sum(contested), 1e-3))
+        return max(measures)
 
     def _recover(self) -> None:
         if self.unlimited or self._last_429 is None:
@@ -277,5 +372,17 @@ class RateLimiter:
         if quiet <= 0:
             return
         self._refill(now)
-        share = min(1.0, quiet / self.recover_s) if self.recover_s > 0 else 1.0
-        self.rate = min(self.ceiling, self._low_rate + (self.ceiling - self._low_rate) * share)
+        # back to the margin below the measured rate within recover_s, then a slow probe;
+        # after sustained_s without a 429, growth a second (compounded)
+        known = self._low_rate if self.estimate is None else self.estimate * self.margin
+        if known > self._low_rate and self.recover_s > 0:
+            ramp = min(quiet, self.recover_s)
+            level = self._low_rate + (known - self._low_rate) * ramp / self.recover_s
+        else:
+            ramp, level = 0.0, max(known, self._low_rate)
+        probed = level + self.probe * (self.estimate or self._low_rate) * (quiet - ramp)
+        sustained = now - self._last_429 - self.sustained_s
+        if sustained > 0:  # (capped: a long idle would overflow the float, not add a thing)
+            growth = min(self.growth, self.growth_per_request * self.rate)
+            probed *= (1.0 + growth) ** min(sustained, 100.0)
+        self.rate = max(self.rate, min(self.ceiling, probed))

@@ -58,6 +58,13 @@ def test_every_case_runs_and_writes_its_table_and_json(
         assert run["rows_written"] == run["records"] == 900
         (run,) = series[f"{peer}/account-1x200"]["runs"]
         assert run["rows_written"] == run["records"] == 200
+    throttle = ["connector/throttle-4x/p0", "connector/throttle-2x/p0"]
+    throttle += [f"connector/throttle-shared/p{i}" for i in range(4)]  # one per process
+    for name in throttle:
+        (run,) = series[name]["runs"]
+        assert run["rows_written"] == run["records"] == 600
+        assert run["requests"] >= 3 and run["throttled"] >= 0
+    assert "connector/throttle-shared/p4" not in series
     for concurrency in (4, 8, 32):
         (run,) = series[f"connector/latency-c{concurrency}"]["runs"]
         assert run["rows_written"] == run["records"] == 600
@@ -82,6 +89,11 @@ def test_every_case_runs_and_writes_its_table_and_json(
     assert paired["value"] == sorted(pair["ratio"] for pair in pairs)[1]  # their median
     assert figures[("cpu", "  pairs measured (the median's sample)")]["value"] == 3
     assert any(case == "memory" and f["target"] for (case, _), f in figures.items())
+    shared = "4 processes, default --rate vs gateway 20/s (bucket 5)"
+    assert figures[("throttle", f"{shared}: limit pages/R = 12/20")]["value"] == 0.6
+    for label in ("--rate 20 vs gateway 5/s (bucket 1)", "--rate 10 vs gateway 5/s (bucket 1)"):
+        assert figures[("throttle", f"{label}: wall / limit")]["target"] == "<= 1.25"
+        assert figures[("throttle", f"{label}: throttled / requests")]["target"] == "<= 15%"
     for figure in results["figures"]:
         assert figure["met"] in (True, False, None)
 
