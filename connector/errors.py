@@ -31,6 +31,7 @@ exceptions between processes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -175,6 +176,22 @@ class ThrottledError(ApiError):
     """Still throttled (429) after every retry: lower --rate."""
 
     retryable = True
+
+    @property
+    def limit_per_s(self) -> float | None:
+        """The rate the gateway's policy allows, when its message says (``APIG.0308``:
+        "... policy user over ratelimit, limit:XX, time:1 second|minute"), per second."""
+        found = _POLICY.search(self.error_msg or "")
+        if found is None:
+            return None
+        limit = float(found["limit"])
+        per_s = limit / 60 if found["period"] == "minute" else limit
+        return per_s if per_s > 0 else None
+
+
+_POLICY = re.compile(
+    r"limit:\s*(?P<limit>\d+(?:\.\d+)?)\s*,\s*time:\s*1\s*(?P<period>second|minute)"
+)
 
 
 class ServerError(ApiError):

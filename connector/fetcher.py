@@ -130,9 +130,9 @@ class PageFetcher:
                 stats.requests += 1
                 try:
                     page = await self.source.get_page(request)
-                except ThrottledError:
+                except ThrottledError as error:
                     stats.throttled += 1
-                    self.limiter.throttled(epoch)
+                    self.limiter.throttled(epoch, stated=error.limit_per_s)
                     raise
             self.limiter.succeeded()
             return page

@@ -37,9 +37,12 @@ halved at once); otherwise (against a bucket of one token, sending up to twice i
 makes every other request pass, whatever its rate in between: the successes then say
 little) it is trimmed by ``trim`` (10 %). Every cut is at least that trim. Only a 429 for a
 request sent after the last change counts (the 429s of one burst arrive together and say
-the same thing). Processes sharing a credential each see their own share of the
-successes, so each cuts to its share (they share no budget: the gateway's answers are the
-only thing they have in common).
+the same thing). When the 429's message names the policy (``APIG.0308``: "limit:XX,
+time:1 second|minute", ``errors.ThrottledError.limit_per_s``), that is the credential's
+whole budget: the rate goes to ``margin`` of it at once and never grows back past it
+(``stated``); what is measured may cut further. Processes sharing a credential each see
+their own share of the successes, so each cuts to its share (they share no budget: the
+gateway's answers are the only thing they have in common).
 
 The rate does not jump back to the configured one: after ``recover_after_s`` without a
 429 it climbs back to the margin below the measured rate within ``recover_s``, and above
@@ -124,6 +127,8 @@ class RateLimiter:
         self.sustained_s = sustained_s
         self.growth = growth
         self.growth_per_request = growth_per_request
+        self.stated: float | None = None
+        """The rate the gateway's policy allows, as a 429's message named it (per second)."""
         self.estimate: float | None = None
         """The gateway's rate for this limiter as last measured (the pace of its successes
         while it refused most requests); None: not measured."""
@@ -275,11 +280,16 @@ class RateLimiter:
             f"{needed} would reach it"
         )
 
-    def throttled(self, epoch: int | None = None) -> None:
-        """The gateway said 429 to a request sent in ``epoch`` (default: the current one)."""
+    def throttled(self, epoch: int | None = None, *, stated: float | None = None) -> None:
+        """The gateway said 429 to a request sent in ``epoch`` (default: the current one);
+        ``stated``: the rate its policy allows, when its message says (per second). That is
+        the credential's whole budget, shared with any other process using it: the rate is
+        held below it from now on, and measured below that as before."""
         if self.unlimited:
             return
         now = self._now()
+        if stated is not None and (self.stated is None or stated < self.stated):
+            self.stated = stated
         self._answered(now, throttled=True)
         if epoch is not None and epoch != self.epoch:
             return
@@ -294,6 +304,8 @@ class RateLimiter:
             self._regrown, self._burst_changed = False, now
         else:
             cut = self.rate * (1.0 - self.trim)
+            if self.stated is not None:
+                cut = min(cut, self.stated * self.margin)
             measured = self._gateway_rate(now)
             if measured is not None:
                 self.estimate = measured
@@ -366,7 +378,7 @@ class RateLimiter:
                 self._refill(now)
                 self.burst = min(self.burst + 1, self.burst_ceiling)
                 self._regrown, self._burst_changed = True, now
-        if self.rate >= self.ceiling:
+        if self.rate >= self._allowed():
             return
         quiet = now - self._last_429 - self.recover_after_s
         if quiet <= 0:
@@ -385,4 +397,11 @@ class RateLimiter:
         if sustained > 0:  # (capped: a long idle would overflow the float, not add a thing)
             growth = min(self.growth, self.growth_per_request * self.rate)
             probed *= (1.0 + growth) ** min(sustained, 100.0)
-        self.rate = max(self.rate, min(self.ceiling, probed))
+        self.rate = max(self.rate, min(self._allowed(), probed))
+
+    def _allowed(self) -> float:
+        """The most the rate may grow back to: the configured rate, or below the gateway's
+        stated policy when a 429 named one."""
+        if self.stated is None:
+            return self.ceiling
+        return min(self.ceiling, self.stated * self.margin)

@@ -321,6 +321,52 @@ def test_a_429_after_paced_sends_trims_the_rate_and_keeps_the_burst() -> None:
     assert limiter.burst == 2 and limiter.rate == pytest.approx(45)
 
 
+@pytest.mark.parametrize(
+    ("message", "per_s"),
+    [
+        (
+            "The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 second",
+            5.0,
+        ),
+        (
+            "The throttling threshold has been reached: policy user over ratelimit, limit:120, time:1 minute",
+            2.0,
+        ),
+        ("policy user over ratelimit, limit:7.5,time:1 second", 7.5),
+        ("The throttling threshold has been reached", None),
+        ("limit:0,time:1 second", None),
+        (None, None),
+    ],
+)
+def test_a_429_names_the_policy_rate_when_its_message_does(
+    message: str | None, per_s: float | None
+) -> None:
+    error = ThrottledError("throttled", status=429, error_code="APIG.0308", error_msg=message)
+    assert error.limit_per_s == per_s
+
+
+def test_a_stated_policy_caps_the_rate_below_it_for_good() -> None:
+    """A 429 that names the gateway's limit: the rate goes below it at once and never grows
+    back past it (it is the whole credential's budget), whatever the configured rate."""
+    clock = Clock()
+    limiter = RateLimiter(20, 1, clock=clock, sleep=clock.sleep)
+
+    async def sends(n: int) -> int:
+        epoch = 0
+        for _ in range(n):
+            epoch = await limiter.acquire()
+            limiter.release()
+            limiter.succeeded()
+        return epoch
+
+    epoch = asyncio.run(sends(10))
+    limiter.throttled(epoch, stated=5.0)
+    assert limiter.rate <= 5.0 * limiter.margin
+    asyncio.run(sends(2_000))  # minutes without another 429
+    assert limiter.rate == pytest.approx(5.0 * limiter.margin)
+    assert limiter.stated == 5.0
+
+
 def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     clock = Clock()
     limiter = RateLimiter(50, 8, clock=clock, sleep=clock.sleep)
