@@ -174,6 +174,11 @@ class _Read:
     size: int
 
 
+class _PastCeiling(Exception):
+    """The list goes on past the offset ceiling although its total_num said it would not
+    (a total that is low, or a list that grew): the query is read again by time."""
+
+
 class _Replan(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
@@ -226,10 +231,10 @@ class ProjectCrawler:
         return reachable_pages(self.size, self.settings.max_offset) - 1
 
     def _within_reach(self, total: int) -> bool:
-        """Offset paging can prove the end of ``total`` records: the read just past their
-        last record, is within the offset ceiling, even when ``total`` is as low as the
-        tolerance lets it be. A longer query is split by time."""
-        return total + self.settings.total_tolerance.limit(total) <= self.settings.max_offset
+        """Offset paging can prove the end of ``total`` records: the read past their last
+        record is within the offset ceiling. A longer query is split by time, and so is a
+        query whose list turns out to go on past the ceiling (``_PastCeiling``)."""
+        return total <= self.settings.max_offset
 
     async def _read(
         self,
@@ -282,9 +287,25 @@ class ProjectCrawler:
         if self.after_first is not None:
             await self.after_first()
         if self._within_reach(first.page.total_num):
-            await self._crawl(self.params, first)
-            return
+            try:
+                await self._crawl(self.params, first)
+                return
+            except _PastCeiling:
+                self._past_ceiling(first.page.total_num)
         await self._crawl_split(first.page)
+
+    def _past_ceiling(self, total: int) -> None:
+        log.warning(
+            "project %s: the list goes on past the offset ceiling (max offset %d) although "
+            "its total_num said %d: reading it again by latest_update_time",
+            self.project_id,
+            self.settings.max_offset,
+            total,
+        )
+        self.stats.drift(
+            "the list went on past the offset ceiling where total_num said it would not; "
+            "read again by latest_update_time"
+        )
 
     async def _first_page(self, params: list[tuple[str, QueryValue]]) -> _Read:
         """Page 0, read twice when it is short while ``total_num`` announces more: once to
@@ -346,22 +367,31 @@ class ProjectCrawler:
             params = [*base, (TIME_FILTER[0], start), (TIME_FILTER[1], end)]
             head = await self._first_page(params)
             total = head.page.total_num
-            last = start >= end  # a range of one millisecond: tried even when the tolerance
-            # says its total may be short, since it cannot be split (the crawl's own
-            # ceiling check fails loudly if its records do go on past the ceiling)
-            if self._within_reach(total) or (last and total <= self.settings.max_offset):
-                self.stats.slices += 1
-                reached.append(await self._crawl(params, head))
-            elif last:
+            last = start >= end  # a range of one millisecond cannot be split further
+            if self._within_reach(total):
+                try:
+                    reached.append(await self._crawl(params, head))
+                    self.stats.slices += 1
+                    continue
+                except _PastCeiling:
+                    if last:
+                        raise DataLossError(
+                            f"the records with latest_update_time {start} go on past the "
+                            f"offset ceiling although their total_num said {total}; the range "
+                            "cannot be split further",
+                            project_id=self.project_id,
+                            offset=self.settings.max_offset,
+                        ) from None
+                    self._past_ceiling(total)
+            if last:
                 raise DataLossError(
                     f"{total} records share latest_update_time {start}: more than "
                     "offset paging can reach, and the range cannot be split further",
                     project_id=self.project_id,
                     offset=0,
                 )
-            else:
-                middle = (start + end) // 2
-                pending += [(middle + 1, end), (start, middle)]
+            middle = (start + end) // 2
+            pending += [(middle + 1, end), (start, middle)]
         whole = await self._read(0, self.params, first=True)  # what the query holds now
         self.total_num = self.stats.total_num = whole.page.total_num
         self._check_slices(reached, whole.page.total_num, (low, high))
@@ -496,12 +526,7 @@ class ProjectCrawler:
                 state = chain.state()
             beyond = [offset for _, offset in state.probes if offset > self.settings.max_offset]
             if beyond or (state.ceiling and not state.wanted and not state.probes):
-                raise DataLossError(
-                    "the list goes on past the offset ceiling although its first page said "
-                    "it would not; rerun (the list changed during the crawl)",
-                    project_id=self.project_id,
-                    offset=beyond[0] if beyond else page_offset(self.max_index, self.size),
-                )
+                raise _PastCeiling
             for index in state.wanted:
                 cap = chain.cap_suspected(index)
                 if cap is not None and cap < self.size:

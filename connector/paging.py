@@ -280,13 +280,14 @@ class Chain:
     def _tally(self, index: int, page: PageRead) -> _Tally:
         """The reads past a short page that were sent after it, sorted by what they say."""
         end = page.end
+        last = self._last_key(index, page)
         tally = _Tally()
         for probe in self.probes.get(index, ()):
             if probe.offset != probe_offset(end) or not probe.after(page):
                 continue
             if end and not probe.keys:  # transient, or the list shrank under the page
                 tally.empty += 1
-            elif probe.length != (1 if end else 0) or (end and probe.keys[0] != page.keys[-1]):
+            elif probe.length != (1 if end else 0) or (end and probe.keys[0] != last):
                 tally.cut = True
             elif probe.total_num == end:
                 tally.agreeing += 1
@@ -294,6 +295,14 @@ class Chain:
                 self.disagreed.setdefault(end, {})[probe.sent] = probe.total_num
                 tally.disagreeing += 1
         return tally
+
+    def _last_key(self, index: int, page: PageRead) -> int | None:
+        """The key of the record just before ``page.end``: the page's last, or for an empty
+        page the last of the page before it (None: not read)."""
+        if page.keys:
+            return page.keys[-1]
+        before = self.pages.get(index - 1)
+        return before.keys[-1] if before is not None and before.keys else None
 
     def _agreeing_needed(self) -> int:
         return 1 + min(self.flaky, MAX_EXTRA_PROBES)
