@@ -60,7 +60,9 @@ def test_a_snapshot_date_that_is_not_the_day_of_reading_is_refused(
         in (stderr)
     )
     assert "--allow-any-snapshot-date" in stderr and "Traceback" not in stderr
-    assert requests == 0 and report == {}
+    assert requests == 0  # refused before any request, with the report saying why
+    assert report["status"] == "failed" and report["exit_code"] == 2
+    assert report["error_type"] == "ConfigError" and "--snapshot-date" in report["error"]
     assert not (tmp_path / "lake").exists() or not list((tmp_path / "lake").rglob("*"))
 
 
