@@ -278,7 +278,9 @@ class Chain:
         return "reread" if tally.disagreeing or tally.empty >= MISMATCH_ANSWERS else "probe"
 
     def _tally(self, index: int, page: PageRead) -> _Tally:
-        """The reads past a short page that were sent after it, sorted by what they say."""
+        """The reads past a short page that were sent after it, sorted by what they say.
+        Those that disagree are also kept in ``disagreed`` (by the tick they were sent, so
+        counting them again adds nothing): they outlive the page's next read."""
         end = page.end
         last = self._last_key(index, page)
         tally = _Tally()
@@ -313,8 +315,8 @@ class Chain:
 
     def _walk(self) -> Iterator[tuple[int, str]]:
         """Walk from page 0: yield (index, 'missing' | 'empty' | 'gap' | 'ceiling' | a short
-        page's verdict (``_short``)). The walk goes on past every problem it can see beyond, so that
-        one round repairs them all."""
+        page's verdict (``_short``)). The walk goes on past every problem it can see beyond,
+        so that one round repairs them all."""
         index = 0
         while True:
             page = self.pages.get(index)
