@@ -40,7 +40,8 @@ request sent after the last change counts (the 429s of one burst arrive together
 the same thing). When the 429's message names the policy (``APIG.0308``: "limit:XX,
 time:1 second|minute", ``errors.ThrottledError.limit_per_s``), that is the credential's
 whole budget: the rate goes to ``STATED_MARGIN`` of it at once, returns there after a
-trim, and never grows back past it (``stated``); what is measured may cut further. Processes sharing a credential each see
+trim, and never grows back past it (``stated``), and when that policy is below ``--rate``
+the burst stays at ``STATED_BURST``; what is measured may cut further. Processes sharing a credential each see
 their own share of the successes, so each cuts to its share (they share no budget: the
 gateway's answers are the only thing they have in common).
 
@@ -83,6 +84,11 @@ STATED_MARGIN = 0.85
 """How far below a policy that a 429 named the rate stays: a gateway counting arrivals in a
 bucket of one request refuses any two that network jitter brings closer than its interval
 (±20 ms at 5/s: one in ten at 90 % of the rate, one in a hundred at 85 %)."""
+
+STATED_BURST = 1.25
+"""The burst once a 429 named a policy below ``--rate``: its bucket is not named, and at 1.25 no two
+requests leave back to back (after a quiet spell, a burst of two sends two at once, which a
+bucket of one request refuses), while a quarter interval of a late wake-up is made up."""
 
 Priority = tuple[int, ...]
 """Lower goes first; equal priorities go in arrival order."""
@@ -316,6 +322,11 @@ class RateLimiter:
                 self.estimate = measured
                 cut = min(cut, max(measured * self.margin, self.rate / 2))
             self.rate = max(self.min_rate, cut)
+        if self.stated is not None and self._allowed() < self.ceiling:
+            # the policy is what holds this limiter back, whatever else this 429 says
+            self.rate = max(self.min_rate, min(self.rate, self._allowed()))
+            self.burst_ceiling = min(self.burst_ceiling, max(1.0, STATED_BURST))
+            self.burst = min(self.burst, self.burst_ceiling)
         self._low_rate = self.rate
         self._tokens = min(self._tokens, 0.0)
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from connector import RetryPolicy, ServerError, ThrottledError
 from connector.errors import AuthError, ConnectorError
-from connector.ratelimit import STATED_MARGIN, RateLimiter
+from connector.ratelimit import STATED_BURST, STATED_MARGIN, RateLimiter
 from connector.retry import delay_for, retrying
 
 
@@ -349,7 +349,7 @@ def test_a_stated_policy_caps_the_rate_below_it_for_good() -> None:
     """A 429 that names the gateway's limit: the rate goes below it at once and never grows
     back past it (it is the whole credential's budget), whatever the configured rate."""
     clock = Clock()
-    limiter = RateLimiter(20, 1, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(20, 2, clock=clock, sleep=clock.sleep)
 
     async def sends(n: int) -> int:
         epoch = 0
@@ -365,6 +365,8 @@ def test_a_stated_policy_caps_the_rate_below_it_for_good() -> None:
     asyncio.run(sends(2_000))  # minutes without another 429
     assert limiter.rate == pytest.approx(5.0 * STATED_MARGIN)
     assert limiter.stated == 5.0
+    # its bucket is not named: never two back to back again, not even after a quiet spell
+    assert limiter.burst == limiter.burst_ceiling == STATED_BURST
 
 
 def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
