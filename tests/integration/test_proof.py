@@ -393,7 +393,8 @@ def test_rows_in_conflict_with_faults_and_throttling_fail_loudly(tmp_path: Path)
     sim_config = _simulator(101, 2_000, conflicting_rows=1, faults=FAULTS, **THROTTLING)
     sim, report, out = _library(tmp_path, sim_config, **_throttled())
     image_id = _conflicting_image_id(sim)
-    assert sim.stats.throttled > 0 and sum(sim.stats.faults.values()) > 0
+    # (no check that a 429 or a 500 came first: the crawl stops at the page that holds the
+    # conflict, which may be answered before any of them)
     message = _assert_loud(report, out)
     assert image_id in message and "key" in message.lower()
 
