@@ -407,24 +407,24 @@ class ProjectCrawler:
         joined: array[int] = array("q")
         for keys in reached:
             joined.extend(keys)
+        listed = len(joined)
         within = sum(len(keys) - _distinct(keys) for keys in reached)
         held = _distinct(joined) + within
         del joined
-        if len(reached) and sum(map(len, reached)) > held:
+        if listed > held:
             self.stats.drift(
-                f"{sum(map(len, reached)) - held} records were seen in two time ranges (their "
+                f"{listed - held} records were seen in two time ranges (their "
                 "latest_update_time changed while the query was read)"
             )
         if held == total:
             return
-        mismatch = Mismatch(total, held, 1, (total,))
         if held > total:
             self.stats.drift(
                 f"the time ranges held {held} records; the query's total_num fell to {total} "
                 "while they were read"
             )
             return
-        self.stats.total_num_mismatch = mismatch
+        self.stats.total_num_mismatch = Mismatch(total, held, 1, (total,))
         tolerance = self.settings.total_tolerance
         if not tolerance.allows(total, held):
             raise DataLossError(
