@@ -164,8 +164,8 @@ def minimal(
     if write:  # the API fields' struct, so that the yardstick imports nothing of ours
         import pyarrow as pa
 
-        from connector.schema import file_schema, load_spec
-        from connector.writer import ROW_GROUP_ROWS
+        from connector.lake.writer import ROW_GROUP_ROWS
+        from connector.shape.schema import file_schema, load_spec
 
         fields = file_schema()
         api = pa.schema([fields.field(f.name) for f in load_spec().api_fields])

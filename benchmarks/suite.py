@@ -185,7 +185,9 @@ class _Bench:
     def warm_up(self) -> None:
         """Fill the bytecode cache, so that no measured run compiles modules."""
         self.log("warming up (bytecode cache)")
-        modules = "connector.cli, connector.pipeline, connector.simulator.cli, benchmarks.transform"
+        modules = (
+            "connector.cli, connector.job.pipeline, connector.simulator.cli, benchmarks.transform"
+        )
         if programs.dlt_available():
             modules += ", dlt, dlt.sources.rest_api"
         command = python_command("-c", f"import {modules}")

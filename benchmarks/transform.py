@@ -36,13 +36,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from connector import client as connector_client
-from connector import pipeline, writer
-from connector.batches import BatchBuilder
-from connector.decoding import PageDecoder
-from connector.records import RecordChecker
-from connector.schema import file_schema, load_spec
-from connector.sink import ProjectSink
+from connector.job import pipeline
+from connector.lake import writer
+from connector.shape.batches import BatchBuilder
+from connector.shape.records import RecordChecker
+from connector.shape.schema import file_schema, load_spec
+from connector.shape.sink import ProjectSink
+from connector.source import client as connector_client
+from connector.source.decoding import PageDecoder
 
 PAGE_SIZE = 200
 TOKEN_HEADER = "X-Auth-Token"

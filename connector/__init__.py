@@ -4,7 +4,7 @@ from connector import Config, Auth, Secret, run
 report = run(Config(projects=("0a1b...",), endpoint="https://hss.cn-north-4.myhuaweicloud.com",
                     out="lake/hss_images", auth=Auth(token=Secret(token))))
 
-The names below are imported on first use (PEP 562): ``import connector.provider``, which
+The names below are imported on first use (PEP 562): ``import connector.airflow.provider``, which
 is how Airflow reads the provider's metadata in its scheduler, webserver and CLI, then
 costs a few milliseconds instead of importing pyarrow and aiohttp (0.8 s of CPU, 70 MB).
 """
@@ -14,61 +14,61 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .version import __version__ as __version__
+from connector.version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from .config import Auth as Auth
-    from .config import Config as Config
-    from .config import FetchSettings as FetchSettings
-    from .config import Filters as Filters
-    from .config import QuarantineLimit as QuarantineLimit
-    from .config import RetryPolicy as RetryPolicy
-    from .config import Secret as Secret
-    from .errors import ApiError as ApiError
-    from .errors import AuthError as AuthError
-    from .errors import ConfigError as ConfigError
-    from .errors import ConnectorError as ConnectorError
-    from .errors import DataLossError as DataLossError
-    from .errors import DiscoveryError as DiscoveryError
-    from .errors import InvalidRequestError as InvalidRequestError
-    from .errors import MalformedResponseError as MalformedResponseError
-    from .errors import OutputError as OutputError
-    from .errors import QuarantineLimitError as QuarantineLimitError
-    from .errors import ServerError as ServerError
-    from .errors import ThrottledError as ThrottledError
-    from .errors import TransportError as TransportError
-    from .pipeline import run as run
-    from .pipeline import run_async as run_async
-    from .report import ProjectReport as ProjectReport
-    from .report import RunReport as RunReport
-    from .signing import AkSkCredentials as AkSkCredentials
+    from connector.errors import ApiError as ApiError
+    from connector.errors import AuthError as AuthError
+    from connector.errors import ConfigError as ConfigError
+    from connector.errors import ConnectorError as ConnectorError
+    from connector.errors import DataLossError as DataLossError
+    from connector.errors import DiscoveryError as DiscoveryError
+    from connector.errors import InvalidRequestError as InvalidRequestError
+    from connector.errors import MalformedResponseError as MalformedResponseError
+    from connector.errors import OutputError as OutputError
+    from connector.errors import QuarantineLimitError as QuarantineLimitError
+    from connector.errors import ServerError as ServerError
+    from connector.errors import ThrottledError as ThrottledError
+    from connector.errors import TransportError as TransportError
+    from connector.job.pipeline import run as run
+    from connector.job.pipeline import run_async as run_async
+    from connector.job.report import ProjectReport as ProjectReport
+    from connector.job.report import RunReport as RunReport
+    from connector.settings.config import Auth as Auth
+    from connector.settings.config import Config as Config
+    from connector.settings.config import FetchSettings as FetchSettings
+    from connector.settings.config import Filters as Filters
+    from connector.settings.config import QuarantineLimit as QuarantineLimit
+    from connector.settings.config import RetryPolicy as RetryPolicy
+    from connector.settings.config import Secret as Secret
+    from connector.source.signing import AkSkCredentials as AkSkCredentials
 
 _MODULE_OF = {
-    "AkSkCredentials": "signing",
+    "AkSkCredentials": "source.signing",
     "ApiError": "errors",
-    "Auth": "config",
+    "Auth": "settings.config",
     "AuthError": "errors",
-    "Config": "config",
+    "Config": "settings.config",
     "ConfigError": "errors",
     "ConnectorError": "errors",
     "DataLossError": "errors",
     "DiscoveryError": "errors",
-    "FetchSettings": "config",
-    "Filters": "config",
+    "FetchSettings": "settings.config",
+    "Filters": "settings.config",
     "InvalidRequestError": "errors",
     "MalformedResponseError": "errors",
     "OutputError": "errors",
-    "ProjectReport": "report",
-    "QuarantineLimit": "config",
+    "ProjectReport": "job.report",
+    "QuarantineLimit": "settings.config",
     "QuarantineLimitError": "errors",
-    "RetryPolicy": "config",
-    "RunReport": "report",
-    "Secret": "config",
+    "RetryPolicy": "settings.config",
+    "RunReport": "job.report",
+    "Secret": "settings.config",
     "ServerError": "errors",
     "ThrottledError": "errors",
     "TransportError": "errors",
-    "run": "pipeline",
-    "run_async": "pipeline",
+    "run": "job.pipeline",
+    "run_async": "job.pipeline",
 }
 
 __all__ = sorted(_MODULE_OF)

@@ -28,8 +28,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
-from .config import (
+from connector import __version__
+from connector.errors import ConfigError, ConnectorError
+from connector.job.logs import LOG_FORMATS, JsonFormatter, LogFormat, error_fields
+from connector.job.report import RunReport, write_report
+from connector.redaction import RedactingFilter, Redactor
+from connector.settings.config import (
     Config,
     FetchSettings,
     Filters,
@@ -38,12 +42,8 @@ from .config import (
     RetryPolicy,
     new_run_id,
 )
-from .config_file import load_config_file
-from .errors import ConfigError, ConnectorError
-from .logs import LOG_FORMATS, JsonFormatter, LogFormat, error_fields
-from .redaction import RedactingFilter, Redactor
-from .report import RunReport, write_report
-from .settings import KEYS, Setting, build_config
+from connector.settings.file import load_config_file
+from connector.settings.keys import KEYS, Setting, build_config
 
 __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
 
@@ -350,7 +350,7 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         description="Serve the embedded HSS API simulator until stopped.",
     )
     if with_simulator:
-        from .simulator import cli as simulator_cli
+        from connector.simulator import cli as simulator_cli
 
         simulator_cli.add_arguments(simulate)
     demo = commands.add_parser(
@@ -431,7 +431,7 @@ def _setup_logging(
 
 async def _run_with_signals(config: Config, redactor: Redactor) -> RunReport:
     """Run, turning SIGTERM into the same clean cancellation as Ctrl-C."""
-    from .pipeline import run_async  # pyarrow and aiohttp: only once a run starts
+    from connector.job.pipeline import run_async  # pyarrow and aiohttp: only once a run starts
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -522,7 +522,7 @@ def _run_id_at(path: str) -> str | None:
 
 def check(config: Config, redactor: Redactor, log_format: LogFormat = "text") -> int:
     """``hss-images check``: the table on stdout; exit 0, 2 (configuration) or 3 (API)."""
-    from .check import check_async
+    from connector.job.check import check_async
 
     config = config.at_start()  # the snapshot date, as a run starting now checks it
     try:
@@ -605,12 +605,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             raise _unknown(unknown)
         if args.command == "simulate":
-            from .simulator import cli as simulator_cli
+            from connector.simulator import cli as simulator_cli
 
             return simulator_cli.run(args)
         if args.command == "demo":
             _setup_logging(False)
-            from .demo import run_demo
+            from connector.demo import run_demo
 
             return run_demo(out=args.out, records=args.records)
         _setup_logging(verbose, redactor, log_format)  # the redactor learns the secrets next

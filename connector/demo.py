@@ -13,9 +13,9 @@ from pathlib import Path
 
 import polars as pl
 
-from .config import Auth, Config, FetchSettings, Filters, Secret
-from .pipeline import run_async
-from .simulator import SimulatorConfig, simulator_in_thread
+from connector.job.pipeline import run_async
+from connector.settings.config import Auth, Config, FetchSettings, Filters, Secret
+from connector.simulator import SimulatorConfig, simulator_in_thread
 
 __all__ = ["DEMO_PROJECTS", "run_demo", "summarise"]
 

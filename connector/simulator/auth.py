@@ -15,7 +15,7 @@ into the gateway's 401 body (``error_code``, ``error_msg``, ``request_id``).
   (``any_scope=True``: ``GET /v3/auth/projects``) an issued token of any scope, project or
   domain, is valid until it expires.
 - ``Authorization: SDK-HMAC-SHA256 ...``: the signature is verified with
-  :func:`connector.signing.verify_signature` (identity: the access key). A temporary
+  :func:`connector.source.signing.verify_signature` (identity: the access key). A temporary
   access key also needs its ``X-Security-Token``. Every failure is ``APIG.0301``, with the
   reason (malformed, stale, unknown key, mismatch, token) in the message, never the SK.
   After ``lockout_failures`` failures in a row, the access key is locked for ``lockout_s``
@@ -37,9 +37,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from connector.signing import ALGORITHM, SignatureError, verify_signature
 from connector.simulator.config import SimulatorConfig
 from connector.simulator.iam import TokenRegistry
+from connector.source.signing import ALGORITHM, SignatureError, verify_signature
 
 __all__ = [
     "AuthError",

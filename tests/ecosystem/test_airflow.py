@@ -239,7 +239,7 @@ def test_airflow_discovers_the_provider_its_hook_and_connection_type(airflow: Ai
     [hook] = [h for h in _json_table(hooks.stdout) if h["connection_type"] == "hss"]
     assert hook == {
         "connection_type": "hss",
-        "class": "connector.airflow.HssHook",
+        "class": "connector.airflow.hooks.hss.HssHook",
         "conn_id_attribute_name": "hss_conn_id",
         "package_name": "hss-image-connector",
         "hook_name": "Huawei Cloud HSS",
@@ -279,8 +279,8 @@ def test_airflow_loads_the_provider_and_the_operator_without_the_http_pipeline(
     msgspec's decoder, the crawl), which waits for a task to run."""
     loaded = airflow.python(
         "import json, sys\n"
-        "heavy = ('aiohttp', 'pyarrow', 'connector.pipeline')\n"
-        "from connector.provider import get_provider_info\n"
+        "heavy = ('aiohttp', 'pyarrow', 'connector.job.pipeline')\n"
+        "from connector.airflow.provider import get_provider_info\n"
         "get_provider_info()\n"
         "provider = sorted(m for m in heavy if m in sys.modules)\n"
         "from connector.airflow import HssImageSyncOperator\n"

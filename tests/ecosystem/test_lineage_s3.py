@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from connector.lineage import SyncFacts, datasets
+from connector.airflow.lineage import SyncFacts, datasets
 from connector.simulator import SimulatorConfig, simulator_in_thread
 from tests.ecosystem.test_s3 import BUCKET, S3_ENV, _files, _fs, s3_endpoint  # noqa: F401
 from tests.integration.helpers import EVERY_EP, TOKEN, config, sync

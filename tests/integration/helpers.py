@@ -14,8 +14,8 @@ import duckdb
 from blockbuster import blockbuster_ctx
 
 from connector import Auth, Config, FetchSettings, RetryPolicy, RunReport, Secret
-from connector.pipeline import run_async
-from connector.schema import load_spec
+from connector.job.pipeline import run_async
+from connector.shape.schema import load_spec
 
 TOKEN = "test-token-0123456789abcdef"
 EVERY_EP = {"enterprise_project_id": "all_granted_eps"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from connector import Auth, Config, FetchSettings, Secret
-from connector.pipeline import run
+from connector.job.pipeline import run
 
 from .helpers import FAST_RETRY, TOKEN
 

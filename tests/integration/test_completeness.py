@@ -17,8 +17,7 @@ import duckdb
 import pytest
 
 from connector import FetchSettings, RunReport
-from connector.config import TotalTolerance
-from connector.paging import pages_needed
+from connector.settings.config import TotalTolerance
 from connector.simulator import (
     DriftConfig,
     FaultConfig,
@@ -27,6 +26,7 @@ from connector.simulator import (
     natural_key,
     simulator_in_thread,
 )
+from connector.source.paging import pages_needed
 
 from .helpers import EVERY_EP, FAST_RETRY, TOKEN, cli, config, sync
 

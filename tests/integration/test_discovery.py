@@ -23,13 +23,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from connector import Auth, AuthError, Config, ConfigError, Secret
-from connector.config import IamPassword
-from connector.discovery import discover_projects
 from connector.errors import DiscoveryError, MalformedResponseError, ServerError
-from connector.report import ProjectReport, RunReport
-from connector.signing import AkSkCredentials
+from connector.job.report import ProjectReport, RunReport
+from connector.settings.config import IamPassword
 from connector.simulator import IamProject, RunningSimulator, SimulatorConfig, simulator_in_thread
-from connector.transport import open_transport
+from connector.source.discovery import discover_projects
+from connector.source.signing import AkSkCredentials
+from connector.source.transport import open_transport
 
 from .helpers import EVERY_EP, FAST_RETRY, TOKEN, cli, config, read_rows, sync
 

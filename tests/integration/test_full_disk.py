@@ -15,8 +15,8 @@ import pytest
 
 from connector import Filters
 from connector.errors import ConfigError
+from connector.lake.writer import Output
 from connector.simulator import SimulatorConfig, simulator_in_thread
-from connector.writer import Output
 
 from .helpers import TOKEN, cli, read_rows
 

@@ -181,7 +181,7 @@ def test_sigterm_is_caught_before_the_heavy_imports() -> None:
             sys.executable,
             "-c",
             "import sys, connector.cli; "
-            "print(sorted({'pyarrow', 'aiohttp', 'connector.pipeline'} & set(sys.modules)))",
+            "print(sorted({'pyarrow', 'aiohttp', 'connector.job.pipeline'} & set(sys.modules)))",
         ],
         capture_output=True,
         text=True,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.memory import estimate
-from connector.pipeline import CHUNK_RECORDS
+from connector.job.memory import estimate
+from connector.job.pipeline import CHUNK_RECORDS
+from connector.lake.writer import ROW_GROUP_ROWS
 from connector.simulator import SimulatorConfig, simulator_in_thread
-from connector.writer import ROW_GROUP_ROWS
 
 from .helpers import EVERY_EP, TOKEN, config, read_rows, sync
 
@@ -115,7 +115,7 @@ def test_the_estimate_covers_the_measured_peak_of_a_real_run(
     """One project synced in a fresh process, its Python allocations traced and Arrow's
     pool peak read (``memory_probe``). tracemalloc counts the bytes asked for, not the
     allocator's own: the process's RSS grew 1.8x the traced figure for the same parsed
-    pages (connector.memory), so the traced Python peak counts 1.8x; Arrow's pool
+    pages (connector.job.memory), so the traced Python peak counts 1.8x; Arrow's pool
     reports what it really holds."""
     projects = {"warmup": 30, "measured": records}
     with simulator_in_thread(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from connector.lake import Stamp, canonical_query
+from connector.lake.layout import Stamp, canonical_query
 from connector.simulator import SimulatorConfig, simulator_in_thread
 
 from .helpers import EVERY_EP, TOKEN, cli, read_rows

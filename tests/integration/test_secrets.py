@@ -15,7 +15,7 @@ from aiohttp import web
 
 from connector import Auth, Config, FetchSettings, RetryPolicy, RunReport, Secret
 from connector.cli import main
-from connector.pipeline import run_async
+from connector.job.pipeline import run_async
 from connector.simulator import (
     FaultConfig,
     ProjectFailure,

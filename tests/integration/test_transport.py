@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from connector.auth import authenticator_for
-from connector.config import Auth, FetchSettings, IamPassword, Secret
 from connector.errors import TransportError
-from connector.proxies import proxy_for
-from connector.transport import Deadline, Transport, Where, open_transport
+from connector.settings.config import Auth, FetchSettings, IamPassword, Secret
+from connector.source.auth import authenticator_for
+from connector.source.proxies import proxy_for
+from connector.source.transport import Deadline, Transport, Where, open_transport
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Raw = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

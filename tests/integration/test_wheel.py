@@ -41,7 +41,7 @@ def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
         text=True,
     )
     probe = (
-        "import connector, connector.schema as s; "
+        "import connector, connector.shape.schema as s; "
         f"assert connector.__file__.startswith({str(target)!r}), connector.__file__; "
         "print(len(s.dataset_schema()), s.load_spec().name)"
     )
@@ -74,7 +74,7 @@ def test_built_sdist_ships_the_examples(tmp_path: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert "examples/hss_images_dag.py" in names
-    assert {"connector/provider.py", "schemas/image_local_info.json", "README.md"} <= names
+    assert {"connector/airflow/provider.py", "schemas/image_local_info.json", "README.md"} <= names
 
 
 def _build(kind: str, dist: Path) -> None:

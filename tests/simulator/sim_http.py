@@ -14,7 +14,7 @@ import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from connector.signing import AkSkCredentials, sign_request
+from connector.source.signing import AkSkCredentials, sign_request
 
 Params = Mapping[str, str | int | bool]
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sim_http import Reply, get, get_signed, get_url, signed
 
-from connector.signing import AkSkCredentials
 from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_thread
 from connector.simulator.auth import LockOut
+from connector.source.signing import AkSkCredentials
 
 GOOD, OLD = "good-token-abc", "expired-token-xyz"
 AK, SK = "HPUAGOODACCESSKEY001", "good-secret-key-0123456789abcdefghijklmn"

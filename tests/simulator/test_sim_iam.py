@@ -22,7 +22,6 @@ from aiohttp.test_utils import TestServer
 from sim_http import Reply, aget, apost, get, get_url, login_body, post, project_path
 from yarl import URL
 
-from connector.signing import AkSkCredentials, sign_request
 from connector.simulator import (
     IamProject,
     RunningSimulator,
@@ -33,6 +32,7 @@ from connector.simulator import (
 from connector.simulator.app import STATE
 from connector.simulator.cli import add_arguments, config_from_args
 from connector.simulator.iam import IamError, PasswordLogin, domain_id_of, parse_login
+from connector.source.signing import AkSkCredentials, sign_request
 
 DOMAIN, USER, PASSWORD = "acme-corp", "hss-reader", "Corr3ct-Horse-Battery"
 OTHER_USER, OTHER_PASSWORD = "second-reader", "An0ther-Pa55word"

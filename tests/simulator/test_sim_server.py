@@ -20,7 +20,6 @@ from blockbuster import blockbuster_ctx
 from sim_http import aget, get, get_many, get_signed, login_body, post
 
 import connector
-from connector.signing import AkSkCredentials
 from connector.simulator import (
     DriftConfig,
     FaultConfig,
@@ -30,6 +29,7 @@ from connector.simulator import (
     simulator_in_thread,
 )
 from connector.simulator.cli import ENVIRONMENT, add_arguments, config_from_args, run
+from connector.source.signing import AkSkCredentials
 
 
 def test_running_simulator_in_the_current_loop() -> None:

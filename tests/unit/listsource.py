@@ -19,8 +19,8 @@ from typing import Any
 from blockbuster import blockbuster_ctx
 
 from connector import Auth, Config, FetchSettings, RunReport, Secret
-from connector.client import Page, PageRequest
-from connector.pipeline import run_async
+from connector.job.pipeline import run_async
+from connector.source.client import Page, PageRequest
 
 
 def record(n: int) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.admission import DISCOVERY_CEILING, Admission, discovering_places
-from connector.memory import Footprint
+from connector.job.admission import DISCOVERY_CEILING, Admission, discovering_places
+from connector.job.memory import Footprint
 
 footprints = st.builds(Footprint, st.integers(0, 1_000), st.integers(0, 1_000))
 

@@ -28,8 +28,8 @@ from connector import (
     ProjectReport,
     QuarantineLimit,
     RunReport,
-    pipeline,
 )
+from connector.job import pipeline
 
 TOKEN = "tok-" + "a1b2c3d4" * 6
 
@@ -134,7 +134,9 @@ def airflow(monkeypatch: pytest.MonkeyPatch) -> StandIn:
     monkeypatch.setitem(sys.modules, "airflow.sdk", stand_in.sdk)
     monkeypatch.setitem(sys.modules, "airflow.sdk.exceptions", stand_in.exceptions)
     monkeypatch.setitem(sys.modules, "airflow.sdk.log", stand_in.log)
-    monkeypatch.delitem(sys.modules, "connector.airflow", raising=False)
+    for name in [m for m in sys.modules if m.startswith("connector.airflow")]:
+        if name not in ("connector.airflow.provider", "connector.airflow.lineage"):
+            monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(connector, "airflow", None, raising=False)
     return stand_in
 
@@ -447,8 +449,9 @@ def test_a_bad_argument_fails_the_task_without_retries(
     ["2026-11-20", " 2026-11-20 ", "2026-11-20T00:00:00+00:00", date(2026, 11, 20)],
 )
 def test_snapshot_dates(module: Any, value: Any) -> None:
-    assert module._snapshot_date(value) == date(2026, 11, 20)
-    assert module._snapshot_date(datetime(2026, 11, 20, 23, 59)) == date(2026, 11, 20)
+    sync = importlib.import_module("connector.airflow.operators.sync")
+    assert sync._snapshot_date(value) == date(2026, 11, 20)
+    assert sync._snapshot_date(datetime(2026, 11, 20, 23, 59)) == date(2026, 11, 20)
 
 
 def test_the_templated_fields(module: Any) -> None:
@@ -571,22 +574,22 @@ def test_a_secret_in_a_failed_projects_error_does_not_reach_the_task_failure(
 
 
 def test_the_provider_info_declares_the_hook_the_operator_and_the_connection_type() -> None:
-    from connector.provider import get_provider_info
+    from connector.airflow.provider import get_provider_info
 
     info = get_provider_info()
 
     assert info["package-name"] == "hss-image-connector"
     assert info["versions"] == [connector.__version__]
-    assert info["hooks"][0]["python-modules"] == ["connector.airflow"]
-    assert info["operators"][0]["python-modules"] == ["connector.airflow"]
+    assert info["hooks"][0]["python-modules"] == ["connector.airflow.hooks.hss"]
+    assert info["operators"][0]["python-modules"] == ["connector.airflow.operators.sync"]
     [conn_type] = info["connection-types"]
     assert conn_type["connection-type"] == "hss"
-    assert conn_type["hook-class-name"] == "connector.airflow.HssHook"
+    assert conn_type["hook-class-name"] == "connector.airflow.hooks.hss.HssHook"
 
 
 def test_the_form_has_a_field_for_every_extra_the_hook_reads(module: Any) -> None:
-    from connector.provider import CONN_FIELDS
-    from connector.settings import FILTER_KEYS, TUNING_KEYS
+    from connector.airflow.provider import CONN_FIELDS
+    from connector.settings.keys import FILTER_KEYS, TUNING_KEYS
 
     # the form shows the common extras; every speed setting and filter is an extra too
     assert set(CONN_FIELDS) <= set(module.EXTRA_KEYS)
@@ -692,7 +695,7 @@ def test_rate_and_concurrency_are_templated(module: Any) -> None:
     assert {"rate", "concurrency"} <= fields
 
 
-def test_the_lake_is_the_operators_outlet(module: Any, tmp_path: Any) -> None:
+def test_the_lake_is_the_operators_outlet(module: Any, airflow: StandIn, tmp_path: Any) -> None:
     [asset] = operator(module, out=str(tmp_path / "lake")).outlets
     assert asset.uri == (tmp_path / "lake").resolve().as_uri()
     assert operator(module, out="s3://bucket/hss_images/").outlets[0].uri == (
@@ -700,7 +703,7 @@ def test_the_lake_is_the_operators_outlet(module: Any, tmp_path: Any) -> None:
     )
     # a templated output is only known when the task runs: the DAG declares the outlet
     assert operator(module, out="{{ var.value.lake }}").outlets == []
-    chosen = module.Asset(uri="hss_images_lake")
+    chosen = airflow.sdk.Asset(uri="hss_images_lake")
     assert operator(module, outlets=[chosen]).outlets == [chosen]
 
 

@@ -20,8 +20,8 @@ import connector
 from connector import Auth, Config, ConnectorError, Secret
 from connector.cli import EXIT_CODES, main
 from connector.errors import AuthError
-from connector.logs import PROJECT, JsonFormatter, error_fields, run_context
-from connector.progress import Counts, Progress, eta_seconds, format_duration, percent
+from connector.job.logs import PROJECT, JsonFormatter, error_fields, run_context
+from connector.job.progress import Counts, Progress, eta_seconds, format_duration, percent
 from connector.redaction import RedactingFilter, Redactor
 
 

@@ -21,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from connector import Config, RunReport, memory
-from connector import fetcher as fetcher_module
-from connector.config import TotalTolerance
-from connector.paging import Chain, PageRead
+from connector import Config, RunReport
+from connector.job import memory
+from connector.settings.config import TotalTolerance
+from connector.source import fetcher as fetcher_module
+from connector.source.paging import Chain, PageRead
 
 from .listsource import Gateway, ListSource, list_config, record, sync_list
 

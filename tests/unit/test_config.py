@@ -31,17 +31,6 @@ from connector import (
     ThrottledError,
 )
 from connector.cli import build_parser, config_from_args
-from connector.config import (
-    Auth,
-    ReadDate,
-    Target,
-    TotalTolerance,
-    check_snapshot_date,
-    endpoint_for_region,
-    iam_endpoint_for,
-)
-from connector.config_file import load_config_file
-from connector.credentials import auth_from_environment, read_credentials_file
 from connector.errors import (
     InvalidRequestError,
     MalformedResponseError,
@@ -51,8 +40,19 @@ from connector.errors import (
     TransportError,
     is_permanent,
 )
+from connector.lake.writer import encode_segment, partition_path
 from connector.redaction import Redactor
-from connector.writer import encode_segment, partition_path
+from connector.settings.config import (
+    Auth,
+    ReadDate,
+    Target,
+    TotalTolerance,
+    check_snapshot_date,
+    endpoint_for_region,
+    iam_endpoint_for,
+)
+from connector.settings.credentials import auth_from_environment, read_credentials_file
+from connector.settings.file import load_config_file
 
 TOKEN_ENV = {"HSS_AUTH_TOKEN": "t0ken-value"}
 
@@ -228,7 +228,7 @@ def test_project_ids_are_validated(tmp_path: Path) -> None:
 
 
 def test_proxies_come_from_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from connector.proxies import proxy_for
+    from connector.source.proxies import proxy_for
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "hss.dedicated.example")

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.batches import BatchBuilder
-from connector.client import Page, PageRequest
-from connector.decoding import PageDecoder, as_row
-from connector.records import RecordChecker, any_key, key_of, keys_of
-from connector.schema import FieldSpec, RecordSpec, file_schema, load_spec
-from connector.sink import ProjectSink
-from connector.writer import Output
+from connector.lake.writer import Output
+from connector.shape.batches import BatchBuilder
+from connector.shape.records import RecordChecker, any_key, key_of, keys_of
+from connector.shape.schema import FieldSpec, RecordSpec, file_schema, load_spec
+from connector.shape.sink import ProjectSink
+from connector.source.client import Page, PageRequest
+from connector.source.decoding import PageDecoder, as_row
 
 SPEC = load_spec()
 NAMES = [f.name for f in SPEC.api_fields]

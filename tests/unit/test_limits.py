@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from connector import RetryPolicy, ServerError, ThrottledError
 from connector.errors import AuthError, ConnectorError
-from connector.ratelimit import STATED_BURST, STATED_MARGIN, RateLimiter
-from connector.retry import delay_for, retrying
+from connector.source.limiter import STATED_BURST, STATED_MARGIN, RateLimiter
+from connector.source.retry import delay_for, retrying
 
 
 class Clock:

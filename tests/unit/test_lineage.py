@@ -1,4 +1,4 @@
-"""connector.lineage: the OpenLineage datasets of a sync, built without Airflow.
+"""connector.airflow.lineage: the OpenLineage datasets of a sync, built without Airflow.
 
 The facets are the ``openlineage-python`` client's own objects, serialised with its own
 ``Serde``: what an event carries. tests/ecosystem/test_lineage.py captures the same under
@@ -22,8 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openlineage.client.serde import Serde
 
-from connector import OutputError, ProjectReport, RunReport, pipeline
-from connector.lineage import (
+from connector import OutputError, ProjectReport, RunReport
+from connector.airflow.lineage import (
     SyncFacts,
     assertions,
     datasets,
@@ -33,6 +33,7 @@ from connector.lineage import (
     published_parquet,
     schema_fields,
 )
+from connector.job import pipeline
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 from tests.integration.helpers import EVERY_EP, TOKEN, config, sync
 from tests.unit.test_airflow_hook import (  # the operator's stand-in Airflow
@@ -261,7 +262,7 @@ def test_the_module_imports_without_openlineage_or_airflow() -> None:
     code = (
         "import sys\n"
         "for name in ('openlineage', 'airflow'): sys.modules[name] = None\n"
-        "import connector.lineage\n"
+        "import connector.airflow.lineage\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openlineage', 'airflow')"
         " and sys.modules[m] is not None))"
     )

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.errors import ConfigError
-from connector.memory import (
+from connector.job.memory import (
     MIN_BUDGET,
     Budget,
     Footprint,

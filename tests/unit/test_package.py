@@ -10,7 +10,7 @@ import pytest
 
 import connector
 
-HEAVY = ("pyarrow", "aiohttp", "msgspec", "connector.pipeline")
+HEAVY = ("pyarrow", "aiohttp", "msgspec", "connector.job.pipeline")
 
 
 def test_every_public_name_is_the_object_of_its_module() -> None:
@@ -29,9 +29,9 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_airflow_reads_the_provider_info_without_the_heavy_imports() -> None:
-    """Airflow imports ``connector.provider`` in its scheduler, webserver and CLI."""
+    """Airflow imports ``connector.airflow.provider`` in its scheduler, webserver and CLI."""
     probe = (
-        "import sys; from connector.provider import get_provider_info; "
+        "import sys; from connector.airflow.provider import get_provider_info; "
         "info = get_provider_info(); "
         f"print(info['package-name'], sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.ratelimit import RateLimiter
+from connector.source.limiter import RateLimiter
 
 
 class VirtualTime:

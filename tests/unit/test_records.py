@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.batches import BatchBuilder, ColumnMismatch
-from connector.records import RecordChecker, Rejected, key_of, keys_of
-from connector.schema import file_schema, load_spec
+from connector.shape.batches import BatchBuilder, ColumnMismatch
+from connector.shape.records import RecordChecker, Rejected, key_of, keys_of
+from connector.shape.schema import file_schema, load_spec
 
 SPEC = load_spec()
 INT64 = st.integers(-(2**63), 2**63 - 1)

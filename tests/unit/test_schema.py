@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from connector.schema import dataset_schema, file_schema, load_spec
+from connector.shape.schema import dataset_schema, file_schema, load_spec
 
 SCHEMA_JSON = Path(__file__).resolve().parents[2] / "schemas" / "image_local_info.json"
 REFERENCE_FIELDS = [

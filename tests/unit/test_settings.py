@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from connector import Config, ConfigError, FetchSettings, Filters, QuarantineLimit, RetryPolicy
 from connector.cli import build_parser, config_from_args
-from connector.config import Auth, Secret, Target, TotalTolerance
-from connector.settings import FILTER_KEYS, KEYS, TUNING_KEYS
+from connector.settings.config import Auth, Secret, Target, TotalTolerance
+from connector.settings.keys import FILTER_KEYS, KEYS, TUNING_KEYS
 
 from .test_airflow_hook import FakeConnection, StandIn, airflow, module  # noqa: F401
 
@@ -594,7 +594,7 @@ def test_a_boolean_reads_the_same_as_text(value: bool, case: Callable[[str], str
 
 def test_every_tuning_key_is_a_flag_a_file_key_and_a_connection_extra(module: Any) -> None:  # noqa: F811
     from connector.cli import TUNING
-    from connector.config_file import FILE_KEYS
+    from connector.settings.file import FILE_KEYS
 
     assert {key for key, *_ in TUNING} == set(TUNING_KEYS)
     assert set(TUNING_KEYS) <= set(FILE_KEYS) & set(module.EXTRA_KEYS)

@@ -1,4 +1,4 @@
-"""Tests for connector.signing: the provider's vectors, the verifier, properties, the real SDK."""
+"""Tests for connector.source.signing: the provider's vectors, the verifier, properties, the real SDK."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from connector.signing import (
+from connector.source.signing import (
     AkSkCredentials,
     QueryValue,
     SignatureError,

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from connector.errors import ConfigError, OutputError
-from connector.schema import file_schema
-from connector.writer import Output
+from connector.lake.writer import Output
+from connector.shape.schema import file_schema
 
 # Aborting (after another project failed, or on Ctrl-C) while finish() still writes the
 # staged file in a worker thread closed that ParquetWriter under it: exit 134 or 139.
@@ -22,8 +22,8 @@ ABORT_UNDER_FINISH = """
 import sys, threading, time
 import pyarrow as pa
 from datetime import date
-from connector.schema import file_schema
-from connector.writer import Output
+from connector.shape.schema import file_schema
+from connector.lake.writer import Output
 
 schema = file_schema()
 rows = 60_000

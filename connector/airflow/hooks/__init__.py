@@ -1,0 +1,1 @@
+"""Airflow hooks: ``hss`` reads an HSS connection."""

@@ -1,0 +1,1 @@
+"""Airflow operators: ``sync`` runs a sync as a task."""

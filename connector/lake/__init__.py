@@ -1,0 +1,6 @@
+"""Lake: where the output lives and how it is published.
+
+``layout`` names the partitions and holds the lake's rules (one query per lake, one snapshot
+per partition); ``writer`` stages a project's Parquet and publishes it whole; ``legacy``
+moves a lake of the first layout to this one.
+"""

@@ -1,0 +1,859 @@
+"""Run configuration: frozen dataclasses that validate themselves.
+
+Every query parameter of the API is a field of ``Filters``; the CLI derives its flags from
+those fields, so a parameter cannot be documented in one place and missing in another.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from connector.errors import ConfigError
+from connector.job.memory import MIN_BUDGET
+from connector.source.signing import AkSkCredentials
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "MIN_PAGE_SIZE",
+    "REGIONS",
+    "Auth",
+    "Config",
+    "FetchSettings",
+    "Filters",
+    "IamPassword",
+    "QuarantineLimit",
+    "ReadDate",
+    "RetryPolicy",
+    "Secret",
+    "Target",
+    "TotalTolerance",
+    "check_credential",
+    "check_snapshot_date",
+    "endpoint_for_region",
+    "iam_endpoint_for",
+    "new_run_id",
+    "region_of",
+]
+
+MIN_PAGE_SIZE = 10
+MAX_PAGE_SIZE = 200
+MAX_OFFSET = 2_000_000
+MAX_TIMEOUT_S = 3600.0
+MAX_RETRY_TIME_S = 86_400.0
+ALL_GRANTED_EPS = "all_granted_eps"
+
+SCAN_STATUS = ("unscan", "success", "scanning", "failed", "waiting_for_scan")
+LOCAL_IMAGE_TYPE = ("other_image", "swr_image")
+
+REGIONS = (
+    "cn-north-9", "cn-north-1", "cn-north-4", "cn-southwest-2", "cn-east-2", "cn-east-3",
+    "cn-east-4", "cn-south-1", "cn-south-2", "ap-southeast-1", "ap-southeast-2",
+    "ap-southeast-3", "na-mexico-1", "af-south-1", "sa-brazil-1", "la-south-2", "cn-south-4",
+    "la-north-2", "tr-west-1", "cn-north-2", "ap-southeast-4", "ae-ad-1", "me-east-1",
+    "cn-east-5", "my-kualalumpur-1", "eu-west-101", "ru-moscow-1", "cn-north-12",
+    "cn-southwest-3", "cn-north-11", "af-north-1", "ap-southeast-5",
+)  # fmt: skip
+
+
+def endpoint_for_region(region: str) -> str:
+    """The public-cloud HSS endpoint of ``region`` (from the provider's region table)."""
+    if region not in REGIONS:
+        raise ConfigError(
+            f"unknown region {region!r}; known regions: {', '.join(sorted(REGIONS))} "
+            "(use --endpoint for dedicated or partner clouds)",
+            where="--region",
+        )
+    if region == "eu-west-101":
+        return "https://hss.eu-west-101.myhuaweicloud.eu"
+    return f"https://hss.{region}.myhuaweicloud.com"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: ``20261128T043329Z-3f9a1c``."""
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{moment}-{secrets.token_hex(3)}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_credential(value: str, *, where: str | None = None) -> str:
+    """A credential that can be sent as it is: no control character (a line break, a tab,
+    NUL) inside, which no gateway accepts in a header. The error names ``where`` it came
+    from (an option, a file, a variable), never the value."""
+    if _CONTROL.search(value):
+        raise ConfigError(
+            "the credential holds a control character (a line break, a tab or NUL inside "
+            "it?); its value is not shown",
+            where=where,
+        )
+    return value
+
+
+class Secret:
+    """A credential that never shows itself in a repr, a log line or an error."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value:
+            raise ConfigError("a credential is empty")
+        self._value = check_credential(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Secret, (self._value,))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _filter(help_text: str, kind: str = "str", choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=None, metadata={"help": help_text, "kind": kind, "choices": choices})
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The API's query parameters (all optional), with the reference's semantics."""
+
+    enterprise_project_id: str | None = field(
+        default=ALL_GRANTED_EPS,
+        metadata={
+            "help": "Enterprise project ID. Default all_granted_eps: every enterprise project "
+            "the credentials may see (the API's own default, '0', is only the default "
+            "enterprise project and silently leaves out images in any other).",
+            "kind": "str",
+            "choices": None,
+        },
+    )
+    image_name: str | None = _filter("Image name (partial, case-sensitive match).")
+    image_version: str | None = _filter("Image version; only used together with --image-name.")
+    scan_status: str | None = _filter("Scan status.", choices=SCAN_STATUS)
+    local_image_type: str | None = _filter("Local image type.", choices=LOCAL_IMAGE_TYPE)
+    image_size: int | None = _filter("Image size in bytes (exact match).", "int")
+    start_latest_update_time: int | None = _filter(
+        "Start of the latest-update-time range, epoch ms (with --end-latest-update-time).", "time"
+    )
+    end_latest_update_time: int | None = _filter(
+        "End of the latest-update-time range, epoch ms.", "time"
+    )
+    start_latest_scan_time: int | None = _filter(
+        "Start of the latest-scan-time range, epoch ms (with --end-latest-scan-time).", "time"
+    )
+    end_latest_scan_time: int | None = _filter(
+        "End of the latest-scan-time range, epoch ms.", "time"
+    )
+    has_vul: bool | None = _filter(
+        "Only images with (true) or without (false) vulnerabilities.", "bool"
+    )
+    host_name: str | None = _filter("Server name (partial match).")
+    host_id: str | None = _filter("Server ID (exact match).")
+    host_ip: str | None = _filter("Server IP address, public or private (exact match).")
+    container_id: str | None = _filter("Container ID (exact match).")
+    container_name: str | None = _filter("Container name (partial match).")
+    pod_id: str | None = _filter("Pod ID (exact match).")
+    pod_name: str | None = _filter("Pod name (partial match).")
+    app_name: str | None = _filter("Software name (partial match).")
+    has_container: bool | None = _filter(
+        "Only images with (true) or without (false) containers (public-cloud edition).", "bool"
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                check_filter(f.name, value, where=_flag(f.name))
+        if self.image_version is not None and self.image_name is None:
+            raise ConfigError(
+                "the API ignores --image-version without --image-name; give both",
+                where="--image-version",
+            )
+        for what in ("latest_update_time", "latest_scan_time"):
+            start, end = getattr(self, f"start_{what}"), getattr(self, f"end_{what}")
+            if (start is None) != (end is None):
+                raise ConfigError(
+                    f"{_flag('start_' + what)} and {_flag('end_' + what)} go together; give both"
+                )
+            if start is not None and end is not None and start > end:
+                raise ConfigError(
+                    f"the range is empty: start {start} is after end {end}",
+                    where=_flag("start_" + what),
+                )
+
+    def params(self) -> list[tuple[str, str | int | bool]]:
+        return [(f.name, v) for f in fields(self) if (v := getattr(self, f.name)) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How transient failures are retried: bounded by attempts and by total time."""
+
+    max_attempts: int = 8
+    max_elapsed_s: float = 300.0
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    throttle_delay_s: float = 2.0
+    """The provider advises retrying throttled calls after 2 to 5 seconds: the least wait
+    before the first retry; ``retry.delay_for`` spreads and doubles it."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigError(
+                f"expected an integer, got {self.max_attempts!r}", where="--max-attempts"
+            )
+        if self.max_attempts < 1:
+            raise ConfigError(
+                f"must be at least 1, got {self.max_attempts}", where="--max-attempts"
+            )
+        check_seconds(self.max_elapsed_s, where="--max-retry-time", maximum=MAX_RETRY_TIME_S)
+        for name in ("base_delay_s", "max_delay_s", "throttle_delay_s"):
+            check_seconds(
+                getattr(self, name),
+                where=f"RetryPolicy.{name}",
+                maximum=MAX_RETRY_TIME_S,
+                zero=True,
+            )
+
+
+_FILTER_FIELDS = {f.name: f for f in fields(Filters)}
+
+
+def check_filter(name: str, value: Any, *, where: str) -> None:
+    """One filter's value on its own (``where``: the flag, file key or argument it came from)."""
+    spec = _FILTER_FIELDS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown filter; known: {', '.join(_FILTER_FIELDS)}", where=where)
+    kind, choices = spec.metadata["kind"], spec.metadata["choices"]
+    if kind in ("int", "time"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", where=where)
+        if value < 0 or value > 2**63 - 1:
+            raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {value!r}", where=where)
+    else:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
+        if choices and value not in choices:
+            raise ConfigError(
+                f"{value!r} is not one of {', '.join(choices)} (the API would silently "
+                "return nothing for it)",
+                where=where,
+            )
+
+
+def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False) -> float:
+    """A finite number of seconds in (0, maximum] (or [0, maximum] with ``zero``)."""
+    lowest = "0" if zero else "more than 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value >= 0 if zero else value > 0)
+        or value > maximum
+    ):
+        raise ConfigError(
+            f"must be a number of seconds from {lowest} to {maximum:g}, got {value!r}",
+            where=where,
+        )
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TotalTolerance:
+    """``--total-num-tolerance``: how far ``total_num`` may differ from the records the list
+    provably holds before the crawl calls it data loss.
+
+    Some gateways over-count ``total_num``; a user who knows theirs does accepts a difference
+    of up to ``records`` records or ``percent`` percent of ``total_num`` (at most one of them
+    non-zero; both zero, the default, means exact).
+    """
+
+    records: int = 0
+    percent: float = 0.0
+
+    ACCEPTED = (
+        "a number of records like 10 or a percentage of total_num like 0.5% (from 0 to "
+        "100); 0 means exact"
+    )
+
+    def __post_init__(self) -> None:
+        where = "--total-num-tolerance"
+        if isinstance(self.records, bool) or not isinstance(self.records, int) or self.records < 0:
+            raise ConfigError(
+                f"the records must be an integer >= 0, got {self.records!r}", where=where
+            )
+        if (
+            isinstance(self.percent, bool)
+            or not isinstance(self.percent, int | float)
+            or not 0 <= self.percent <= 100  # also refuses NaN
+        ):
+            raise ConfigError(
+                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+            )
+        if self.records and self.percent:
+            raise ConfigError("give records or a percentage, not both", where=where)
+        object.__setattr__(self, "percent", float(self.percent))
+
+    @classmethod
+    def parse(cls, text: str) -> TotalTolerance:
+        """``"10"`` (records) or ``"0.5%"`` / ``"2 %"`` (percent of ``total_num``); a
+        ``ValueError`` saying what is accepted for anything else."""
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                number = raw[:-1].strip()
+                if not number or number.startswith(("+", "-")):
+                    raise ValueError
+                percent = float(number)
+                if not 0 <= percent <= 100:  # also NaN
+                    raise ValueError
+                return cls(percent=percent)
+            if not raw.isdigit():  # no sign, no "1e3", no "1_000"
+                raise ValueError
+            return cls(records=int(raw))
+        except ValueError:
+            raise ValueError(f"expected {cls.ACCEPTED}, got {text!r}") from None
+
+    def limit(self, total_num: int) -> int:
+        """The largest difference accepted for this ``total_num``: ``records``, or
+        ``floor(percent / 100 * total_num)`` computed exactly on the percentage as written
+        (29% of 100 is 29, not the 28.999... of binary floating point)."""
+        if self.records:
+            return self.records
+        return math.floor(Fraction(repr(self.percent)) * total_num / 100)
+
+    def allows(self, total_num: int, records: int) -> bool:
+        """Whether ``total_num`` is close enough to the ``records`` the list provably holds."""
+        return abs(total_num - records) <= self.limit(total_num)
+
+    def __str__(self) -> str:
+        if not self.percent:
+            return str(self.records)
+        text = repr(self.percent)
+        return f"{text.removesuffix('.0')}%"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSettings:
+    """How pages are fetched: page size, rate limit, concurrency and timeouts."""
+
+    page_size: int = MAX_PAGE_SIZE
+    rate: float = 10.0
+    """Requests per second for one credential on one endpoint; 0 means no limit."""
+    burst: float = 2.0
+    """The rate limiter's bucket, in requests (a number >= 1): in any window of t seconds at
+    most ``rate * t + burst`` requests leave. 1 spaces requests exactly ``1 / rate`` apart,
+    and every millisecond the event loop wakes late is lost for good (3 to 6 % of the rate
+    at 50/s, measured); the default 2 lets the next request make up for a late one (up to a
+    whole interval), so the sends keep the rate, and at most two ever leave back to back.
+    Fractions work too (1.25 makes up a quarter interval and never sends two together). A
+    429 after requests leaned on the bucket halves it."""
+    concurrency: int = 8
+    """Requests in flight per endpoint and credential (and workers per project). The rate
+    needs ``rate x response time`` of them: 8 at 160 ms make 50/s. A run the cap held back
+    says so at its end, with a value that reaches the rate (``RateLimiter.at_cap_s``)."""
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    """Longest pause between two chunks of an answer (aiohttp's ``sock_read``)."""
+    request_timeout_s: float = 120.0
+    """Longest one request may take, connecting to last byte: a body that trickles in is cut
+    off here and retried (the read timeout alone never fires while bytes keep coming)."""
+    max_offset: int = MAX_OFFSET
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_repair_rounds: int = 16
+    """Rounds of re-reading (gaps, moved records, short pages) before a project fails."""
+    total_tolerance: TotalTolerance = field(default_factory=TotalTolerance)
+    """How far ``total_num`` may differ from the records the list provably holds (a gateway
+    known to over-count); the default is exact."""
+
+    def __post_init__(self) -> None:
+        if not MIN_PAGE_SIZE <= self.page_size <= MAX_PAGE_SIZE:
+            raise ConfigError(
+                f"must be between {MIN_PAGE_SIZE} and {MAX_PAGE_SIZE} (the API's limit range), "
+                f"got {self.page_size}",
+                where="--page-size",
+            )
+        if isinstance(self.rate, bool) or not (
+            isinstance(self.rate, int | float) and self.rate >= 0 and math.isfinite(self.rate)
+        ):
+            raise ConfigError(
+                f"must be a number >= 0 (0 = no limit), got {self.rate}", where="--rate"
+            )
+        if isinstance(self.burst, bool) or not (
+            isinstance(self.burst, int | float) and math.isfinite(self.burst) and self.burst >= 1
+        ):
+            raise ConfigError(
+                f"must be a number of requests >= 1, got {self.burst}", where="--burst"
+            )
+        if not 1 <= self.concurrency <= 256:
+            raise ConfigError(
+                f"must be between 1 and 256, got {self.concurrency}", where="--concurrency"
+            )
+        check_seconds(self.connect_timeout_s, where="--connect-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.read_timeout_s, where="--read-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.request_timeout_s, where="--request-timeout", maximum=MAX_TIMEOUT_S)
+        if not 0 <= self.max_repair_rounds <= 1000:
+            raise ConfigError(
+                f"must be between 0 and 1000, got {self.max_repair_rounds}",
+                where="--max-repair-rounds",
+            )
+        if not 0 <= self.max_offset <= MAX_OFFSET:
+            raise ConfigError(
+                f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"
+            )
+        if not isinstance(self.total_tolerance, TotalTolerance):
+            raise ConfigError(
+                f"expected a TotalTolerance, got {self.total_tolerance!r}",
+                where="--total-num-tolerance",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class IamPassword:
+    """An IAM user's password identity: project-scoped tokens are obtained and renewed."""
+
+    user: str
+    password: Secret
+    domain: str
+    iam_endpoint: str | None = None
+    """``https://iam.<region>.myhuaweicloud.com``; derived from a public-cloud HSS endpoint."""
+
+    def __post_init__(self) -> None:
+        if not self.user or not self.domain:
+            raise ConfigError("HSS_IAM_USER and HSS_IAM_DOMAIN must not be empty")
+        if self.iam_endpoint is not None:
+            object.__setattr__(
+                self, "iam_endpoint", check_endpoint(self.iam_endpoint, where="--iam-endpoint")
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """Credentials: exactly one of an IAM token, an AK/SK pair or an IAM password identity."""
+
+    token: Secret | None = None
+    aksk: AkSkCredentials | None = None
+    iam: IamPassword | None = None
+
+    def __post_init__(self) -> None:
+        given = sum(x is not None for x in (self.token, self.aksk, self.iam))
+        if given != 1:
+            raise ConfigError(
+                "give exactly one credential: a token (HSS_AUTH_TOKEN or --token-file), "
+                "an access key pair (HSS_ACCESS_KEY and HSS_SECRET_KEY, or --credentials-file), "
+                "or an IAM password identity (HSS_IAM_USER, HSS_IAM_PASSWORD, HSS_IAM_DOMAIN)"
+            )
+
+    @property
+    def kind(self) -> str:
+        return "token" if self.token else "aksk" if self.aksk else "iam"
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for scrubbing output in tests and logs."""
+        found = [self.token.reveal()] if self.token else []
+        if self.aksk:
+            found.append(self.aksk.secret_key)
+            if self.aksk.security_token:
+                found.append(self.aksk.security_token)
+        if self.iam:
+            found.append(self.iam.password.reveal())
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineLimit:
+    """``--max-quarantined``: a count (``50``) or a share of fetched records (``1%``)."""
+
+    count: int | None = None
+    percent: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        where = "--max-quarantined"
+        if (self.count is None) == (self.percent is None):
+            raise ConfigError("give either a count or a percentage", where=where)
+        if self.count is not None and (
+            isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0
+        ):
+            raise ConfigError(f"the count must be an integer >= 0, got {self.count!r}", where=where)
+        if self.percent is not None and not (
+            isinstance(self.percent, int | float)
+            and not isinstance(self.percent, bool)
+            and 0 <= self.percent <= 100
+        ):
+            raise ConfigError(
+                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> QuarantineLimit:
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                pct = float(raw[:-1])
+                if not 0 <= pct <= 100:
+                    raise ValueError
+                return cls(count=None, percent=pct)
+            count = int(raw)
+            if count < 0:
+                raise ValueError
+            return cls(count=count, percent=None)
+        except ValueError:
+            raise ConfigError(
+                f"expected a count like 50 or a percentage like 1%, got {text!r}",
+                where="--max-quarantined",
+            ) from None
+
+    def allows(self, quarantined: int, fetched: int) -> bool:
+        if self.count is not None:
+            return quarantined <= self.count
+        assert self.percent is not None
+        return quarantined <= fetched * self.percent / 100
+
+    def __str__(self) -> str:
+        return f"{self.count}" if self.count is not None else f"{self.percent:g}%"
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str, *, allow_http: bool = False, where: str = "--endpoint") -> str:
+    """A validated base URL without a trailing slash."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"expected an http(s) URL like https://hss.cn-north-4.myhuaweicloud.com, got {url!r}",
+            where=where,
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"must not carry a query or fragment: {url!r}", where=where)
+    if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
+        raise ConfigError(
+            f"plain http:// sends credentials unencrypted; it is allowed only for loopback "
+            f"addresses unless allow_insecure_http is true (--allow-insecure-http, or the "
+            f"key or connection extra allow_insecure_http) (got host {parts.hostname!r})",
+            where=where,
+        )
+    return url.rstrip("/")
+
+
+def iam_endpoint_for(hss_endpoint: str) -> str | None:
+    """The IAM endpoint of a public-cloud HSS endpoint (hss.<region>.... -> iam.<region>....)."""
+    host = urlsplit(hss_endpoint).hostname or ""
+    for suffix in (".myhuaweicloud.com", ".myhuaweicloud.eu"):
+        if host.startswith("hss.") and host.endswith(suffix):
+            return f"https://iam.{host[4:]}"
+    return None
+
+
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+
+
+def region_of(hss_endpoint: str) -> str | None:
+    """The region a public-cloud HSS endpoint names (``hss.<region>.myhuaweicloud.com``)."""
+    host = urlsplit(hss_endpoint).hostname or ""
+    for suffix in (".myhuaweicloud.com", ".myhuaweicloud.eu"):
+        region = host.removeprefix("hss.").removesuffix(suffix)
+        if host.startswith("hss.") and host.endswith(suffix) and _REGION.fullmatch(region):
+            return region
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One project, the endpoint that serves it, and its own query parameters if any."""
+
+    project_id: str
+    endpoint: str
+    filters: Filters | None = None
+    """The project's own query parameters (its enterprise project, its filters): the run's
+    ``Config.filters`` with the project's overrides. ``None``: the run's."""
+    from_run: bool = field(default=False, compare=False, repr=False)
+    """The endpoint is the run's (``Config`` was given a bare project id): a ``Config``
+    made with ``dataclasses.replace(config, endpoint=...)`` moves the project with it."""
+
+    def __post_init__(self) -> None:
+        check_project_id(self.project_id)
+
+
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_project_id(project_id: str) -> str:
+    if not _PROJECT_ID.fullmatch(project_id) or project_id in (".", ".."):
+        raise ConfigError(
+            f"{project_id!r} is not a project ID (letters, digits, '.', '_' or '-', up to 128 "
+            "characters, e.g. 0a1b2c3d4e5f60718293a4b5c6d7e8f9)",
+            where="--project-id",
+        )
+    return project_id
+
+
+class ReadDate(date):
+    """The default snapshot date: the UTC date the inventory is read on (none was given).
+
+    A ``date`` in every way; its type records that nobody chose it, so the pipeline can take
+    the date again when the run starts, and the report can say where the date came from.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def now(cls) -> ReadDate:
+        today = datetime.now(UTC).date()
+        return cls(today.year, today.month, today.day)
+
+
+SnapshotOrigin = Literal["default", "given", "opt-in"]
+
+
+def check_snapshot_date(
+    value: date, *, allow_any: bool = False, today: date | None = None
+) -> SnapshotOrigin:
+    """Where a snapshot date comes from; a date the inventory is not read on is refused.
+
+    The API has no history: whatever the date, a run reads today's inventory. A snapshot is
+    therefore labelled with the UTC date it is read on (``default``), or a date given for it
+    that is today or yesterday (``given``: a run that started just before midnight), or any
+    other date only with an explicit opt-in (``opt-in``: a backfill that knowingly labels
+    today's inventory with another day).
+    """
+    if isinstance(value, datetime) or not isinstance(value, date):
+        raise ConfigError(f"expected a date, got {value!r}", where="--snapshot-date")
+    today = today or datetime.now(UTC).date()
+    if isinstance(value, ReadDate):
+        return "default"
+    if today - timedelta(days=1) <= value <= today:
+        return "given"
+    if allow_any:
+        return "opt-in"
+    raise ConfigError(
+        f"{value.isoformat()} is not the date the inventory is read on (today is "
+        f"{today.isoformat()}, UTC). The API has no history: a snapshot dated "
+        f"{value.isoformat()} would hold today's images and replace that day's partition. "
+        "Leave the date out (default: today), give today or yesterday (for a run that "
+        "started just before midnight), or pass --allow-any-snapshot-date to label today's "
+        "inventory with another date on purpose",
+        where="--snapshot-date",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
+
+    projects: tuple[Target | str, ...]
+    """The projects to read: ``Target``s, or bare ids read from ``endpoint``. Held as
+    ``Target``s with their endpoints resolved (``targets``)."""
+    endpoint: str | None
+    out: str
+    auth: Auth
+    filters: Filters = field(default_factory=Filters)
+    """The run's query parameters; a ``Target`` with ``filters`` of its own uses those."""
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    snapshot_date: date = field(default_factory=ReadDate.now)
+    """The ``snapshot_date`` partition: by default the UTC date the inventory is read on.
+    Another date must be today or yesterday unless ``allow_any_snapshot_date``."""
+    allow_any_snapshot_date: bool = False
+    """Accept a snapshot date that is not the date of reading (a deliberate backfill label)."""
+    max_quarantined: QuarantineLimit = field(default_factory=QuarantineLimit)
+    allow_insecure_http: bool = False
+    region: str | None = None
+    """The endpoint's region when its host does not name it (a dedicated cloud, a proxy):
+    ``all_projects`` reads the projects of this region."""
+    iam_endpoint: str | None = None
+    """IAM endpoint for ``all_projects`` (default: the IAM password identity's, else
+    ``iam.<region>`` of a public-cloud endpoint)."""
+    report_path: str | None = None
+    run_id: str = field(default_factory=new_run_id)
+    progress: Literal["auto", "bar", "log", "off"] = "auto"
+    parallel_projects: int | None = None
+    """At most this many projects read at the same time; ``None``: as many as
+    ``memory_limit`` holds."""
+    memory_limit: int | None = None
+    """Bytes the reading projects' estimates may add up to (``connector.job.memory``);
+    ``None``: a quarter of the memory available to the process, read when the run starts."""
+    s3_endpoint: str | None = None
+    """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
+    all_projects: bool = False
+    """List the projects the credential can access in the endpoint's region (IAM) and read each."""
+    _snapshot_origin: SnapshotOrigin = field(
+        init=False, repr=False, compare=False, default="default"
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "_snapshot_origin",
+            check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date),
+        )
+        if self.region is not None and (
+            not isinstance(self.region, str) or not _REGION.fullmatch(self.region)
+        ):
+            raise ConfigError(
+                f"expected a region name like cn-north-4, got {self.region!r}",
+                where="--discovery-region",
+            )
+        if self.iam_endpoint is not None:
+            object.__setattr__(
+                self,
+                "iam_endpoint",
+                check_endpoint(
+                    self.iam_endpoint, allow_http=self.allow_insecure_http, where="--iam-endpoint"
+                ),
+            )
+        if self.endpoint is not None:
+            object.__setattr__(
+                self, "endpoint", check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
+            )
+        if self.all_projects:
+            self._check_discovery()
+        elif not self.projects:
+            raise ConfigError(
+                "give at least one project id (or all projects)", where="--project-id"
+            )
+        targets: list[Target] = []
+        for item in self.projects:
+            if isinstance(item, str) or item.from_run:
+                project_id = item if isinstance(item, str) else item.project_id
+                if self.endpoint is None:
+                    raise ConfigError(
+                        f"project {project_id!r} has no endpoint: give an endpoint or a region",
+                        where="--endpoint",
+                    )
+                if isinstance(item, str):
+                    item = Target(item, self.endpoint, from_run=True)
+                elif item.endpoint != self.endpoint:
+                    item = replace(item, endpoint=self.endpoint)
+            checked = check_endpoint(item.endpoint, allow_http=self.allow_insecure_http)
+            targets.append(item if checked == item.endpoint else replace(item, endpoint=checked))
+        ids = [t.project_id for t in targets]
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
+        object.__setattr__(self, "projects", tuple(targets))
+        if self.parallel_projects is not None and not 1 <= self.parallel_projects <= 64:
+            raise ConfigError(
+                f"must be auto or between 1 and 64, got {self.parallel_projects}",
+                where="--parallel-projects",
+            )
+        if self.memory_limit is not None and not (
+            isinstance(self.memory_limit, int) and self.memory_limit >= MIN_BUDGET
+        ):
+            raise ConfigError(
+                f"must be at least 1MiB, got {self.memory_limit!r}", where="--memory-limit"
+            )
+        if not self.out:
+            raise ConfigError("give an output folder", where="--out")
+        if self.auth.iam is not None and self.auth.iam.iam_endpoint is None:
+            for endpoint in [t.endpoint for t in self.targets] or [self.endpoint or ""]:
+                if iam_endpoint_for(endpoint) is None:
+                    raise ConfigError(
+                        f"cannot tell the IAM endpoint for {endpoint}: give --iam-endpoint "
+                        "(or HSS_IAM_ENDPOINT)"
+                    )
+        if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
+            raise ConfigError(f"run id {self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
+
+    def _check_discovery(self) -> None:
+        """``all_projects``: no project ids, one endpoint, its region and IAM endpoint known."""
+        where = "--all-projects"
+        if self.projects:
+            raise ConfigError(
+                "give project ids or --all-projects (which lists them through IAM), not both",
+                where=where,
+            )
+        if self.endpoint is None:
+            raise ConfigError(
+                "the projects are listed for one endpoint's region: give --endpoint or --region",
+                where=where,
+            )
+        endpoint = check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
+        named = region_of(endpoint)
+        if self.region is not None:
+            if named is not None and named != self.region:
+                raise ConfigError(
+                    f"the endpoint {endpoint} is in region {named}, not {self.region}",
+                    where="--discovery-region",
+                )
+        elif named is None:
+            raise ConfigError(
+                f"cannot tell the region of {endpoint} (its host is not "
+                "hss.<region>.myhuaweicloud.com): say which region's projects to read "
+                "with --discovery-region",
+                where=where,
+            )
+        identity = self.auth.iam.iam_endpoint if self.auth.iam is not None else None
+        if self.auth.iam is not None and identity is None and iam_endpoint_for(endpoint) is None:
+            raise ConfigError(
+                f"cannot tell the IAM endpoint for {endpoint}: give --iam-endpoint "
+                "(or HSS_IAM_ENDPOINT)",
+                where=where,
+            )
+        if (self.iam_endpoint or identity or iam_endpoint_for(endpoint)) is None:
+            raise ConfigError(
+                f"cannot tell the IAM endpoint that lists the projects of {endpoint}: give "
+                "it with --iam-endpoint",
+                where=where,
+            )
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every project with its resolved endpoint (``projects``, typed as normalised)."""
+        return cast(tuple[Target, ...], self.projects)
+
+    def filters_of(self, target: Target) -> Filters:
+        """The query parameters a project is read with: its own, else the run's."""
+        return target.filters if target.filters is not None else self.filters
+
+    @property
+    def project_ids(self) -> tuple[str, ...]:
+        return tuple(t.project_id for t in self.targets)
+
+    @property
+    def snapshot_date_origin(self) -> SnapshotOrigin:
+        """``default`` (the date of reading), ``given`` (today or yesterday, chosen) or
+        ``opt-in`` (another date, with ``allow_any_snapshot_date``)."""
+        return self._snapshot_origin
+
+    def at_start(self) -> Config:
+        """This config as a run starting now uses it: a default date is the date of reading
+        now, and a given one is checked again (a Config may be built long before it runs)."""
+        if self._snapshot_origin == "default":
+            if self.snapshot_date == ReadDate.now():
+                return self
+            return replace(self, snapshot_date=ReadDate.now())
+        check_snapshot_date(self.snapshot_date, allow_any=self.allow_any_snapshot_date)
+        return self
