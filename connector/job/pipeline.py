@@ -40,11 +40,12 @@ from connector.lake.writer import ROW_GROUP_ROWS, Output, ProjectWriter, Staged
 from connector.redaction import RedactingFilter, Redactor
 from connector.settings.config import Config, Target, is_loopback
 from connector.shape.batches import BatchBuilder
+from connector.shape.page import PageRecords
 from connector.shape.records import RecordChecker
 from connector.shape.schema import file_schema, load_spec
 from connector.shape.sink import ProjectSink
 from connector.source.auth import authenticator_for
-from connector.source.client import HssClient, Page, PageSource
+from connector.source.client import HssClient, PageSource
 from connector.source.decoding import PageDecoder
 from connector.source.fetcher import CrawlStats, PageFetcher, ProjectCrawler
 from connector.source.limiter import RateLimiter
@@ -427,13 +428,11 @@ async def _sync_project(
         project_id=project_id,
         run_id=config.run_id,
     )
-    queue: asyncio.Queue[tuple[Page, int, list[Any]] | None] = asyncio.Queue(
-        maxsize=2 * config.fetch.concurrency
-    )
+    queue: asyncio.Queue[PageRecords | None] = asyncio.Queue(maxsize=2 * config.fetch.concurrency)
 
-    async def emit(page: Page, start: int, records: list[Any]) -> None:
-        stats.records_read += len(records)
-        await queue.put((page, start, records))
+    async def emit(item: PageRecords) -> None:
+        stats.records_read += len(item.records)
+        await queue.put(item)
 
     crawler = ProjectCrawler(
         fetcher,
@@ -584,9 +583,7 @@ def _check_accounting(
         )
 
 
-async def _drain(
-    queue: asyncio.Queue[tuple[Page, int, list[Any]] | None], sink: ProjectSink
-) -> None:
+async def _drain(queue: asyncio.Queue[PageRecords | None], sink: ProjectSink) -> None:
     """Convert and stage pages a few thousand records at a time, on one thread of its own.
 
     One dedicated thread (rather than the default pool) keeps the allocator's per-thread
@@ -595,7 +592,7 @@ async def _drain(
     """
     loop = asyncio.get_running_loop()
     converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hss-convert")
-    pending: list[tuple[Page, int, list[Any]]] = []
+    pending: list[PageRecords] = []
     size = 0
     try:
         while True:
@@ -603,7 +600,7 @@ async def _drain(
             if item is None:
                 break
             pending.append(item)
-            size += len(item[2])
+            size += len(item.records)
             if size >= CHUNK_RECORDS:
                 await _uninterruptible(loop.run_in_executor(converter, _convert, sink, pending))
                 pending, size = [], 0
@@ -613,7 +610,7 @@ async def _drain(
         converter.shutdown(wait=False)
 
 
-def _convert(sink: ProjectSink, pending: list[tuple[Page, int, list[Any]]]) -> None:
+def _convert(sink: ProjectSink, pending: list[PageRecords]) -> None:
     """Stage a chunk, then drop its pages here, so their records are freed off the loop."""
     try:
         sink.write(pending)

@@ -28,6 +28,7 @@ from connector.errors import (
     preview,
 )
 from connector.redaction import Redactor
+from connector.shape.page import PageRecords
 from connector.source.auth import Authenticator
 from connector.source.decoding import PageDecoder
 from connector.source.retry import budget_left
@@ -65,6 +66,12 @@ class Page:
     typed: bool = False
     """The records are ``decoding.TypedRecord``s, checked against the schema while decoded;
     else plain JSON values, to be checked record by record."""
+
+    def hand_off(self, start: int, records: list[Any]) -> PageRecords:
+        """``records``, found from index ``start`` of this page, for the shape stage."""
+        return PageRecords(
+            records, self.request.offset + start, self.request_id, self.fetched_at_ms, self.typed
+        )
 
 
 class PageSource(Protocol):

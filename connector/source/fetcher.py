@@ -25,6 +25,7 @@ from connector.errors import ConnectorError, DataLossError, ThrottledError
 from connector.job import memory
 from connector.job.logs import error_fields
 from connector.settings.config import FetchSettings, RetryPolicy, TotalTolerance
+from connector.shape.page import PageRecords
 from connector.shape.records import any_key, describe_key, differing_fields, keys_of
 from connector.source.client import Page, PageRequest, PageSource
 from connector.source.limiter import RateLimiter
@@ -44,7 +45,7 @@ __all__ = ["CrawlStats", "Emit", "PageFetcher", "ProjectCrawler"]
 
 log = logging.getLogger("connector")
 
-Emit = Callable[[Page, int, list[Any]], Awaitable[None]]
+Emit = Callable[[PageRecords], Awaitable[None]]
 """Receives a page, the position in it of the first record given, and the records to store
 (the overlap record at position 0 may be held back until its boundary is proven)."""
 
@@ -485,13 +486,13 @@ class ProjectCrawler:
                 self.stats.pages_reread += 1
                 old = held.pop(index, None)
                 if old is not None:  # its boundary was never proven: keep the record
-                    await self.emit(old.page, 0, [old.record])
+                    await self.emit(old.page.hand_off(0, [old.record]))
             start = 0
             if index > 0 and records:
                 # keep the record and where it came from, not the page's other records
                 held[index] = _Held(replace(page, records=[]), records[0])
                 records, start = records[1:], 1
-            await self.emit(page, start, records)
+            await self.emit(page.hand_off(start, records))
 
         def accept_probe(index: int, read: _Read) -> None:
             self.stats.probes += 1
@@ -505,7 +506,7 @@ class ProjectCrawler:
             if self._oversize:
                 self._oversize = False
                 for item in held.values():
-                    await self.emit(item.page, 0, [item.record])
+                    await self.emit(item.page.hand_off(0, [item.record]))
                 raise _Replan(self.settings.page_size)
             state = chain.state()
             if state.refuted is not None:
@@ -531,7 +532,7 @@ class ProjectCrawler:
                 cap = chain.cap_suspected(index)
                 if cap is not None and cap < self.size:
                     for item in held.values():
-                        await self.emit(item.page, 0, [item.record])
+                        await self.emit(item.page.hand_off(0, [item.record]))
                     raise _Replan(cap)
             if state.repairs or state.probes:
                 rounds += 1
@@ -582,7 +583,7 @@ class ProjectCrawler:
             # the records of the page before that were emitted: all but its own held first
             emitted = previous.keys[1 if index > 1 else 0 :] if previous is not None else ()
             if not (index <= end and self._key(item.record) in emitted):
-                await self.emit(item.page, 0, [item.record])
+                await self.emit(item.page.hand_off(0, [item.record]))
         if chain.beyond_end(end):
             self.stats.drift("the list shrank while it was read (pages past its new end)")
         totals = chain.totals
