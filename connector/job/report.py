@@ -71,6 +71,12 @@ class ProjectReport:
     the run's ``query``."""
     duration_s: float = 0.0
 
+    def record(self, counts: dict[str, Any]) -> None:
+        """Counts by their report names, from the object that owns them (the crawl's
+        ``CrawlStats.for_report``, the sink's ``SinkCounts.for_report``)."""
+        for name, value in counts.items():
+            setattr(self, name, value)  # an unknown name fails: the fields have slots
+
 
 @dataclass(slots=True)
 class RunReport:

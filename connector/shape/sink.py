@@ -35,6 +35,17 @@ class SinkCounts:
     extra_fields: Counter[str] = field(default_factory=Counter)
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
 
+    def for_report(self) -> dict[str, Any]:
+        """What the sink saw of the records' shape, under the report's names."""
+        enum_values: dict[str, dict[str, int]] = {}
+        for (name, value), count in self.unknown_enum_values.items():
+            enum_values.setdefault(name, {})[value] = count
+        return {
+            "quarantine_fields": dict(self.quarantine_reasons),
+            "extra_fields": dict(self.extra_fields),
+            "unknown_enum_values": enum_values,
+        }
+
 
 class ProjectSink:
     def __init__(

@@ -61,8 +61,6 @@ class CrawlStats:
     retries: int = 0
     throttled: int = 0
     pages: int = 0
-    records_received: int = 0
-    """Every record of every page, the overlap records and pages read again included."""
     records_read: int = 0
     """Records handed on for storage (each record of the overlap chain once): what the
     report counts as ``records_fetched`` and the progress line shows."""
@@ -92,6 +90,26 @@ class CrawlStats:
     def drift(self, reason: str) -> None:
         if reason not in self.drift_reasons:
             self.drift_reasons.append(reason)
+
+    def for_report(self, asked_page_size: int) -> dict[str, Any]:
+        """The crawl's part of the project's report, under the report's names."""
+        mismatch = self.total_num_mismatch
+        return {
+            "total_num": self.total_num,
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "pages": self.pages,
+            "pages_reread": self.pages_reread,
+            "end_probes": self.probes,
+            "repairs": dict(self.repairs),
+            "page_size": self.page_size or asked_page_size,
+            "slices": self.slices,
+            "total_num_mismatch": mismatch.as_dict() if mismatch is not None else None,
+            "drift_detected": self.drift_detected,
+            "drift": list(self.drift_reasons),
+            "retry_reasons": dict(self.retry_reasons),
+        }
 
 
 class PageFetcher:
@@ -481,7 +499,6 @@ class ProjectCrawler:
                 self._oversize = True
                 return
             self.stats.pages += 1
-            self.stats.records_received += len(records)
             if chain.add(index, self._summary(read)):
                 self.stats.pages_reread += 1
                 old = held.pop(index, None)

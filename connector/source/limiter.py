@@ -120,7 +120,6 @@ class RateLimiter:
     ) -> None:
         self.ceiling = rate
         self.rate = rate
-        self.configured_burst = burst
         self.burst = burst
         self.burst_ceiling = burst
         """The largest burst not yet proven too much (lowered when a regrown one fails)."""

@@ -216,16 +216,14 @@ class HssHook(BaseHook):  # type: ignore[misc]
         """The projects the connection's credential can access in its endpoint's region,
         listed through IAM as ``--all-projects`` lists them (for fanning out one task per
         project over ``project_ids: all``). Raises ``DiscoveryError`` for an empty list."""
-        from connector.source.discovery import discover_projects
-        from connector.source.transport import open_transport
+        from connector.source.readers import open_readers
 
         config = self.get_config(out=".", projects="all")  # lists, writes nothing
         redactor = Redactor(config.auth.secrets())
 
         async def listing() -> tuple[str, ...]:
-            async with open_transport(config.fetch) as transport:
-                found = await discover_projects(config, transport, redactor=redactor)
-            return found.project_ids
+            async with open_readers(config, redactor=redactor) as readers:
+                return tuple(t.project_id for t in readers.config.targets)
 
         return _run_coroutine(listing)
 
