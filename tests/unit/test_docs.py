@@ -257,9 +257,12 @@ def test_the_manual_builds_strictly_with_every_page(site: Path) -> None:
     assert "<code>--max-quarantined N|P%</code>" in reference
     api = (site / "api" / "index.html").read_text(encoding="utf-8")
     import connector
+    import connector.airflow
 
-    for name in connector.__all__:
-        assert f'id="connector.{name}"' in api, f"connector.{name} is not in the API pages"
+    names = [f"connector.{n}" for n in connector.__all__]
+    names += [f"connector.airflow.{n}" for n in connector.airflow.__all__]
+    for name in names:
+        assert f'id="{name}"' in api, f"{name} is not in the API pages"
 
 
 def test_a_missing_page_fails_the_build(tmp_path: Path) -> None:
