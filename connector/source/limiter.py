@@ -47,8 +47,16 @@ gateway's answers are the only thing they have in common).
 
 The rate does not jump back to the configured one: after ``recover_after_s`` without a
 429 it climbs back to the margin below the measured rate within ``recover_s``, and above
-that it probes upward by ``probe`` (1 %) of the measured rate per second; the next 429
-cuts again, so the rate settles just under the gateway's with few 429s. The measured rate
+that it probes upward by ``probe`` (1 %) of the configured rate per second, added; the
+next 429 cuts again, so the rate settles just under the gateway's with few 429s. The step
+is the same for every process started with the same ``--rate`` while each cut takes a
+share of its own rate: processes sharing a credential drift towards even shares
+(additive increase, multiplicative decrease) instead of keeping whatever shares their
+first cuts gave them; a step in proportion to each one's own rate would keep a process
+that measured its share at a bad moment starved for the rest of its run. For the same
+reason a 429 at a rate below the margin under the measured rate lowers that measure to
+the rate refused: a measure that counted a burst the gateway's bucket held, or a share
+that has since shrunk, is not a ceiling to climb back to. The measured rate
 is a ceiling raised only by sustained success: after ``sustained_s`` (6 s) without a 429
 the rate grows by ``growth`` (25 %) a second, compounded, up to the configured rate, but
 by at most ``growth_per_request`` (4 %) per request it sends a second, so that a slow rate
@@ -313,6 +321,10 @@ class RateLimiter:
             self.burst = max(1.0, float(self.burst // 2))
             self._regrown, self._burst_changed = False, now
         else:
+            if self.estimate is not None:
+                # refused below the margin under the estimate: the estimate is too high (it
+                # counted a burst the gateway's bucket held, or a share that has shrunk)
+                self.estimate = min(self.estimate, self.rate / self.margin)
             cut = self.rate * (1.0 - self.trim)
             if self.stated is not None:
                 cut = min(cut, self.stated * STATED_MARGIN)
@@ -412,7 +424,7 @@ class RateLimiter:
             level = self._low_rate + (known - self._low_rate) * ramp / self.recover_s
         else:
             ramp, level = 0.0, max(known, self._low_rate)
-        probed = level + self.probe * (self.estimate or self._low_rate) * (quiet - ramp)
+        probed = level + self.probe * self.ceiling * (quiet - ramp)
         sustained = now - self._last_429 - self.sustained_s
         if sustained > 0:  # (capped: a long idle would overflow the float, not add a thing)
             growth = min(self.growth, self.growth_per_request * self.rate)
