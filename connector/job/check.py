@@ -220,14 +220,14 @@ def _local_writable(lake: Lake) -> str:
     for folder in (root, state, state / "locks", state / "staging", state / "quarantine"):
         if folder.exists():
             if not folder.is_dir():
-                raise ConfigError(f"{folder} exists and is not a folder", where="--out")
+                raise ConfigError(f"{folder} exists and is not a folder", setting="out")
             if not os.access(folder, os.W_OK | os.X_OK):
-                raise ConfigError(f"cannot write in {folder}: {_denied(folder)}", where="--out")
+                raise ConfigError(f"cannot write in {folder}: {_denied(folder)}", setting="out")
         elif folder in (root, state):
             parent = _nearest_existing(folder.parent)
             if not parent.is_dir():
                 raise ConfigError(
-                    f"cannot create {folder}: {parent} is not a folder", where="--out"
+                    f"cannot create {folder}: {parent} is not a folder", setting="out"
                 )
             if parent not in created:
                 _probe_folder(parent, folder)
@@ -237,12 +237,12 @@ def _local_writable(lake: Lake) -> str:
             f"{root} is the root of a mounted filesystem, and the run keeps its staging "
             f"beside it ({state}, on another filesystem), so a partition could not be "
             f"replaced by one rename: use a folder inside the mount, e.g. {root}/hss_images",
-            where="--out",
+            setting="out",
         )
     usage = os.statvfs(_nearest_existing(root))
     free = usage.f_bavail * usage.f_frsize
     if free == 0:
-        raise ConfigError(f"no space left on the filesystem of {root}", where="--out")
+        raise ConfigError(f"no space left on the filesystem of {root}", setting="out")
     made = "".join(
         f"; a run creates {', '.join(names)} in {parent}" for parent, names in created.items()
     )
@@ -266,7 +266,7 @@ def _probe_folder(parent: Path, wanted: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(
-            f"cannot create {wanted} in {parent}: {_reason(exc)}", where="--out"
+            f"cannot create {wanted} in {parent}: {_reason(exc)}", setting="out"
         ) from None
 
 
@@ -281,7 +281,7 @@ def _remote_writable(lake: Lake) -> str:
     except OSError as exc:
         raise ConfigError(
             f"cannot write beside the lake (an empty probe object {probe_key}): {_reason(exc)}",
-            where="--out",
+            setting="out",
         ) from None
     try:
         fs.delete_file(probe_key)
@@ -289,7 +289,7 @@ def _remote_writable(lake: Lake) -> str:
         raise ConfigError(
             f"wrote but cannot delete the probe object {probe_key} ({_reason(exc)}); a run "
             "deletes objects too (an old quarantine file): grant that, and remove the probe",
-            where="--out",
+            setting="out",
         ) from None
     return "writable (an empty object put and deleted beside it)"
 

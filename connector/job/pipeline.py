@@ -39,6 +39,7 @@ from connector.job.report import ProjectReport, RunReport, check_report_path, wr
 from connector.lake.writer import ROW_GROUP_ROWS, Output, ProjectWriter, Staged
 from connector.redaction import RedactingFilter, Redactor
 from connector.settings.config import Config, Target, is_loopback
+from connector.settings.names import name, name_and_key, setting
 from connector.shape.batches import BatchBuilder
 from connector.shape.page import PageRecords
 from connector.shape.records import RecordChecker
@@ -172,7 +173,7 @@ def _unexpected(error: BaseException, stage: str | None = None) -> str:
     """One line for an exception that is not one of the connector's own: what, and where."""
     text = " ".join(str(error).split())
     if isinstance(error, MemoryError):
-        text = text or "out of memory; lower --memory-limit or --concurrency"
+        text = text or f"out of memory; lower {name('memory_limit')} or {name('concurrency')}"
     elif isinstance(error, RecursionError):
         text = text or "data nested too deeply"
     notes = [" ".join(n.split()) for n in getattr(error, "__notes__", ())]
@@ -262,8 +263,9 @@ def _log_start(config: Config, budget: Budget) -> None:
         if endpoint.startswith("http://") and not is_loopback(host):
             log.warning(
                 "%s is plain http:// to a non-loopback host: credentials and data travel "
-                "unencrypted (--allow-insecure-http)",
+                "unencrypted (%s)",
                 endpoint,
+                name("allow_insecure_http"),
             )
 
 
@@ -342,7 +344,7 @@ def _at_start(error: OutputError) -> ConnectorError:
     cause = error.__cause__
     if isinstance(cause, OSError) and cause.errno not in _UNUSABLE:
         return error
-    return ConfigError(f"{error}; nothing was requested", where="--out")
+    return ConfigError(f"{error}; nothing was requested", setting="out")
 
 
 def progress_counts(stats: dict[str, CrawlStats]) -> Counts:
@@ -379,10 +381,11 @@ class _Reading:
         if self.admitted.oversized:
             log.warning(
                 "this project's estimated %s (%d records) exceed the memory budget %s: it "
-                "reads alone; --memory-limit (memory_limit) raises the budget",
+                "reads alone; %s raises the budget",
                 format_size(need.total),
                 self.stats.total_num or 0,
                 format_size(self.admitted.budget),
+                name_and_key("memory_limit"),
             )
 
     def done(self) -> None:
@@ -489,7 +492,7 @@ class _ProjectSync:
             raise QuarantineLimitError(
                 f"project {self.project_id}: {staged.quarantined} of "
                 f"{staged.rows + staged.quarantined} records failed validation, more than "
-                f"--max-quarantined {limit}; nothing was published (the "
+                f"{setting('max_quarantined')} {limit}; nothing was published (the "
                 "reasons per field are in the run report)"
             )
         _check_accounting(self.project_id, proven, sink.counts.records_in, staged, self.stats)

@@ -25,6 +25,7 @@ from connector.errors import ConnectorError, DataLossError, ThrottledError
 from connector.job import memory
 from connector.job.logs import error_fields
 from connector.settings.config import FetchSettings, RetryPolicy, TotalTolerance
+from connector.settings.names import name, setting
 from connector.shape.page import PageRecords
 from connector.shape.records import any_key, describe_key, differing_fields, keys_of
 from connector.source.client import Page, PageRequest, PageSource
@@ -451,17 +452,17 @@ class ProjectCrawler:
                 f"total_num, read after them): {_beyond(total, held, tolerance)} records "
                 f"have no latest_update_time in {span[0]}..{span[1]}, or were added while "
                 "the ranges were read, and no range can reach them; nothing was published "
-                "for this project (--total-num-tolerance accepts a gateway known to "
+                f"for this project ({setting('total_num_tolerance')} accepts a gateway known to "
                 "miscount)",
                 project_id=self.project_id,
                 offset=0,
             )
         log.warning(
-            "project %s: the time ranges hold %d records and total_num says %d: accepted "
-            "by --total-num-tolerance %s",
+            "project %s: the time ranges hold %d records and total_num says %d: accepted by %s %s",
             self.project_id,
             held,
             total,
+            name("total_num_tolerance"),
             self.settings.total_tolerance,
         )
 
@@ -531,8 +532,8 @@ class ProjectCrawler:
                 raise DataLossError(
                     f"{state.refuted.describe()}. A gateway that stops serving records there "
                     "and one whose total_num is wrong for the whole crawl look the same from "
-                    "here; nothing was published for this project (--total-num-tolerance "
-                    "accepts a gateway known to miscount)",
+                    "here; nothing was published for this project "
+                    f"({setting('total_num_tolerance')} accepts a gateway known to miscount)",
                     project_id=self.project_id,
                     offset=state.refuted.records,
                 )
@@ -581,9 +582,10 @@ class ProjectCrawler:
         if state.mismatch is not None:
             self.stats.total_num_mismatch = state.mismatch
             log.warning(
-                "project %s: %s; accepted by --total-num-tolerance %s",
+                "project %s: %s; accepted by %s %s",
                 self.project_id,
                 state.mismatch.describe(),
+                name("total_num_tolerance"),
                 self.settings.total_tolerance,
             )
         return await self._finish(chain, state.end_index, held)
@@ -706,5 +708,5 @@ def _unproven(repairs: tuple[Repair, ...], rounds: int, reread: int) -> str:
         f"cannot prove the crawl complete after {rounds} rounds of re-reading "
         f"({reread} pages re-read): {shown}{more}. The list kept changing or the server "
         "answers inconsistently; nothing was published for this project "
-        "(--max-repair-rounds raises the limit)"
+        f"({setting('max_repair_rounds')} raises the limit)"
     )

@@ -86,6 +86,8 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from connector.settings.names import name
+
 __all__ = ["Priority", "RateLimiter"]
 
 STATED_MARGIN = 0.85
@@ -291,11 +293,11 @@ class RateLimiter:
             return None
         needed = math.ceil(self.ceiling * response_s * 1.25)
         return (
-            f"{self.max_in_flight} request(s) were in flight, as many as --concurrency allows, "
-            f"for {self.at_cap_s:.1f}s of {duration_s:.1f}s: at the {response_s * 1000:.0f} ms "
-            f"the server took to answer, --concurrency {self.max_in_flight} allows about "
-            f"{reachable:.0f} requests/s, below --rate {self.ceiling:g}; --concurrency "
-            f"{needed} would reach it"
+            f"{self.max_in_flight} request(s) were in flight, as many as {name('concurrency')} "
+            f"allows, for {self.at_cap_s:.1f}s of {duration_s:.1f}s: at the "
+            f"{response_s * 1000:.0f} ms the server took to answer, {name('concurrency')} "
+            f"{self.max_in_flight} allows about {reachable:.0f} requests/s, below {name('rate')} "
+            f"{self.ceiling:g}; {name('concurrency')} {needed} would reach it"
         )
 
     def throttled(self, epoch: int | None = None, *, stated: float | None = None) -> None:

@@ -239,7 +239,7 @@ def test_the_region_follows_a_public_cloud_endpoint_and_must_be_said_otherwise(
         replace(public, region=REGION)
     with pytest.raises(ConfigError, match="not both"):
         replace(public, projects=(P_REGION,))
-    with pytest.raises(ConfigError, match="give --endpoint or --region"):
+    with pytest.raises(ConfigError, match="give endpoint or region"):
         replace(public, endpoint=None)
     with pytest.raises(ConfigError, match="region name"):
         Config(endpoint="http://127.0.0.1:9", region="cn_north", **base)  # type: ignore[arg-type]

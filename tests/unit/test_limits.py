@@ -284,8 +284,8 @@ def test_a_run_held_back_by_the_cap_in_flight_says_what_would_reach_the_rate() -
     assert limiter.at_cap_s > 0.8 * duration
     advice = limiter.concurrency_advice(duration)
     assert advice is not None
-    assert "--concurrency 2 allows about 20 requests/s, below --rate 50" in advice
-    assert "--concurrency 7 would reach it" in advice  # 50/s x 0.1 s x 1.25
+    assert "concurrency 2 allows about 20 requests/s, below rate 50" in advice
+    assert "; concurrency 7 would reach it" in advice  # 50/s x 0.1 s x 1.25
 
 
 def test_a_run_paced_by_the_rate_gets_no_concurrency_advice() -> None:
