@@ -75,8 +75,8 @@ class ProjectReport:
     def record(self, counts: dict[str, Any]) -> None:
         """Counts by their report names, from the object that owns them (the crawl's
         ``CrawlStats.for_report``, the sink's ``SinkCounts.for_report``)."""
-        for name, value in counts.items():
-            setattr(self, name, value)  # an unknown name fails: the fields have slots
+        for field_name, value in counts.items():
+            setattr(self, field_name, value)  # an unknown name fails: the fields have slots
 
 
 @dataclass(slots=True)
