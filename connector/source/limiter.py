@@ -47,7 +47,7 @@ gateway's answers are the only thing they have in common).
 
 The rate does not jump back to the configured one: after ``recover_after_s`` without a
 429 it climbs back to the margin below the measured rate within ``recover_s``, and above
-that it probes upward by ``probe`` (1 %) of the configured rate per second, added; the
+that it probes upward by ``probe`` (0.5 %) of the configured rate per second, added; the
 next 429 cuts again, so the rate settles just under the gateway's with few 429s. The step
 is the same for every process started with the same ``--rate`` while each cut takes a
 share of its own rate: processes sharing a credential drift towards even shares
@@ -122,7 +122,7 @@ class RateLimiter:
         window_s: float = 2.0,
         recover_after_s: float = 1.0,
         recover_s: float = 2.0,
-        probe: float = 0.01,
+        probe: float = 0.005,
         sustained_s: float = 6.0,
         growth: float = 0.25,
         growth_per_request: float = 0.04,

@@ -394,15 +394,15 @@ def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     clock.now += 0.5
     limiter.succeeded()
     assert limiter.rate == pytest.approx(40.5)  # too soon after the 429
-    clock.now += 1.5  # 1 s quiet, then a slow probe: 1 % of --rate a second, added
+    clock.now += 1.5  # 1 s quiet, then a slow probe: 0.5 % of --rate a second, added
     limiter.succeeded()
-    assert limiter.rate == pytest.approx(40.5 + 0.5)  # not back to --rate within 2 s
+    assert limiter.rate == pytest.approx(40.5 + 0.25)  # not back to --rate within 2 s
     clock.now += 4.0  # 6 s quiet: sustained success, the rate grows 25 % a second
     limiter.succeeded()
-    assert limiter.rate == pytest.approx(40.5 + 5 * 0.5)
+    assert limiter.rate == pytest.approx(40.5 + 5 * 0.25)
     clock.now += 0.5
     limiter.succeeded()
-    assert limiter.rate == pytest.approx((40.5 + 5.5 * 0.5) * 1.25**0.5)
+    assert limiter.rate == pytest.approx((40.5 + 5.5 * 0.25) * 1.25**0.5)
     clock.now += 1.0
     limiter.succeeded()
     assert (limiter.rate, limiter.burst) == (50, 1)  # back to --rate; the burst stays learnt
