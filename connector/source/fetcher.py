@@ -523,20 +523,11 @@ class ProjectCrawler:
         while True:
             if self._oversize:
                 self._oversize = False
-                for item in held.values():
-                    await self.emit(item.page.hand_off(0, [item.record]))
+                await self._release(held)
                 raise _Replan(self.settings.page_size)
             state = chain.state()
             if state.refuted is not None:
-                self.stats.total_num_mismatch = state.refuted
-                raise DataLossError(
-                    f"{state.refuted.describe()}. A gateway that stops serving records there "
-                    "and one whose total_num is wrong for the whole crawl look the same from "
-                    "here; nothing was published for this project "
-                    f"({setting('total_num_tolerance')} accepts a gateway known to miscount)",
-                    project_id=self.project_id,
-                    offset=state.refuted.records,
-                )
+                raise self._refuted(state.refuted)
             if state.complete:
                 assert state.end_index is not None
                 moved = await asyncio.to_thread(_find_moved, chain, state.end_index)
@@ -549,33 +540,11 @@ class ProjectCrawler:
             for index in state.wanted:
                 cap = chain.cap_suspected(index)
                 if cap is not None and cap < self.size:
-                    for item in held.values():
-                        await self.emit(item.page.hand_off(0, [item.record]))
+                    await self._release(held)
                     raise _Replan(cap)
             if state.repairs or state.probes:
                 rounds += 1
-                for repair in state.repairs:
-                    self.stats.repair(repair.kind)
-                chain.flaky += sum(r.kind == "short" for r in state.repairs)
-                if rounds > self.settings.max_repair_rounds:
-                    unproven = state.repairs or tuple(
-                        Repair("end", i, _end_detail(chain, i)) for i, _ in state.probes
-                    )
-                    raise DataLossError(
-                        _unproven(unproven, rounds - 1, self.stats.pages_reread),
-                        project_id=self.project_id,
-                        offset=page_offset(unproven[0].index, self.size),
-                    )
-                log.debug(
-                    "project %s: round %d: %d pages and %d end probes to read (%s)",
-                    self.project_id,
-                    rounds,
-                    len(state.wanted),
-                    len(state.probes),
-                    "; ".join(r.detail for r in state.repairs[:3]) or "end of the list",
-                )
-                if any(r.kind == "gap" for r in state.repairs):
-                    chain.note_gap_round()
+                self._repair_round(chain, state, rounds)
             await self._fetch_many(chain, state, params, accept, accept_probe)
 
         assert state.end_index is not None
@@ -589,6 +558,49 @@ class ProjectCrawler:
                 self.settings.total_tolerance,
             )
         return await self._finish(chain, state.end_index, held)
+
+    async def _release(self, held: dict[int, _Held]) -> None:
+        """Hand on the overlap records held back: the crawl starts over (re-planned), and
+        what was read stays read."""
+        for item in held.values():
+            await self.emit(item.page.hand_off(0, [item.record]))
+
+    def _refuted(self, refuted: Mismatch) -> DataLossError:
+        """The list provably ended where ``total_num`` says it goes on."""
+        self.stats.total_num_mismatch = refuted
+        return DataLossError(
+            f"{refuted.describe()}. A gateway that stops serving records there "
+            "and one whose total_num is wrong for the whole crawl look the same from "
+            "here; nothing was published for this project "
+            f"({setting('total_num_tolerance')} accepts a gateway known to miscount)",
+            project_id=self.project_id,
+            offset=refuted.records,
+        )
+
+    def _repair_round(self, chain: Chain, state: ChainState, rounds: int) -> None:
+        """Count a round of re-reads and end probes; past the limit, the crawl is unproven."""
+        for repair in state.repairs:
+            self.stats.repair(repair.kind)
+        chain.flaky += sum(r.kind == "short" for r in state.repairs)
+        if rounds > self.settings.max_repair_rounds:
+            unproven = state.repairs or tuple(
+                Repair("end", i, _end_detail(chain, i)) for i, _ in state.probes
+            )
+            raise DataLossError(
+                _unproven(unproven, rounds - 1, self.stats.pages_reread),
+                project_id=self.project_id,
+                offset=page_offset(unproven[0].index, self.size),
+            )
+        log.debug(
+            "project %s: round %d: %d pages and %d end probes to read (%s)",
+            self.project_id,
+            rounds,
+            len(state.wanted),
+            len(state.probes),
+            "; ".join(r.detail for r in state.repairs[:3]) or "end of the list",
+        )
+        if any(r.kind == "gap" for r in state.repairs):
+            chain.note_gap_round()
 
     async def _finish(self, chain: Chain, end: int, held: dict[int, _Held]) -> array[int]:
         """Emit the held overlap records the chain does not prove read; say what was seen.
