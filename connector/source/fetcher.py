@@ -37,6 +37,7 @@ from connector.source.paging import (
     PageRead,
     Repair,
     page_offset,
+    probe_offset,
     reachable_pages,
 )
 from connector.source.retry import retrying
@@ -251,10 +252,11 @@ class ProjectCrawler:
         return reachable_pages(self.size, self.settings.max_offset) - 1
 
     def _within_reach(self, total: int) -> bool:
-        """Offset paging can prove the end of ``total`` records: the read past their last
-        record is within the offset ceiling. A longer query is split by time, and so is a
-        query whose list turns out to go on past the ceiling (``_PastCeiling``)."""
-        return total <= self.settings.max_offset
+        """Offset paging can prove the end of ``total`` records: the read that proves it
+        (at their last record, ``probe_offset``) is within the offset ceiling. A longer
+        query is split by time, and so is a query whose list turns out to go on past the
+        ceiling (``_PastCeiling``)."""
+        return probe_offset(total) <= self.settings.max_offset
 
     async def _read(
         self,
