@@ -30,7 +30,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -39,6 +38,7 @@ import pyarrow.parquet as pq
 from connector.job import pipeline
 from connector.lake import writer
 from connector.shape.batches import BatchBuilder
+from connector.shape.page import PageRecords
 from connector.shape.records import RecordChecker
 from connector.shape.schema import file_schema, load_spec
 from connector.shape.sink import ProjectSink
@@ -88,12 +88,12 @@ def _connector(bodies: list[bytes], out: Path) -> int:
         project, BatchBuilder(spec, schema), RecordChecker(spec), project_id="bench", run_id="bench"
     )
     decoder = PageDecoder(spec)
-    pending: list[tuple[Any, int, list[Any]]] = []
+    pending: list[PageRecords] = []
     size = 0
     for index, body in enumerate(bodies):
         request = connector_client.PageRequest("bench", index * PAGE_SIZE, PAGE_SIZE)
         page = connector_client.parse_page(request, body, "req", "application/json", decoder)
-        pending.append((page, 0, page.records))
+        pending.append(page.hand_off(0, page.records))
         size += len(page.records)
         if size >= pipeline.CHUNK_RECORDS:
             sink.write(pending)

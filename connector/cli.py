@@ -44,8 +44,9 @@ from connector.settings.config import (
 )
 from connector.settings.file import load_config_file
 from connector.settings.keys import KEYS, Setting, build_config
+from connector.settings.names import naming, render
 
-__all__ = ["EXIT_CODES", "build_parser", "config_from_args", "main"]
+__all__ = ["EXIT_CODES", "build_parser", "config_from_args", "flag", "main"]
 
 log = logging.getLogger("connector")
 
@@ -272,7 +273,7 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             metavar="{" + ",".join(choices) + "}" if choices else metavar,
-            help=f.metadata["help"],
+            help=render(f.metadata["help"], flag),
         )
 
     tuning = parser.add_argument_group("speed and limits")
@@ -375,6 +376,12 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
 _FLAG_NAMES = {"project_ids": "--project-id"}
 
 
+def flag(key: str) -> str:
+    """A setting as the command line names it, in every message: its flag
+    (``max_quarantined`` -> ``--max-quarantined``, ``project_ids`` -> ``--project-id``)."""
+    return _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
+
+
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Config:
     """Flags over the config file over the environment over the defaults.
 
@@ -384,18 +391,15 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None
     """
     env = os.environ if environ is None else environ
     flags = {
-        key: Setting(
-            getattr(args, key), "flag " + _FLAG_NAMES.get(key, "--" + key.replace("_", "-"))
-        )
-        for key in KEYS
-        if hasattr(args, key)
+        key: Setting(getattr(args, key), f"flag {flag(key)}") for key in KEYS if hasattr(args, key)
     }
-    layers = [flags, load_config_file(args.config) if args.config else {}]
-    for key, variable in (("endpoint", "HSS_ENDPOINT"), ("region", "HSS_REGION")):
-        if env.get(variable):  # HSS_ENDPOINT first, as it always was
-            layers.append({key: Setting(env[variable], f"environment {variable}")})
-            break
-    return build_config(layers, environ=env)
+    with naming(flag):
+        layers = [flags, load_config_file(args.config) if args.config else {}]
+        for key, variable in (("endpoint", "HSS_ENDPOINT"), ("region", "HSS_REGION")):
+            if env.get(variable):  # HSS_ENDPOINT first, as it always was
+                layers.append({key: Setting(env[variable], f"environment {variable}")})
+                break
+        return build_config(layers, environ=env)
 
 
 class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -591,7 +595,15 @@ def _mask(how: int, signals: Iterable[int]) -> set[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line, an exit code. Signals held by ``console`` until here are let in
-    once a SIGINT/SIGTERM can leave the run report (``--report``) and exit 130."""
+    once a SIGINT/SIGTERM can leave the run report (``--report``) and exit 130.
+
+    Inside, the library names every setting by its flag (``flag``): in errors, the log and
+    the run report."""
+    with naming(flag):
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
     args, unknown = parser.parse_known_args(arguments)

@@ -8,6 +8,9 @@ summarises the Parquet written with polars.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -115,8 +118,18 @@ def run_demo(out: str = "demo-output", records: int | None = None) -> int:
         return report.exit_code
     print()
     print(summarise(out))
-    print(
-        f'\nQuery it yourself:\n  duckdb -c "select scan_status, count(*) from '
-        f"read_parquet('{out}/**/*.parquet', hive_partitioning=true) group by all\""
+    query = (
+        f"import polars as pl; print(pl.scan_parquet({json.dumps(out)}, hive_partitioning=True)"
+        '.group_by("scan_status").len().sort("len", descending=True).collect())'
     )
+    print("\nQuery it yourself (polars, with the Python this demo ran on):")
+    print(f"  {_python()} -c {shlex.quote(query)}")
     return 0
+
+
+def _python() -> str:
+    """The interpreter running the demo, which has polars: relative when it is below here."""
+    path = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    return shlex.quote(str(path))

@@ -1,7 +1,8 @@
 """Every error the connector raises, with the context a person needs at 3 a.m.
 
     ConnectorError                  base: catch this one
-    ├── ConfigError                 bad flag, environment variable or config value
+    ├── ConfigError                 a bad setting (``setting``: its key), environment
+    │                               variable or config file
     ├── ApiError                    the API answered with an error (project, offset, status,
     │   │                           error_code, error_msg, request_id)
     │   ├── AuthError               401/403: bad or expired credentials, missing permission
@@ -10,10 +11,10 @@
     │   ├── ServerError             5xx still after every retry
     │   ├── MalformedResponseError  a body that is not the documented JSON, after retries
     │   └── DiscoveryError          IAM listed no project to read in the endpoint's region
-    │                               (--all-projects), or a list the connector cannot trust
+    │                               (all_projects), or a list the connector cannot trust
     ├── TransportError              timeouts, resets, refused connections, after retries
     ├── DataLossError               a completeness check failed: the run would lose records
-    ├── QuarantineLimitError        more bad records than --max-quarantined allows
+    ├── QuarantineLimitError        more bad records than max_quarantined allows
     └── OutputError                 writing or publishing Parquet failed
 
 Each class says whether it is ``permanent``: running the same task again cannot succeed
@@ -27,6 +28,12 @@ When projects fail differently and none was published, the run's exit code is th
 Messages never contain a secret: credentials are held in `Secret` and never formatted.
 Every subclass keeps its constructor arguments in ``args`` so it pickles (Airflow moves
 exceptions between processes).
+
+A message names a setting by its key, ``setting("max_quarantined")``, never by one front
+end's spelling (``connector.settings.names``): ``error.settings`` holds the keys it names,
+and ``str(error)`` renders each as the front end the error was raised under names it
+(``--max-quarantined`` on the command line, ``argument max_quarantined`` for the Airflow
+operator, the key itself for the Python API). A pickled error keeps those names.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+
+from connector.settings.names import Names, mentioned, names_in_use, render, setting
 
 __all__ = [
     "EXIT_PRECEDENCE",
@@ -73,24 +82,70 @@ class ConnectorError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        """The text, each setting it names as ``setting(key)`` (``str(error)`` renders them)."""
+        self._names: Names | None = names_in_use()
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        """The keys of the settings this error names (``max_quarantined``), in order."""
+        return mentioned(self.message)
 
     def __str__(self) -> str:
-        return self.message
+        return render(self.message, self._names)
+
+    def _kept_names(self) -> dict[str, Any]:
+        """The state a copy in another process needs: the names its settings were shown by."""
+        return {"_names": _Fixed({key: render(setting(key), self._names) for key in self.settings})}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, {}), self._kept_names())
+
+
+class _Fixed(dict[str, str]):
+    """Names of settings fixed when an error was pickled (a function does not pickle)."""
+
+    def __call__(self, key: str) -> str:
+        return self.get(key, key)
 
 
 class ConfigError(ConnectorError):
-    """A flag, environment variable or config value is wrong; nothing was requested."""
+    """A setting, environment variable or config value is wrong; nothing was requested.
+
+    ``setting``: the key of the setting at fault, named in front of the message as the
+    front end names it (``--out: ...``); ``where``: a place in other words (a file, a
+    source such as ``file hss.toml key rate``), which then names it instead.
+    """
 
     exit_code = 2
     permanent = True
 
-    def __init__(self, message: str, *, where: str | None = None) -> None:
-        super().__init__(f"{where}: {message}" if where else message)
+    def __init__(
+        self, message: str, *, where: str | None = None, setting: str | None = None
+    ) -> None:
+        place = where if where is not None else _mention(setting)
+        super().__init__(f"{place}: {message}" if place else message)
         self.args = (message,)
-        self.where = where
+        self.setting = setting
+        self._where = where
+
+    @property
+    def by_setting(self) -> bool:
+        """Placed by its setting alone, not by a source or a place in other words."""
+        return self._where is None and self.setting is not None
+
+    @property
+    def where(self) -> str | None:
+        """Where the error is: the setting's name, or the place given."""
+        place = self._where if self._where is not None else _mention(self.setting)
+        return render(place, self._names) if place else None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.args[0],), {"where": self.where}))
+        kwargs = {"where": self._where, "setting": self.setting}
+        return (_rebuild, (type(self), (self.args[0],), kwargs), self._kept_names())
+
+
+def _mention(key: str | None) -> str | None:
+    return None if key is None else setting(key)
 
 
 class _Located(ConnectorError):
@@ -153,7 +208,7 @@ class _Located(ConnectorError):
         }
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (self.args[0],), self.context()))
+        return (_rebuild, (type(self), (self.args[0],), self.context()), self._kept_names())
 
 
 class ApiError(_Located):
@@ -173,7 +228,7 @@ class InvalidRequestError(ApiError):
 
 
 class ThrottledError(ApiError):
-    """Still throttled (429) after every retry: lower --rate."""
+    """Still throttled (429) after every retry: lower the rate."""
 
     retryable = True
 
@@ -207,7 +262,7 @@ class MalformedResponseError(ApiError):
 
 
 class DiscoveryError(ApiError):
-    """``--all-projects`` found nothing to read: IAM listed no enabled project of the
+    """``all_projects`` found nothing to read: IAM listed no enabled project of the
     endpoint's region for this credential (or answered a list that cannot be trusted).
 
     Never a silent success: a run that reads no project would publish nothing and look

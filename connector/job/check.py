@@ -33,12 +33,13 @@ lake (``OUT``), its state folder (``OUT.connector``) or the report:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import secrets
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from connector.errors import ConfigError, ConnectorError, worst_exit_code
@@ -47,11 +48,8 @@ from connector.lake.layout import Lake, canonical_query
 from connector.lake.writer import check_bucket, check_query, open_lake
 from connector.redaction import Redactor
 from connector.settings.config import Config, Target
-from connector.source.auth import authenticator_for
-from connector.source.client import HssClient, PageRequest
-from connector.source.discovery import discover_projects
-from connector.source.limiter import RateLimiter
-from connector.source.transport import open_transport
+from connector.source.client import PageRequest
+from connector.source.readers import open_readers
 
 __all__ = [
     "DISCOVERY",
@@ -104,39 +102,25 @@ async def probe_async(
     redactor = redactor if redactor is not None else Redactor()
     redactor.add(*config.auth.secrets())
     results: dict[str, ProbeResult] = {}
-    async with open_transport(config.fetch) as transport:
-        if config.all_projects:  # the projects a sync would read: IAM lists them first
-            try:
-                found = await discover_projects(config, transport, redactor=redactor)
-            except ConnectorError as error:
-                where = f"{config.endpoint} (projects listed through IAM)"
-                return [_failed(DISCOVERY, where, error, redactor)]
-            config = replace(config, projects=found.project_ids, all_projects=False)
+    async with contextlib.AsyncExitStack() as stack:
+        # the projects a sync would read (IAM lists them first, for all projects), paced as
+        # a sync paces them: --rate and --concurrency per endpoint and credential
+        try:
+            readers = await stack.enter_async_context(open_readers(config, redactor=redactor))
+        except ConnectorError as error:
+            if not config.all_projects:
+                raise
+            where = f"{config.endpoint} (projects listed through IAM)"
+            return [_failed(DISCOVERY, where, error, redactor)]
+        config = readers.config
         targets = config.targets[:projects] if projects is not None else config.targets
-        clients = {
-            endpoint: HssClient(
-                transport,
-                endpoint,
-                authenticator_for(config.auth, transport, endpoint),
-                request_timeout_s=config.fetch.request_timeout_s,
-                redactor=redactor,
-            )
-            for endpoint in sorted({t.endpoint for t in targets})
-        }
-        # as a sync paces them: --rate and --concurrency per endpoint (one credential)
-        limiters = {
-            endpoint: RateLimiter(
-                config.fetch.rate, config.fetch.burst, max_in_flight=config.fetch.concurrency
-            )
-            for endpoint in clients
-        }
 
         async def one(target: Target) -> None:
             params = tuple(config.filters_of(target).params())
             request = PageRequest(target.project_id, 0, limit, params)
-            async with limiters[target.endpoint].request():
+            async with readers.limiter(target.endpoint).request():
                 try:
-                    page = await clients[target.endpoint].get_page(request)
+                    page = await readers.client(target.endpoint).get_page(request)
                 except ConnectorError as error:
                     results[target.project_id] = _failed(
                         target.project_id, target.endpoint, error, redactor
@@ -236,14 +220,14 @@ def _local_writable(lake: Lake) -> str:
     for folder in (root, state, state / "locks", state / "staging", state / "quarantine"):
         if folder.exists():
             if not folder.is_dir():
-                raise ConfigError(f"{folder} exists and is not a folder", where="--out")
+                raise ConfigError(f"{folder} exists and is not a folder", setting="out")
             if not os.access(folder, os.W_OK | os.X_OK):
-                raise ConfigError(f"cannot write in {folder}: {_denied(folder)}", where="--out")
+                raise ConfigError(f"cannot write in {folder}: {_denied(folder)}", setting="out")
         elif folder in (root, state):
             parent = _nearest_existing(folder.parent)
             if not parent.is_dir():
                 raise ConfigError(
-                    f"cannot create {folder}: {parent} is not a folder", where="--out"
+                    f"cannot create {folder}: {parent} is not a folder", setting="out"
                 )
             if parent not in created:
                 _probe_folder(parent, folder)
@@ -253,12 +237,12 @@ def _local_writable(lake: Lake) -> str:
             f"{root} is the root of a mounted filesystem, and the run keeps its staging "
             f"beside it ({state}, on another filesystem), so a partition could not be "
             f"replaced by one rename: use a folder inside the mount, e.g. {root}/hss_images",
-            where="--out",
+            setting="out",
         )
     usage = os.statvfs(_nearest_existing(root))
     free = usage.f_bavail * usage.f_frsize
     if free == 0:
-        raise ConfigError(f"no space left on the filesystem of {root}", where="--out")
+        raise ConfigError(f"no space left on the filesystem of {root}", setting="out")
     made = "".join(
         f"; a run creates {', '.join(names)} in {parent}" for parent, names in created.items()
     )
@@ -282,7 +266,7 @@ def _probe_folder(parent: Path, wanted: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(
-            f"cannot create {wanted} in {parent}: {_reason(exc)}", where="--out"
+            f"cannot create {wanted} in {parent}: {_reason(exc)}", setting="out"
         ) from None
 
 
@@ -297,7 +281,7 @@ def _remote_writable(lake: Lake) -> str:
     except OSError as exc:
         raise ConfigError(
             f"cannot write beside the lake (an empty probe object {probe_key}): {_reason(exc)}",
-            where="--out",
+            setting="out",
         ) from None
     try:
         fs.delete_file(probe_key)
@@ -305,7 +289,7 @@ def _remote_writable(lake: Lake) -> str:
         raise ConfigError(
             f"wrote but cannot delete the probe object {probe_key} ({_reason(exc)}); a run "
             "deletes objects too (an old quarantine file): grant that, and remove the probe",
-            where="--out",
+            setting="out",
         ) from None
     return "writable (an empty object put and deleted beside it)"
 

@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connector.errors import ConfigError
+from connector.settings.names import setting
 
 __all__ = [
     "BODY_BYTES",
@@ -177,7 +178,7 @@ _UNITS = {
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)")
 
 
-def parse_size(value: object, *, where: str = "--memory-limit") -> int:
+def parse_size(value: object, *, where: str = setting("memory_limit")) -> int:
     """Bytes from ``512MiB``, ``2GiB``, ``1.5GB``, ``1048576`` (text or a number)."""
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):

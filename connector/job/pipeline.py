@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -39,16 +39,15 @@ from connector.job.report import ProjectReport, RunReport, check_report_path, wr
 from connector.lake.writer import ROW_GROUP_ROWS, Output, ProjectWriter, Staged
 from connector.redaction import RedactingFilter, Redactor
 from connector.settings.config import Config, Target, is_loopback
+from connector.settings.names import name, name_and_key, setting
 from connector.shape.batches import BatchBuilder
+from connector.shape.page import PageRecords
 from connector.shape.records import RecordChecker
 from connector.shape.schema import file_schema, load_spec
 from connector.shape.sink import ProjectSink
-from connector.source.auth import authenticator_for
-from connector.source.client import HssClient, Page, PageSource
-from connector.source.decoding import PageDecoder
+from connector.source.client import PageSource
 from connector.source.fetcher import CrawlStats, PageFetcher, ProjectCrawler
-from connector.source.limiter import RateLimiter
-from connector.source.transport import Transport, open_transport
+from connector.source.readers import Readers, open_readers
 
 __all__ = ["run", "run_async"]
 
@@ -115,12 +114,13 @@ async def run_async(
         try:
             config = config.at_start()
             report.snapshot_date = config.snapshot_date.isoformat()
-            async with contextlib.AsyncExitStack() as stack:
-                transport = None
-                if config.all_projects:  # first list the projects, on the sync's transport
-                    transport = await stack.enter_async_context(open_transport(config.fetch))
-                    config = await _discover(config, transport, report, redactor, sleep)
-                return await _run_projects(config, report, source, sleep, redactor, transport)
+            report.projects_discovered = config.all_projects
+            async with open_readers(
+                config, redactor=redactor, sleep=sleep, pages=source
+            ) as readers:
+                if readers.discovery is not None:
+                    report.discovery = readers.discovery.to_dict()
+                return await _run_projects(readers, report)
         except BaseException as error:
             stopped = error
             _stopped(report, error)
@@ -133,24 +133,6 @@ async def run_async(
     finally:
         log.removeFilter(redacting)
         logging_context.close()
-
-
-async def _discover(
-    config: Config,
-    transport: Transport,
-    report: RunReport,
-    redactor: Redactor,
-    sleep: Callable[[float], Awaitable[None]],
-) -> Config:
-    """``all_projects``: the config as if IAM's projects of the region had been given."""
-    from connector.source.discovery import (
-        discover_projects,  # only a run over all projects lists them
-    )
-
-    report.projects_discovered = True
-    found = await discover_projects(config, transport, redactor=redactor, sleep=sleep)
-    report.discovery = found.to_dict()
-    return replace(config, projects=found.project_ids, all_projects=False)
 
 
 def _stopped(report: RunReport, error: BaseException) -> None:
@@ -191,7 +173,7 @@ def _unexpected(error: BaseException, stage: str | None = None) -> str:
     """One line for an exception that is not one of the connector's own: what, and where."""
     text = " ".join(str(error).split())
     if isinstance(error, MemoryError):
-        text = text or "out of memory; lower --memory-limit or --concurrency"
+        text = text or f"out of memory; lower {name('memory_limit')} or {name('concurrency')}"
     elif isinstance(error, RecursionError):
         text = text or "data nested too deeply"
     notes = [" ".join(n.split()) for n in getattr(error, "__notes__", ())]
@@ -202,24 +184,45 @@ def _unexpected(error: BaseException, stage: str | None = None) -> str:
     )
 
 
-async def _run_projects(
-    config: Config,
-    report: RunReport,
-    source: PageSource | None,
-    sleep: Callable[[float], Awaitable[None]],
-    redactor: Redactor,
-    transport: Transport | None = None,
-) -> RunReport:
+async def _run_projects(readers: Readers, report: RunReport) -> RunReport:
+    """Every project of the run, each staged and published on its own; then the verdict."""
+    config = readers.config
     started = time.monotonic()
+    output = await _open_output(config)
+    await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
+    stats = {t.project_id: CrawlStats() for t in config.targets}
+    places = await _places(config, report)
+    _log_start(config, places.budget)
     try:
-        output = await asyncio.to_thread(
+        await _sync_all(readers, output, stats, report, places)
+    finally:
+        report.projects_reading_max = places.admission.peak_reading
+        await asyncio.to_thread(output.close)
+    report.duration_s = round(time.monotonic() - started, 3)
+    _settled(report, readers, config)
+    _verdict(report)
+    return report
+
+
+async def _open_output(config: Config) -> Output:
+    try:
+        return await asyncio.to_thread(
             Output, config.out, config.run_id, config.s3_endpoint, query=config.filters.params()
         )
     except OutputError as error:
         raise _at_start(error) from error
-    await asyncio.to_thread(file_schema)  # read the schema file once, off the event loop
-    stats = {t.project_id: CrawlStats() for t in config.targets}
-    progress = Progress(lambda: progress_counts(stats), config.progress)
+
+
+@dataclass(frozen=True, slots=True)
+class _Places:
+    """How many projects read at once: the memory budget, and each project's estimate."""
+
+    budget: Budget
+    admission: Admission
+    footprint: Callable[[int], Footprint]
+
+
+async def _places(config: Config, report: RunReport) -> _Places:
     budget = (
         Budget(config.memory_limit, "memory_limit")
         if config.memory_limit is not None
@@ -238,6 +241,11 @@ async def _run_projects(
     admission = Admission(
         budget.size, cap=cap, discovering=discovering_places(budget.size, small, cap)
     )
+    return _Places(budget, admission, footprint)
+
+
+def _log_start(config: Config, budget: Budget) -> None:
+    cap = config.parallel_projects
     log.info(
         "run %s: %d project(s) into %s (snapshot %s, rate %g/s, concurrency %d, memory "
         "budget %s%s)",
@@ -255,84 +263,65 @@ async def _run_projects(
         if endpoint.startswith("http://") and not is_loopback(host):
             log.warning(
                 "%s is plain http:// to a non-loopback host: credentials and data travel "
-                "unencrypted (--allow-insecure-http)",
+                "unencrypted (%s)",
                 endpoint,
+                name("allow_insecure_http"),
             )
-    limiters: dict[tuple[str, str], RateLimiter] = {}
+
+
+async def _sync_all(
+    readers: Readers,
+    output: Output,
+    stats: dict[str, CrawlStats],
+    report: RunReport,
+    places: _Places,
+) -> None:
+    """Each project in a task of its own, admitted by the memory budget; a progress line."""
+    config = readers.config
+    progress = Progress(lambda: progress_counts(stats), config.progress)
+    ticker = asyncio.create_task(progress.run())
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            if source is None and transport is None:
-                transport = await stack.enter_async_context(open_transport(config.fetch))
-            fetchers: dict[str, PageFetcher] = {}
-            decoder = PageDecoder(load_spec())
-            for endpoint in sorted({t.endpoint for t in config.targets}):
-                if source is None:
-                    assert transport is not None
-                    auth = authenticator_for(config.auth, transport, endpoint)
-                    endpoint_source: PageSource = HssClient(
-                        transport,
-                        endpoint,
-                        auth,
-                        request_timeout_s=config.fetch.request_timeout_s,
-                        redactor=redactor,
-                        decoder=decoder,
-                    )
-                    identity = auth.identity
-                else:
-                    endpoint_source, identity = source, "test"
-                # the gateway throttles per user: one bucket and one cap on requests in
-                # flight per endpoint and credential, shared by all its projects
-                limiter = limiters.setdefault(
-                    (endpoint, identity),
-                    RateLimiter(
-                        config.fetch.rate,
-                        config.fetch.burst,
-                        max_in_flight=config.fetch.concurrency,
-                        sleep=sleep,
-                    ),
+        async with asyncio.TaskGroup() as group:
+            for target in config.targets:
+                own = None if target.filters is None else target.filters.params()
+                report.projects[target.project_id] = ProjectReport(
+                    target.project_id, query=None if own is None else dict(own)
                 )
-                fetchers[endpoint] = PageFetcher(
-                    endpoint_source, limiter, config.fetch.retry, sleep=sleep
-                )
-            ticker = asyncio.create_task(progress.run())
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for target in config.targets:
-                        own = None if target.filters is None else target.filters.params()
-                        report.projects[target.project_id] = ProjectReport(
-                            target.project_id, query=None if own is None else dict(own)
+
+                async def one(target: Target = target) -> None:
+                    PROJECT.set(target.project_id)  # this task's log records
+                    async with places.admission.project() as admitted:
+                        project = _ProjectSync(
+                            config,
+                            target.project_id,
+                            config.filters_of(target).params(),
+                            stats[target.project_id],
+                            report.projects[target.project_id],
                         )
+                        reading = _Reading(admitted, places.footprint, stats[target.project_id])
+                        await project.run(readers.fetcher(target.endpoint), output, reading)
 
-                        async def one(target: Target = target) -> None:
-                            PROJECT.set(target.project_id)  # this task's log records
-                            async with admission.project() as admitted:
-                                await _sync_project(
-                                    config,
-                                    target.project_id,
-                                    config.filters_of(target).params(),
-                                    fetchers[target.endpoint],
-                                    output,
-                                    stats[target.project_id],
-                                    report,
-                                    _Reading(admitted, footprint, stats[target.project_id]),
-                                )
-
-                        group.create_task(one())
-            finally:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
-                progress.finish()
+                group.create_task(one())
     finally:
-        report.projects_reading_max = admission.peak_reading
-        await asyncio.to_thread(output.close)
-    report.duration_s = round(time.monotonic() - started, 3)
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+        progress.finish()
+
+
+def _settled(report: RunReport, readers: Readers, config: Config) -> None:
+    """Where the limiters ended, and which cap in flight would have reached the rate."""
+    limiters = readers.limiters()
     report.rate_settled = min((lim.rate for lim in limiters.values()), default=config.fetch.rate)
     report.burst_settled = min((lim.burst for lim in limiters.values()), default=config.fetch.burst)
     report.at_cap_s = round(max((lim.at_cap_s for lim in limiters.values()), default=0.0), 3)
-    for (endpoint, _), limiter in limiters.items():
+    for endpoint, limiter in limiters.items():
         if advice := limiter.concurrency_advice(report.duration_s):
             log.warning("%s: %s", endpoint, advice)
+
+
+def _verdict(report: RunReport) -> None:
+    """success (0), partial (4), or failed with the worst of the projects' exit codes."""
     failed = [p for p in report.projects.values() if p.status == "failed"]
     if not failed:
         report.status, report.exit_code = "success", 0
@@ -341,7 +330,6 @@ async def _run_projects(
     else:
         codes = (p.exit_code for p in failed)
         report.status, report.exit_code = "failed", worst_exit_code(codes)
-    return report
 
 
 _UNUSABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST})
@@ -356,7 +344,7 @@ def _at_start(error: OutputError) -> ConnectorError:
     cause = error.__cause__
     if isinstance(cause, OSError) and cause.errno not in _UNUSABLE:
         return error
-    return ConfigError(f"{error}; nothing was requested", where="--out")
+    return ConfigError(f"{error}; nothing was requested", setting="out")
 
 
 def progress_counts(stats: dict[str, CrawlStats]) -> Counts:
@@ -393,10 +381,11 @@ class _Reading:
         if self.admitted.oversized:
             log.warning(
                 "this project's estimated %s (%d records) exceed the memory budget %s: it "
-                "reads alone; --memory-limit (memory_limit) raises the budget",
+                "reads alone; %s raises the budget",
                 format_size(need.total),
                 self.stats.total_num or 0,
                 format_size(self.admitted.budget),
+                name_and_key("memory_limit"),
             )
 
     def done(self) -> None:
@@ -404,75 +393,116 @@ class _Reading:
         self.admitted.read_done()
 
 
-async def _sync_project(
-    config: Config,
-    project_id: str,
-    params: list[tuple[str, Any]],
-    fetcher: PageFetcher,
-    output: Output,
-    stats: CrawlStats,
-    report: RunReport,
-    admitted: _Reading | None = None,
-) -> None:
-    """Fetch, stage and publish one project; record a failure instead of raising it."""
-    started = time.monotonic()
-    result = report.projects[project_id]
-    spec = load_spec()
-    schema = file_schema()
-    writer = output.project(project_id, config.snapshot_date, schema, query=params)
-    sink = ProjectSink(
-        writer,
-        BatchBuilder(spec, schema),
-        RecordChecker(spec),
-        project_id=project_id,
-        run_id=config.run_id,
-    )
-    queue: asyncio.Queue[tuple[Page, int, list[Any]] | None] = asyncio.Queue(
-        maxsize=2 * config.fetch.concurrency
-    )
+class _ProjectSync:
+    """One project: fetch, stage, check, publish; a failure is recorded, never raised.
 
-    async def emit(page: Page, start: int, records: list[Any]) -> None:
-        stats.records_read += len(records)
-        await queue.put((page, start, records))
+    Its steps, in order: ``_read`` (the crawl, converting pages on a thread as they come),
+    ``_stage`` (the staged file finished, the quarantine limit and the accounting checked),
+    ``_publish``; then the report takes the counts from their owners (``_record``).
+    """
 
-    crawler = ProjectCrawler(
-        fetcher,
-        config.fetch,
-        spec.natural_key,
-        project_id=project_id,
-        params=params,
-        emit=emit,
-        stats=stats,
-        after_first=admitted.start if admitted is not None else None,
-    )
-    stage = "reading the project"
-    try:
+    def __init__(
+        self,
+        config: Config,
+        project_id: str,
+        params: list[tuple[str, Any]],
+        stats: CrawlStats,
+        result: ProjectReport,
+    ) -> None:
+        self.config = config
+        self.project_id = project_id
+        self.params = params
+        self.stats = stats
+        self.result = result
+        self.spec = load_spec()
+        self.stage = "reading the project"
+
+    async def run(self, fetcher: PageFetcher, output: Output, reading: _Reading | None) -> None:
+        started = time.monotonic()
+        schema = file_schema()
+        writer = output.project(
+            self.project_id, self.config.snapshot_date, schema, query=self.params
+        )
+        sink = ProjectSink(
+            writer,
+            BatchBuilder(self.spec, schema),
+            RecordChecker(self.spec),
+            project_id=self.project_id,
+            run_id=self.config.run_id,
+        )
+        try:
+            proven = await self._read(fetcher, sink, reading)
+            staged = await self._stage(writer, sink, proven)
+            await self._publish(writer, output, staged)
+        except ConnectorError as error:
+            await _abort(writer)
+            self._failed(error, str(error), error.exit_code)
+        except Exception as error:  # whatever it is, it is this project's alone
+            await _abort(writer)
+            self._failed(error, _unexpected(error, self.stage), 1)
+            log.debug("project %s: the traceback", self.project_id, exc_info=error)
+        except BaseException:
+            await _abort(writer)
+            raise
+        finally:
+            self._record(sink, reading)
+            self.result.duration_s = round(time.monotonic() - started, 3)
+
+    async def _read(self, fetcher: PageFetcher, sink: ProjectSink, reading: _Reading | None) -> int:
+        """Crawl the project into the sink; the number of distinct records it proved."""
+        queue: asyncio.Queue[PageRecords | None] = asyncio.Queue(
+            maxsize=2 * self.config.fetch.concurrency
+        )
+
+        async def emit(item: PageRecords) -> None:
+            self.stats.records_read += len(item.records)
+            await queue.put(item)
+
+        crawler = ProjectCrawler(
+            fetcher,
+            self.config.fetch,
+            self.spec.natural_key,
+            project_id=self.project_id,
+            params=self.params,
+            emit=emit,
+            stats=self.stats,
+            after_first=reading.start if reading is not None else None,
+        )
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(_drain(queue, sink))
                 await crawler.run()
-                if admitted is not None:
-                    admitted.done()
+                if reading is not None:
+                    reading.done()
                 await queue.put(None)
         except BaseExceptionGroup as group_error:
             raise _leaf(group_error) from None
-        fetched = sink.counts.records_in
-        repeated = stats.drift_detected or stats.identical_rows
-        dedupe_by = spec.natural_key if repeated else None
-        stage = "finishing the staged Parquet file"
+        return crawler.proven_records
+
+    async def _stage(self, writer: ProjectWriter, sink: ProjectSink, proven: int) -> Staged:
+        """Finish the staged file; refuse it over the quarantine limit or when the counts
+        do not add up."""
+        repeated = self.stats.drift_detected or self.stats.identical_rows
+        dedupe_by = self.spec.natural_key if repeated else None
+        self.stage = "finishing the staged Parquet file"
         staged = await asyncio.to_thread(writer.finish, dedupe_by)
-        result.records_quarantined = staged.quarantined
-        if not config.max_quarantined.allows(staged.quarantined, staged.rows + staged.quarantined):
+        self.result.records_quarantined = staged.quarantined
+        limit = self.config.max_quarantined
+        if not limit.allows(staged.quarantined, staged.rows + staged.quarantined):
             raise QuarantineLimitError(
-                f"project {project_id}: {staged.quarantined} of "
+                f"project {self.project_id}: {staged.quarantined} of "
                 f"{staged.rows + staged.quarantined} records failed validation, more than "
-                f"--max-quarantined {config.max_quarantined}; nothing was published (the "
+                f"{setting('max_quarantined')} {limit}; nothing was published (the "
                 "reasons per field are in the run report)"
             )
-        _check_accounting(project_id, crawler.proven_records, fetched, staged, stats)
-        stage = "publishing"
+        _check_accounting(self.project_id, proven, sink.counts.records_in, staged, self.stats)
+        return staged
+
+    async def _publish(self, writer: ProjectWriter, output: Output, staged: Staged) -> None:
+        self.stage = "publishing"
         published = await _uninterruptible(asyncio.to_thread(writer.publish))
-        result.files = [_as_uri(config.out, output.root, path) for path in published.files]
+        result = self.result
+        result.files = [_as_uri(self.config.out, output.root, path) for path in published.files]
         result.status = "superseded" if published.superseded_by else "published"
         result.superseded_by = published.superseded_by
         result.records_written = staged.rows
@@ -480,69 +510,35 @@ async def _sync_project(
         if not published.superseded_by:
             log.info(
                 "project %s: %d records published to %s",
-                project_id,
+                self.project_id,
                 staged.rows,
                 ", ".join(result.files),
                 extra={"records": staged.rows},
             )
-    except ConnectorError as error:
-        await _abort(writer)
-        result.error = str(error)
-        result.error_type = type(error).__name__
-        result.exit_code = error.exit_code
+
+    def _failed(self, error: Exception, message: str, exit_code: int) -> None:
+        self.result.error = message
+        self.result.error_type = type(error).__name__
+        self.result.exit_code = exit_code
         log.error(
             "project %s failed: %s: %s",
-            project_id,
-            type(error).__name__,
-            error,
+            self.project_id,
+            self.result.error_type,
+            message,
             extra=error_fields(error),
         )
-    except Exception as error:  # whatever it is, it is this project's alone
-        await _abort(writer)
-        result.error = _unexpected(error, stage)
-        result.error_type = type(error).__name__
-        result.exit_code = 1
-        log.error(
-            "project %s failed: %s: %s",
-            project_id,
-            result.error_type,
-            result.error,
-            extra=error_fields(error),
-        )
-        log.debug("project %s: the traceback", project_id, exc_info=error)
-    except BaseException:
-        await _abort(writer)
-        raise
-    finally:
-        counts = sink.counts
-        result.total_num = crawler.total_num
-        if admitted is not None and admitted.admitted.footprint is not None:
-            result.memory_estimate = admitted.admitted.footprint.total
+
+    def _record(self, sink: ProjectSink, reading: _Reading | None) -> None:
+        """The counts, from the objects that own them (also when the project failed)."""
+        result = self.result
+        result.record(self.stats.for_report(self.config.fetch.page_size))
+        result.record(sink.counts.for_report())
+        if reading is not None and reading.admitted.footprint is not None:
+            result.memory_estimate = reading.admitted.footprint.total
         # what was read: on failure, pages still queued for conversion count as read too
-        result.records_fetched = max(counts.records_in, stats.records_read)
+        result.records_fetched = max(sink.counts.records_in, self.stats.records_read)
         if result.status not in ("published", "superseded"):
-            result.records_quarantined = counts.quarantined
-        result.requests = stats.requests
-        result.retries = stats.retries
-        result.throttled = stats.throttled
-        result.pages = stats.pages
-        result.pages_reread = stats.pages_reread
-        result.end_probes = stats.probes
-        result.repairs = dict(stats.repairs)
-        result.page_size = stats.page_size or config.fetch.page_size
-        result.slices = stats.slices
-        mismatch = stats.total_num_mismatch
-        result.total_num_mismatch = mismatch.as_dict() if mismatch is not None else None
-        result.drift_detected = stats.drift_detected
-        result.drift = list(stats.drift_reasons)
-        result.retry_reasons = dict(stats.retry_reasons)
-        result.quarantine_fields = dict(counts.quarantine_reasons)
-        result.extra_fields = dict(counts.extra_fields)
-        enum_values: dict[str, dict[str, int]] = {}
-        for (name, value), count in counts.unknown_enum_values.items():
-            enum_values.setdefault(name, {})[value] = count
-        result.unknown_enum_values = enum_values
-        result.duration_s = round(time.monotonic() - started, 3)
+            result.records_quarantined = sink.counts.quarantined
 
 
 async def _abort(writer: ProjectWriter) -> None:
@@ -584,9 +580,7 @@ def _check_accounting(
         )
 
 
-async def _drain(
-    queue: asyncio.Queue[tuple[Page, int, list[Any]] | None], sink: ProjectSink
-) -> None:
+async def _drain(queue: asyncio.Queue[PageRecords | None], sink: ProjectSink) -> None:
     """Convert and stage pages a few thousand records at a time, on one thread of its own.
 
     One dedicated thread (rather than the default pool) keeps the allocator's per-thread
@@ -595,7 +589,7 @@ async def _drain(
     """
     loop = asyncio.get_running_loop()
     converter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hss-convert")
-    pending: list[tuple[Page, int, list[Any]]] = []
+    pending: list[PageRecords] = []
     size = 0
     try:
         while True:
@@ -603,7 +597,7 @@ async def _drain(
             if item is None:
                 break
             pending.append(item)
-            size += len(item[2])
+            size += len(item.records)
             if size >= CHUNK_RECORDS:
                 await _uninterruptible(loop.run_in_executor(converter, _convert, sink, pending))
                 pending, size = [], 0
@@ -613,7 +607,7 @@ async def _drain(
         converter.shutdown(wait=False)
 
 
-def _convert(sink: ProjectSink, pending: list[tuple[Page, int, list[Any]]]) -> None:
+def _convert(sink: ProjectSink, pending: list[PageRecords]) -> None:
     """Stage a chunk, then drop its pages here, so their records are freed off the loop."""
     try:
         sink.write(pending)

@@ -20,6 +20,7 @@ import orjson
 from connector.errors import ConfigError
 from connector.job.memory import format_size
 from connector.redaction import Redactor
+from connector.settings.names import name
 from connector.version import __version__
 
 __all__ = ["ProjectReport", "RunReport", "check_report_path", "write_report"]
@@ -71,6 +72,12 @@ class ProjectReport:
     the run's ``query``."""
     duration_s: float = 0.0
 
+    def record(self, counts: dict[str, Any]) -> None:
+        """Counts by their report names, from the object that owns them (the crawl's
+        ``CrawlStats.for_report``, the sink's ``SinkCounts.for_report``)."""
+        for field_name, value in counts.items():
+            setattr(self, field_name, value)  # an unknown name fails: the fields have slots
+
 
 @dataclass(slots=True)
 class RunReport:
@@ -102,7 +109,7 @@ class RunReport:
     """The largest number of projects that read at once."""
     snapshot_date_origin: str = "default"
     """``default`` (the UTC date the inventory was read on), ``given`` (today or yesterday,
-    chosen) or ``opt-in`` (another date, with --allow-any-snapshot-date)."""
+    chosen) or ``opt-in`` (another date, with ``allow_any_snapshot_date``)."""
     query: dict[str, Any] = field(default_factory=dict)
     """The query parameters sent for every project (filters, enterprise project)."""
     projects_discovered: bool = False
@@ -201,7 +208,7 @@ class RunReport:
             if mismatch is not None and project.status in ("published", "superseded"):
                 line += (
                     f", total_num said {mismatch['total_num']} for {mismatch['records']} "
-                    "records (accepted by --total-num-tolerance)"
+                    f"records (accepted by {name('total_num_tolerance')})"
                 )
             if project.extra_fields:
                 kept = "kept" if project.status in ("published", "superseded") else "seen"
@@ -234,23 +241,23 @@ def check_report_path(path: str) -> None:
     """Fail before the first request when the report could not be written at the end."""
     target = Path(path).expanduser()
     folder = target.parent
-    where = "--report"
+    at = "report"
     if target.is_dir():
-        raise ConfigError(f"{path} is a folder; give a file name for the report", where=where)
+        raise ConfigError(f"{path} is a folder; give a file name for the report", setting=at)
     if not folder.is_dir():
         raise ConfigError(
             f"the folder {str(folder)!r} does not exist; create it or choose another place "
             "for the report",
-            where=where,
+            setting=at,
         )
     if target.exists() and not os.access(target, os.W_OK):
-        raise ConfigError(f"{path} exists and is not writable", where=where)
+        raise ConfigError(f"{path} exists and is not writable", setting=at)
     try:  # what os.access cannot tell: read-only mounts, ACLs, quotas
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".hss-report-", suffix=".probe"):
             pass
     except OSError as exc:
         raise ConfigError(
-            f"cannot write in the folder {str(folder)!r}: {exc.strerror or exc}", where=where
+            f"cannot write in the folder {str(folder)!r}: {exc.strerror or exc}", setting=at
         ) from None
 
 

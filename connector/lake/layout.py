@@ -36,6 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from connector.errors import OutputError
+from connector.settings.names import setting
 
 __all__ = [
     "DATA_NAME",
@@ -116,11 +117,14 @@ UNSTAMPED = Stamp(run_id="", started_at=datetime.min.replace(tzinfo=UTC), query=
 def _reason(exc: OSError) -> str:
     code = exc.errno
     if code == errno.ENOSPC or "No space left on device" in str(exc):
-        return "no space left on device: free space on that filesystem or choose another --out"
+        return (
+            "no space left on device: free space on that filesystem or choose another "
+            f"{setting('out')}"
+        )
     if code in (errno.EACCES, errno.EPERM):
-        return "permission denied: choose an --out this user may write"
+        return f"permission denied: choose an {setting('out')} this user may write"
     if code == errno.EROFS:
-        return "read-only file system: choose another --out"
+        return f"read-only file system: choose another {setting('out')}"
     return exc.strerror or str(exc)
 
 

@@ -51,6 +51,7 @@ from connector.lake.layout import (
     describe_query,
     output_errors,
 )
+from connector.settings.names import setting
 
 __all__ = [
     "Output",
@@ -156,7 +157,7 @@ def open_lake(out: str, s3_endpoint: str | None = None) -> Lake:
             f"{out!r} is the root of its filesystem or bucket: give a folder inside it "
             f"(e.g. {out.rstrip('/')}/hss_images); the connector keeps its own files "
             "beside that folder",
-            where="--out",
+            setting="out",
         )
     return Lake(fs, root, local)
 
@@ -181,8 +182,9 @@ def check_query(lake: Lake, lake_query: str | None, wanted: str, out: str) -> No
         f"{out} holds the inventory of another query ({describe_query(lake_query)}, "
         f"recorded in {lake.marker}); this run asks for {describe_query(wanted)}. A "
         "partition is one query's inventory, so a run never writes into a lake of another "
-        "query: give a filtered extract an --out of its own, or run with the lake's query",
-        where="--out",
+        f"query: give a filtered extract an {setting('out')} of its own, or run with the lake's "
+        "query",
+        setting="out",
     )
 
 
@@ -249,7 +251,7 @@ class Output:
                 f"staging beside it ({self.lake.state}, on another filesystem), so a "
                 "partition could not be replaced by one rename: use a folder inside the "
                 f"mount, e.g. {self.root}/hss_images",
-                where="--out",
+                setting="out",
             )
 
     def _claim(self, out: str) -> None:

@@ -13,11 +13,12 @@ import secrets
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
 from connector.job.memory import MIN_BUDGET
+from connector.settings.names import setting
 from connector.source.signing import AkSkCredentials
 
 __all__ = [
@@ -68,8 +69,8 @@ def endpoint_for_region(region: str) -> str:
     if region not in REGIONS:
         raise ConfigError(
             f"unknown region {region!r}; known regions: {', '.join(sorted(REGIONS))} "
-            "(use --endpoint for dedicated or partner clouds)",
-            where="--region",
+            f"(use {setting('endpoint')} for dedicated or partner clouds)",
+            setting="region",
         )
     if region == "eu-west-101":
         return "https://hss.eu-west-101.myhuaweicloud.eu"
@@ -126,10 +127,6 @@ class Secret:
         return (Secret, (self._value,))
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def _filter(help_text: str, kind: str = "str", choices: tuple[str, ...] | None = None) -> Any:
     return field(default=None, metadata={"help": help_text, "kind": kind, "choices": choices})
 
@@ -149,18 +146,23 @@ class Filters:
         },
     )
     image_name: str | None = _filter("Image name (partial, case-sensitive match).")
-    image_version: str | None = _filter("Image version; only used together with --image-name.")
+    image_version: str | None = _filter(
+        f"Image version; only used together with {setting('image_name')}."
+    )
     scan_status: str | None = _filter("Scan status.", choices=SCAN_STATUS)
     local_image_type: str | None = _filter("Local image type.", choices=LOCAL_IMAGE_TYPE)
     image_size: int | None = _filter("Image size in bytes (exact match).", "int")
     start_latest_update_time: int | None = _filter(
-        "Start of the latest-update-time range, epoch ms (with --end-latest-update-time).", "time"
+        "Start of the latest-update-time range, epoch ms "
+        f"(with {setting('end_latest_update_time')}).",
+        "time",
     )
     end_latest_update_time: int | None = _filter(
         "End of the latest-update-time range, epoch ms.", "time"
     )
     start_latest_scan_time: int | None = _filter(
-        "Start of the latest-scan-time range, epoch ms (with --end-latest-scan-time).", "time"
+        f"Start of the latest-scan-time range, epoch ms (with {setting('end_latest_scan_time')}).",
+        "time",
     )
     end_latest_scan_time: int | None = _filter(
         "End of the latest-scan-time range, epoch ms.", "time"
@@ -184,22 +186,24 @@ class Filters:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
-                check_filter(f.name, value, where=_flag(f.name))
+                check_filter(f.name, value)
         if self.image_version is not None and self.image_name is None:
             raise ConfigError(
-                "the API ignores --image-version without --image-name; give both",
-                where="--image-version",
+                f"the API ignores {setting('image_version')} without {setting('image_name')}; "
+                "give both",
+                setting="image_version",
             )
         for what in ("latest_update_time", "latest_scan_time"):
             start, end = getattr(self, f"start_{what}"), getattr(self, f"end_{what}")
             if (start is None) != (end is None):
                 raise ConfigError(
-                    f"{_flag('start_' + what)} and {_flag('end_' + what)} go together; give both"
+                    f"{setting('start_' + what)} and {setting('end_' + what)} go together; "
+                    "give both"
                 )
             if start is not None and end is not None and start > end:
                 raise ConfigError(
                     f"the range is empty: start {start} is after end {end}",
-                    where=_flag("start_" + what),
+                    setting="start_" + what,
                 )
 
     def params(self) -> list[tuple[str, str | int | bool]]:
@@ -221,17 +225,17 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
             raise ConfigError(
-                f"expected an integer, got {self.max_attempts!r}", where="--max-attempts"
+                f"expected an integer, got {self.max_attempts!r}", setting="max_attempts"
             )
         if self.max_attempts < 1:
             raise ConfigError(
-                f"must be at least 1, got {self.max_attempts}", where="--max-attempts"
+                f"must be at least 1, got {self.max_attempts}", setting="max_attempts"
             )
-        check_seconds(self.max_elapsed_s, where="--max-retry-time", maximum=MAX_RETRY_TIME_S)
+        check_seconds(self.max_elapsed_s, key="max_retry_time", maximum=MAX_RETRY_TIME_S)
         for name in ("base_delay_s", "max_delay_s", "throttle_delay_s"):
             check_seconds(
                 getattr(self, name),
-                where=f"RetryPolicy.{name}",
+                where=f"RetryPolicy.{name}",  # no setting: only code sets these
                 maximum=MAX_RETRY_TIME_S,
                 zero=True,
             )
@@ -240,32 +244,39 @@ class RetryPolicy:
 _FILTER_FIELDS = {f.name: f for f in fields(Filters)}
 
 
-def check_filter(name: str, value: Any, *, where: str) -> None:
-    """One filter's value on its own (``where``: the flag, file key or argument it came from)."""
+def check_filter(name: str, value: Any) -> None:
+    """One filter's value on its own; an error names the filter (``setting``)."""
     spec = _FILTER_FIELDS.get(name)
     if spec is None:
-        raise ConfigError(f"unknown filter; known: {', '.join(_FILTER_FIELDS)}", where=where)
+        raise ConfigError(f"unknown filter; known: {', '.join(_FILTER_FIELDS)}", setting=name)
     kind, choices = spec.metadata["kind"], spec.metadata["choices"]
     if kind in ("int", "time"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"expected an integer, got {value!r}", where=where)
+            raise ConfigError(f"expected an integer, got {value!r}", setting=name)
         if value < 0 or value > 2**63 - 1:
-            raise ConfigError(f"must be between 0 and 2^63-1, got {value}", where=where)
+            raise ConfigError(f"must be between 0 and 2^63-1, got {value}", setting=name)
     elif kind == "bool":
         if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", where=where)
+            raise ConfigError(f"expected true or false, got {value!r}", setting=name)
     else:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"expected a non-empty text, got {value!r}", where=where)
+            raise ConfigError(f"expected a non-empty text, got {value!r}", setting=name)
         if choices and value not in choices:
             raise ConfigError(
                 f"{value!r} is not one of {', '.join(choices)} (the API would silently "
                 "return nothing for it)",
-                where=where,
+                setting=name,
             )
 
 
-def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False) -> float:
+def check_seconds(
+    value: Any,
+    *,
+    key: str | None = None,
+    where: str | None = None,
+    maximum: float,
+    zero: bool = False,
+) -> float:
     """A finite number of seconds in (0, maximum] (or [0, maximum] with ``zero``)."""
     lowest = "0" if zero else "more than 0"
     if (
@@ -278,13 +289,14 @@ def check_seconds(value: Any, *, where: str, maximum: float, zero: bool = False)
         raise ConfigError(
             f"must be a number of seconds from {lowest} to {maximum:g}, got {value!r}",
             where=where,
+            setting=key,
         )
     return float(value)
 
 
 @dataclass(frozen=True, slots=True)
 class TotalTolerance:
-    """``--total-num-tolerance``: how far ``total_num`` may differ from the records the list
+    """``total_num_tolerance``: how far ``total_num`` may differ from the records the list
     provably holds before the crawl calls it data loss.
 
     Some gateways over-count ``total_num``; a user who knows theirs does accepts a difference
@@ -301,10 +313,10 @@ class TotalTolerance:
     )
 
     def __post_init__(self) -> None:
-        where = "--total-num-tolerance"
+        at = "total_num_tolerance"
         if isinstance(self.records, bool) or not isinstance(self.records, int) or self.records < 0:
             raise ConfigError(
-                f"the records must be an integer >= 0, got {self.records!r}", where=where
+                f"the records must be an integer >= 0, got {self.records!r}", setting=at
             )
         if (
             isinstance(self.percent, bool)
@@ -312,10 +324,10 @@ class TotalTolerance:
             or not 0 <= self.percent <= 100  # also refuses NaN
         ):
             raise ConfigError(
-                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+                f"the percentage must be from 0 to 100, got {self.percent!r}", setting=at
             )
         if self.records and self.percent:
-            raise ConfigError("give records or a percentage, not both", where=where)
+            raise ConfigError("give records or a percentage, not both", setting=at)
         object.__setattr__(self, "percent", float(self.percent))
 
     @classmethod
@@ -328,14 +340,11 @@ class TotalTolerance:
                 number = raw[:-1].strip()
                 if not number or number.startswith(("+", "-")):
                     raise ValueError
-                percent = float(number)
-                if not 0 <= percent <= 100:  # also NaN
-                    raise ValueError
-                return cls(percent=percent)
+                return cls(percent=float(number))  # the range is checked there
             if not raw.isdigit():  # no sign, no "1e3", no "1_000"
                 raise ValueError
             return cls(records=int(raw))
-        except ValueError:
+        except (ValueError, ConfigError):
             raise ValueError(f"expected {cls.ACCEPTED}, got {text!r}") from None
 
     def limit(self, total_num: int) -> int:
@@ -395,40 +404,40 @@ class FetchSettings:
             raise ConfigError(
                 f"must be between {MIN_PAGE_SIZE} and {MAX_PAGE_SIZE} (the API's limit range), "
                 f"got {self.page_size}",
-                where="--page-size",
+                setting="page_size",
             )
         if isinstance(self.rate, bool) or not (
             isinstance(self.rate, int | float) and self.rate >= 0 and math.isfinite(self.rate)
         ):
             raise ConfigError(
-                f"must be a number >= 0 (0 = no limit), got {self.rate}", where="--rate"
+                f"must be a number >= 0 (0 = no limit), got {self.rate}", setting="rate"
             )
         if isinstance(self.burst, bool) or not (
             isinstance(self.burst, int | float) and math.isfinite(self.burst) and self.burst >= 1
         ):
             raise ConfigError(
-                f"must be a number of requests >= 1, got {self.burst}", where="--burst"
+                f"must be a number of requests >= 1, got {self.burst}", setting="burst"
             )
         if not 1 <= self.concurrency <= 256:
             raise ConfigError(
-                f"must be between 1 and 256, got {self.concurrency}", where="--concurrency"
+                f"must be between 1 and 256, got {self.concurrency}", setting="concurrency"
             )
-        check_seconds(self.connect_timeout_s, where="--connect-timeout", maximum=MAX_TIMEOUT_S)
-        check_seconds(self.read_timeout_s, where="--read-timeout", maximum=MAX_TIMEOUT_S)
-        check_seconds(self.request_timeout_s, where="--request-timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.connect_timeout_s, key="connect_timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.read_timeout_s, key="read_timeout", maximum=MAX_TIMEOUT_S)
+        check_seconds(self.request_timeout_s, key="request_timeout", maximum=MAX_TIMEOUT_S)
         if not 0 <= self.max_repair_rounds <= 1000:
             raise ConfigError(
                 f"must be between 0 and 1000, got {self.max_repair_rounds}",
-                where="--max-repair-rounds",
+                setting="max_repair_rounds",
             )
         if not 0 <= self.max_offset <= MAX_OFFSET:
             raise ConfigError(
-                f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", where="--max-offset"
+                f"must be between 0 and {MAX_OFFSET}, got {self.max_offset}", setting="max_offset"
             )
         if not isinstance(self.total_tolerance, TotalTolerance):
             raise ConfigError(
                 f"expected a TotalTolerance, got {self.total_tolerance!r}",
-                where="--total-num-tolerance",
+                setting="total_num_tolerance",
             )
 
 
@@ -447,7 +456,7 @@ class IamPassword:
             raise ConfigError("HSS_IAM_USER and HSS_IAM_DOMAIN must not be empty")
         if self.iam_endpoint is not None:
             object.__setattr__(
-                self, "iam_endpoint", check_endpoint(self.iam_endpoint, where="--iam-endpoint")
+                self, "iam_endpoint", check_endpoint(self.iam_endpoint, key="iam_endpoint")
             )
 
 
@@ -463,8 +472,9 @@ class Auth:
         given = sum(x is not None for x in (self.token, self.aksk, self.iam))
         if given != 1:
             raise ConfigError(
-                "give exactly one credential: a token (HSS_AUTH_TOKEN or --token-file), "
-                "an access key pair (HSS_ACCESS_KEY and HSS_SECRET_KEY, or --credentials-file), "
+                f"give exactly one credential: a token (HSS_AUTH_TOKEN or {setting('token_file')}), "
+                "an access key pair (HSS_ACCESS_KEY and HSS_SECRET_KEY, or "
+                f"{setting('credentials_file')}), "
                 "or an IAM password identity (HSS_IAM_USER, HSS_IAM_PASSWORD, HSS_IAM_DOMAIN)"
             )
 
@@ -486,45 +496,41 @@ class Auth:
 
 @dataclass(frozen=True, slots=True)
 class QuarantineLimit:
-    """``--max-quarantined``: a count (``50``) or a share of fetched records (``1%``)."""
+    """``max_quarantined``: a count (``50``) or a share of fetched records (``1%``)."""
 
     count: int | None = None
     percent: float | None = 10.0
 
     def __post_init__(self) -> None:
-        where = "--max-quarantined"
+        at = "max_quarantined"
         if (self.count is None) == (self.percent is None):
-            raise ConfigError("give either a count or a percentage", where=where)
+            raise ConfigError("give either a count or a percentage", setting=at)
         if self.count is not None and (
             isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 0
         ):
-            raise ConfigError(f"the count must be an integer >= 0, got {self.count!r}", where=where)
+            raise ConfigError(f"the count must be an integer >= 0, got {self.count!r}", setting=at)
         if self.percent is not None and not (
             isinstance(self.percent, int | float)
             and not isinstance(self.percent, bool)
             and 0 <= self.percent <= 100
         ):
             raise ConfigError(
-                f"the percentage must be from 0 to 100, got {self.percent!r}", where=where
+                f"the percentage must be from 0 to 100, got {self.percent!r}", setting=at
             )
 
     @classmethod
     def parse(cls, text: str) -> QuarantineLimit:
+        """``"50"`` or ``"1%"``; for anything else an error saying what is accepted (the
+        range is checked where every limit is, in ``__post_init__``)."""
         raw = text.strip()
         try:
             if raw.endswith("%"):
-                pct = float(raw[:-1])
-                if not 0 <= pct <= 100:
-                    raise ValueError
-                return cls(count=None, percent=pct)
-            count = int(raw)
-            if count < 0:
-                raise ValueError
-            return cls(count=count, percent=None)
-        except ValueError:
+                return cls(count=None, percent=float(raw[:-1]))
+            return cls(count=int(raw), percent=None)
+        except (ValueError, ConfigError):
             raise ConfigError(
                 f"expected a count like 50 or a percentage like 1%, got {text!r}",
-                where="--max-quarantined",
+                setting="max_quarantined",
             ) from None
 
     def allows(self, quarantined: int, fetched: int) -> bool:
@@ -549,22 +555,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_endpoint(url: str, *, allow_http: bool = False, where: str = "--endpoint") -> str:
-    """A validated base URL without a trailing slash."""
+def check_endpoint(
+    url: str, *, allow_http: bool = False, key: str = "endpoint", where: str | None = None
+) -> str:
+    """A validated base URL without a trailing slash; an error names the setting ``key``
+    (or ``where``, a place in other words)."""
+    at = {"where": where, "setting": key}
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"expected an http(s) URL like https://hss.cn-north-4.myhuaweicloud.com, got {url!r}",
-            where=where,
+            **at,
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"must not carry a query or fragment: {url!r}", where=where)
+        raise ConfigError(f"must not carry a query or fragment: {url!r}", **at)
     if parts.scheme == "http" and not (allow_http or is_loopback(parts.hostname)):
         raise ConfigError(
             f"plain http:// sends credentials unencrypted; it is allowed only for loopback "
-            f"addresses unless allow_insecure_http is true (--allow-insecure-http, or the "
-            f"key or connection extra allow_insecure_http) (got host {parts.hostname!r})",
-            where=where,
+            f"addresses unless allow_insecure_http is true ({setting('allow_insecure_http')}, or "
+            f"the key or connection extra allow_insecure_http) (got host {parts.hostname!r})",
+            **at,
         )
     return url.rstrip("/")
 
@@ -616,7 +626,7 @@ def check_project_id(project_id: str) -> str:
         raise ConfigError(
             f"{project_id!r} is not a project ID (letters, digits, '.', '_' or '-', up to 128 "
             "characters, e.g. 0a1b2c3d4e5f60718293a4b5c6d7e8f9)",
-            where="--project-id",
+            setting="project_ids",
         )
     return project_id
 
@@ -651,7 +661,7 @@ def check_snapshot_date(
     today's inventory with another day).
     """
     if isinstance(value, datetime) or not isinstance(value, date):
-        raise ConfigError(f"expected a date, got {value!r}", where="--snapshot-date")
+        raise ConfigError(f"expected a date, got {value!r}", setting="snapshot_date")
     today = today or datetime.now(UTC).date()
     if isinstance(value, ReadDate):
         return "default"
@@ -664,9 +674,10 @@ def check_snapshot_date(
         f"{today.isoformat()}, UTC). The API has no history: a snapshot dated "
         f"{value.isoformat()} would hold today's images and replace that day's partition. "
         "Leave the date out (default: today), give today or yesterday (for a run that "
-        "started just before midnight), or pass --allow-any-snapshot-date to label today's "
+        f"started just before midnight), or pass {setting('allow_any_snapshot_date')} to label "
+        "today's "
         "inventory with another date on purpose",
-        where="--snapshot-date",
+        setting="snapshot_date",
     )
 
 
@@ -675,8 +686,8 @@ class Config:
     """Everything one run needs. Build it with ``dataclasses.replace`` for variations."""
 
     projects: tuple[Target | str, ...]
-    """The projects to read: ``Target``s, or bare ids read from ``endpoint``. Held as
-    ``Target``s with their endpoints resolved (``targets``)."""
+    """The projects to read: ``Target``s, or bare ids read from ``endpoint``; kept as given,
+    and read as ``targets`` (each a ``Target`` with its endpoint resolved)."""
     endpoint: str | None
     out: str
     auth: Auth
@@ -724,14 +735,19 @@ class Config:
         ):
             raise ConfigError(
                 f"expected a region name like cn-north-4, got {self.region!r}",
-                where="--discovery-region",
+                setting="discovery_region",
             )
+        # Two inputs are normalised here, not by whoever builds a Config: ``Config(...)`` is
+        # public and accepts an endpoint with a trailing slash, while every consumer builds
+        # URLs from ``endpoint`` and ``iam_endpoint`` (the builder passes them unchanged, the
+        # check returns them stripped). A frozen dataclass has no other hook before its
+        # fields are set; ``projects`` is kept as given and resolved by ``targets``.
         if self.iam_endpoint is not None:
             object.__setattr__(
                 self,
                 "iam_endpoint",
                 check_endpoint(
-                    self.iam_endpoint, allow_http=self.allow_insecure_http, where="--iam-endpoint"
+                    self.iam_endpoint, allow_http=self.allow_insecure_http, key="iam_endpoint"
                 ),
             )
         if self.endpoint is not None:
@@ -742,46 +758,30 @@ class Config:
             self._check_discovery()
         elif not self.projects:
             raise ConfigError(
-                "give at least one project id (or all projects)", where="--project-id"
+                "give at least one project id (or all projects)", setting="project_ids"
             )
-        targets: list[Target] = []
-        for item in self.projects:
-            if isinstance(item, str) or item.from_run:
-                project_id = item if isinstance(item, str) else item.project_id
-                if self.endpoint is None:
-                    raise ConfigError(
-                        f"project {project_id!r} has no endpoint: give an endpoint or a region",
-                        where="--endpoint",
-                    )
-                if isinstance(item, str):
-                    item = Target(item, self.endpoint, from_run=True)
-                elif item.endpoint != self.endpoint:
-                    item = replace(item, endpoint=self.endpoint)
-            checked = check_endpoint(item.endpoint, allow_http=self.allow_insecure_http)
-            targets.append(item if checked == item.endpoint else replace(item, endpoint=checked))
-        ids = [t.project_id for t in targets]
+        ids = [t.project_id for t in self.targets]  # resolving checks every project
         if len(set(ids)) != len(ids):
             twice = sorted({i for i in ids if ids.count(i) > 1})
-            raise ConfigError(f"listed twice: {', '.join(twice)}", where="--project-id")
-        object.__setattr__(self, "projects", tuple(targets))
+            raise ConfigError(f"listed twice: {', '.join(twice)}", setting="project_ids")
         if self.parallel_projects is not None and not 1 <= self.parallel_projects <= 64:
             raise ConfigError(
                 f"must be auto or between 1 and 64, got {self.parallel_projects}",
-                where="--parallel-projects",
+                setting="parallel_projects",
             )
         if self.memory_limit is not None and not (
             isinstance(self.memory_limit, int) and self.memory_limit >= MIN_BUDGET
         ):
             raise ConfigError(
-                f"must be at least 1MiB, got {self.memory_limit!r}", where="--memory-limit"
+                f"must be at least 1MiB, got {self.memory_limit!r}", setting="memory_limit"
             )
         if not self.out:
-            raise ConfigError("give an output folder", where="--out")
+            raise ConfigError("give an output folder", setting="out")
         if self.auth.iam is not None and self.auth.iam.iam_endpoint is None:
             for endpoint in [t.endpoint for t in self.targets] or [self.endpoint or ""]:
                 if iam_endpoint_for(endpoint) is None:
                     raise ConfigError(
-                        f"cannot tell the IAM endpoint for {endpoint}: give --iam-endpoint "
+                        f"cannot tell the IAM endpoint for {endpoint}: give {setting('iam_endpoint')} "
                         "(or HSS_IAM_ENDPOINT)"
                     )
         if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
@@ -789,16 +789,18 @@ class Config:
 
     def _check_discovery(self) -> None:
         """``all_projects``: no project ids, one endpoint, its region and IAM endpoint known."""
-        where = "--all-projects"
+        at = "all_projects"
         if self.projects:
             raise ConfigError(
-                "give project ids or --all-projects (which lists them through IAM), not both",
-                where=where,
+                f"give project ids or {setting('all_projects')} (which lists them through IAM), "
+                "not both",
+                setting=at,
             )
         if self.endpoint is None:
             raise ConfigError(
-                "the projects are listed for one endpoint's region: give --endpoint or --region",
-                where=where,
+                "the projects are listed for one endpoint's region: give "
+                f"{setting('endpoint')} or {setting('region')}",
+                setting=at,
             )
         endpoint = check_endpoint(self.endpoint, allow_http=self.allow_insecure_http)
         named = region_of(endpoint)
@@ -806,33 +808,49 @@ class Config:
             if named is not None and named != self.region:
                 raise ConfigError(
                     f"the endpoint {endpoint} is in region {named}, not {self.region}",
-                    where="--discovery-region",
+                    setting="discovery_region",
                 )
         elif named is None:
             raise ConfigError(
                 f"cannot tell the region of {endpoint} (its host is not "
                 "hss.<region>.myhuaweicloud.com): say which region's projects to read "
-                "with --discovery-region",
-                where=where,
+                f"with {setting('discovery_region')}",
+                setting=at,
             )
         identity = self.auth.iam.iam_endpoint if self.auth.iam is not None else None
         if self.auth.iam is not None and identity is None and iam_endpoint_for(endpoint) is None:
             raise ConfigError(
-                f"cannot tell the IAM endpoint for {endpoint}: give --iam-endpoint "
+                f"cannot tell the IAM endpoint for {endpoint}: give {setting('iam_endpoint')} "
                 "(or HSS_IAM_ENDPOINT)",
-                where=where,
+                setting=at,
             )
         if (self.iam_endpoint or identity or iam_endpoint_for(endpoint)) is None:
             raise ConfigError(
                 f"cannot tell the IAM endpoint that lists the projects of {endpoint}: give "
-                "it with --iam-endpoint",
-                where=where,
+                f"it with {setting('iam_endpoint')}",
+                setting=at,
             )
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        """Every project with its resolved endpoint (``projects``, typed as normalised)."""
-        return cast(tuple[Target, ...], self.projects)
+        """Every project as a ``Target`` with its endpoint checked: a bare id of
+        ``projects`` (or a ``Target`` with ``from_run``) is read from the run's endpoint."""
+        targets: list[Target] = []
+        for item in self.projects:
+            if isinstance(item, str) or item.from_run:
+                project_id = item if isinstance(item, str) else item.project_id
+                if self.endpoint is None:
+                    raise ConfigError(
+                        f"project {project_id!r} has no endpoint: give an endpoint or a region",
+                        setting="endpoint",
+                    )
+                if isinstance(item, str):
+                    item = Target(item, self.endpoint, from_run=True)
+                elif item.endpoint != self.endpoint:
+                    item = replace(item, endpoint=self.endpoint)
+            checked = check_endpoint(item.endpoint, allow_http=self.allow_insecure_http)
+            targets.append(item if checked == item.endpoint else replace(item, endpoint=checked))
+        return tuple(targets)
 
     def filters_of(self, target: Target) -> Filters:
         """The query parameters a project is read with: its own, else the run's."""

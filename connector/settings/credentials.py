@@ -1,8 +1,8 @@
 """Where credentials come from: the environment or files, never a flag's value.
 
-    HSS_AUTH_TOKEN / --token-file               an IAM token (X-Auth-Token)
+    HSS_AUTH_TOKEN / token_file                 an IAM token (X-Auth-Token)
     HSS_ACCESS_KEY + HSS_SECRET_KEY             AK/SK request signing
-      (+ HSS_SECURITY_TOKEN for temporary keys), or --credentials-file
+      (+ HSS_SECURITY_TOKEN for temporary keys), or credentials_file
     HSS_IAM_USER + HSS_IAM_PASSWORD + HSS_IAM_DOMAIN
       (+ HSS_IAM_ENDPOINT)                       project-scoped tokens from IAM
 
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from connector.errors import ConfigError
 from connector.settings.config import Auth, IamPassword, Secret, check_credential
+from connector.settings.names import setting
 from connector.source.signing import AkSkCredentials
 
 __all__ = ["auth_from_environment", "read_credentials_file"]
@@ -43,7 +44,9 @@ def _read(path: str, what: str, where: str) -> str:
     return text
 
 
-def read_credentials_file(path: str, *, option: str = "--credentials-file") -> AkSkCredentials:
+def read_credentials_file(
+    path: str, *, option: str = setting("credentials_file")
+) -> AkSkCredentials:
     import csv  # imported here: most runs read no credentials file
     import io
     import tomllib
@@ -96,11 +99,11 @@ def auth_from_environment(
     iam_endpoint: str | None = None,
     names: Mapping[str, str] | None = None,
 ) -> Auth:
-    """The one credential the environment and the files hold. ``names`` says how the
-    options were given (``token_file``: ``flag --token-file``), for the errors."""
+    """The one credential the environment and the files hold. ``names`` says where the
+    files were named (``token_file``: ``file hss.toml key token_file``), for the errors."""
     names = names or {}
     if token_file:
-        option = names.get("token_file", "--token-file")
+        option = names.get("token_file", setting("token_file"))
         where = f"{option} {token_file}"
         token: str | None = check_credential(_read(token_file, "token file", where), where=where)
     else:
@@ -121,7 +124,7 @@ def auth_from_environment(
     if token:
         return Auth(token=Secret(token))
     if credentials_file:
-        option = names.get("credentials_file", "--credentials-file")
+        option = names.get("credentials_file", setting("credentials_file"))
         return Auth(aksk=read_credentials_file(credentials_file, option=option))
     if access or secret:
         if not (access and secret):
@@ -142,7 +145,8 @@ def auth_from_environment(
             )
         )
     raise ConfigError(
-        "no credentials: set HSS_AUTH_TOKEN (or pass --token-file PATH), or HSS_ACCESS_KEY and "
-        "HSS_SECRET_KEY (or --credentials-file PATH), or HSS_IAM_USER, HSS_IAM_PASSWORD and "
+        f"no credentials: set HSS_AUTH_TOKEN (or pass {setting('token_file')} PATH), or "
+        f"HSS_ACCESS_KEY and HSS_SECRET_KEY (or {setting('credentials_file')} PATH), or "
+        "HSS_IAM_USER, HSS_IAM_PASSWORD and "
         "HSS_IAM_DOMAIN"
     )

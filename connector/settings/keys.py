@@ -13,6 +13,12 @@ Values come raw: text (flags, extras), or numbers, booleans and lists (TOML, JSO
 Each key has one parser, so ``"true"``, ``"2.5"`` or ``"2026-11-28"`` mean the same from
 every source, and a bad value gets the same message with its own source in front.
 
+A parser turns raw text into a typed value; what a typed value must be (a range, a choice,
+a URL, a project id) the dataclasses of ``connector.settings.config`` check, once, also for a
+``Config`` built in Python. Their errors name the setting by its key (``ConfigError.setting``)
+and ``build_config`` names it by its source instead. A ``[[projects]]`` entry's own values
+are checked where the entry is known, so that an error names the entry.
+
 Layers are given highest precedence first (flags, file, environment). A ``None`` value is
 "not given" (what argparse holds for a flag not used) and only lends its source's name to
 an error about a missing value. An ``endpoint`` or ``region`` hides both in lower layers,
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -86,11 +92,11 @@ _T = TypeVar("_T")
 
 
 def _at(where: str, check: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``check(...)``, its ``ConfigError`` re-pointed at ``where``."""
+    """``check(...)``, its ``ConfigError`` re-pointed at ``where`` (the setting kept)."""
     try:
         return check(*args, **kwargs)
     except ConfigError as error:
-        raise ConfigError(str(error.args[0]), where=where) from None
+        raise ConfigError(str(error.args[0]), where=where, setting=error.setting) from None
 
 
 # ---------------------------------------------------------------- one parser per kind
@@ -199,37 +205,36 @@ def _auth_kind(value: Any, where: str) -> str:
     return _choice(*AUTH_KINDS)(value.lower() if isinstance(value, str) else value, where)
 
 
-def _secret(value: Any, where: str) -> str:
-    """A credential as given (never stripped, never shown)."""
+def _secret_text(value: Any, where: str) -> str:
+    """A credential as given (never stripped, never shown); ``Secret`` checks it."""
     if not isinstance(value, str) or not value:
         raise ConfigError("expected a non-empty credential (its value is not shown)", where=where)
-    return check_credential(value, where=where)
+    return value
+
+
+def _secret(value: Any, where: str) -> str:
+    """A credential no ``Secret`` holds (a security token), checked here."""
+    return check_credential(_secret_text(value, where), where=where)
 
 
 def _url(value: Any, where: str) -> str:
     return check_endpoint(_text(value, where), where=where)
 
 
-def _filter(name: str, kind: str) -> Callable[[Any, str], Any]:
-    convert = {"int": _int, "time": _int, "bool": _bool}.get(kind, _text)
-
-    def parse(value: Any, where: str) -> Any:
-        parsed = convert(value, where)
-        check_filter(name, parsed, where=where)
-        return parsed
-
-    return parse
+def _filter(kind: str) -> Callable[[Any, str], Any]:
+    """A filter's parser: text to its type (``Filters`` checks the value)."""
+    return {"int": _int, "time": _int, "bool": _bool}.get(kind, _text)
 
 
 def _project_ids(value: Any, where: str) -> tuple[str, ...] | str:
     """A list of project ids, one comma-separated text of them, or ``"all"`` (also as the
-    only item of a list: ``--project-id all``)."""
+    only item of a list: a flag given ``all``); ``Target`` checks each id."""
     only = value[0] if isinstance(value, list | tuple) and len(value) == 1 else value
     if isinstance(only, str) and only.strip().lower() == ALL_PROJECTS:
         return ALL_PROJECTS
     if isinstance(value, str):
         items: list[Any] = value.split(",")
-    elif isinstance(value, list | tuple):  # --project-id a,b --project-id c
+    elif isinstance(value, list | tuple):  # a flag given twice: ["a,b", "c"]
         items = [part for v in value for part in (v.split(",") if isinstance(v, str) else [v])]
     else:
         raise ConfigError(
@@ -242,14 +247,14 @@ def _project_ids(value: Any, where: str) -> tuple[str, ...] | str:
         if not isinstance(item, str):
             raise ConfigError(f"expected a project id (text), got {item!r}", where=where)
         if item.strip():
-            ids.append(_at(where, check_project_id, item.strip()))
+            ids.append(item.strip())
     if not ids:
         raise ConfigError("no project id given", where=where)
     return tuple(ids)
 
 
 FILTER_KEYS = tuple(f.name for f in fields(Filters))
-_FILTERS = {f.name: _filter(f.name, f.metadata["kind"]) for f in fields(Filters)}
+_FILTERS = {f.name: _filter(f.metadata["kind"]) for f in fields(Filters)}
 PROJECT_KEYS = ("id", "region", "endpoint", *FILTER_KEYS)
 """What one ``[[projects]]`` entry may hold: its own endpoint and query parameters."""
 
@@ -291,6 +296,8 @@ def _entries(value: Any, where: str) -> list[_Entry]:
             region = _text(entry["region"], f"{at}.region")
             endpoint = _at(f"{at}.region", endpoint_for_region, region)
         own = {k: _FILTERS[k](v, f"{at}.{k}") for k, v in entry.items() if k in _FILTERS}
+        for key, value in own.items():  # the entry's own values, named by the entry's keys
+            _at(f"{at}.{key}", check_filter, key, value)
         entries.append(_Entry(project_id, endpoint, own, at))
     return entries
 
@@ -346,7 +353,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "all_projects": _bool,
     "auth": _auth_kind,
     "login": _text,
-    "password": _secret,
+    "password": _secret_text,
     "security_token": _secret,
     "domain": _text,
 }
@@ -383,21 +390,6 @@ def _merge(layers: Sequence[Layer]) -> tuple[dict[str, Setting], dict[str, str]]
     return chosen, names
 
 
-@contextlib.contextmanager
-def _named(name: Callable[[str], str | None]) -> Iterator[None]:
-    """Re-point an error a dataclass raises about a flag (``--read-timeout``) at the source
-    of that setting (``file hss.toml key read_timeout``)."""
-    try:
-        yield
-    except ConfigError as error:
-        where = error.where or ""
-        key = where.removeprefix("--").replace("-", "_") if where.startswith("--") else ""
-        source = name(key) if key else None
-        if source is None:
-            raise
-        raise ConfigError(str(error.args[0]), where=source) from None
-
-
 def build_config(layers: Sequence[Layer], *, environ: Mapping[str, str] | None = None) -> Config:
     """A checked ``Config`` from ``layers`` (highest precedence first); see the module doc.
 
@@ -405,35 +397,40 @@ def build_config(layers: Sequence[Layer], *, environ: Mapping[str, str] | None =
     """
     chosen, names = _merge(layers)
     values: dict[str, Any] = {}
-    for key, setting in chosen.items():
+    for key, given in chosen.items():
         parse = KEYS.get(key)
         if parse is None:
-            raise ConfigError(f"unknown setting; known: {', '.join(KEYS)}", where=setting.source)
-        values[key] = parse(setting.value, setting.source)
+            raise ConfigError(f"unknown setting; known: {', '.join(KEYS)}", where=given.source)
+        values[key] = parse(given.value, given.source)
 
-    def name(key: str) -> str | None:
-        if key == "project_id":
-            key = "projects" if "projects" in chosen else "project_ids"
+    def source(key: str) -> str | None:
+        if key == "project_ids" and "projects" in chosen:
+            key = "projects"
         return chosen[key].source if key in chosen else None
 
     def anyhow(key: str) -> str:
-        return name(key) or names.get(key, key)
+        return source(key) or names.get(key, key)
 
-    with _named(name):
+    try:
         return _config(values, anyhow, environ)
+    except ConfigError as error:  # a dataclass's check names the setting: name its source
+        found = source(error.setting) if error.setting and error.by_setting else None
+        if found is None:
+            raise
+        raise ConfigError(str(error.args[0]), where=found, setting=error.setting) from None
 
 
 def _config(
     values: dict[str, Any], name: Callable[[str], str], environ: Mapping[str, str] | None
 ) -> Config:
     allow_http = values.get("allow_insecure_http", False)
+    given = {key: values[key] for key in FILTER_KEYS if key in values}
+    filters = Filters(**given)
     endpoint: str | None = None
     if "region" in values:
         endpoint = _at(name("region"), endpoint_for_region, values["region"])
     elif "endpoint" in values:
-        endpoint = check_endpoint(values["endpoint"], allow_http=allow_http, where=name("endpoint"))
-    given = {key: values[key] for key in FILTER_KEYS if key in values}
-    filters = Filters(**given)
+        endpoint = values["endpoint"]  # Config checks it
     all_from = "all_projects" if values.get("all_projects") else None
     ids = values.get("project_ids", ())
     if ids == ALL_PROJECTS:
@@ -457,9 +454,13 @@ def _config(
                 f"project {entry.project_id!r} has no endpoint: give an endpoint or a region",
                 where=entry.where,
             )
-        own = check_endpoint(own, allow_http=allow_http, where=f"{entry.where}.endpoint")
+        if entry.endpoint is not None:  # named by the entry: Config cannot tell which it was
+            check_endpoint(entry.endpoint, allow_http=allow_http, where=f"{entry.where}.endpoint")
         mine = _at(entry.where, Filters, **{**given, **entry.filters}) if entry.filters else None
-        projects.append(Target(entry.project_id, own, mine, from_run=entry.endpoint is None))
+        if entry.endpoint is None and mine is None:
+            projects.append(entry.project_id)  # as a bare id would be: the run's endpoint
+        else:
+            projects.append(Target(entry.project_id, own, mine, from_run=entry.endpoint is None))
     if ids and endpoint is None:
         raise ConfigError(
             f"project {ids[0]!r} has no endpoint: give an endpoint or a region",
@@ -525,7 +526,7 @@ def _auth(
     def password(what: str) -> Secret:
         if "password" not in values:
             raise ConfigError(f"the password ({what}) is empty", where=name("password"))
-        return Secret(values["password"])
+        return _at(name("password"), Secret, values["password"])
 
     kind = values.get("auth", "token")
     if kind == "token":

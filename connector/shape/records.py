@@ -144,7 +144,6 @@ class RecordChecker:
 
     def __init__(self, spec: RecordSpec) -> None:
         self.known = spec.api_names
-        self.integer_fields = frozenset(f.name for f in spec.api_fields if f.type == "int64")
         self.time_fields = frozenset(
             f.name for f in spec.api_fields if f.type.startswith("timestamp")
         )

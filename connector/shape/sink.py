@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import Any
 
@@ -19,9 +19,8 @@ import orjson
 
 from connector.lake.writer import ProjectWriter
 from connector.shape.batches import BatchBuilder, ColumnMismatch
+from connector.shape.page import PageRecords
 from connector.shape.records import RecordChecker, Rejected
-from connector.source.client import Page
-from connector.source.decoding import as_row
 
 __all__ = ["ProjectSink", "SinkCounts"]
 
@@ -35,6 +34,17 @@ class SinkCounts:
     unknown_enum_values: Counter[tuple[str, str]] = field(default_factory=Counter)
     extra_fields: Counter[str] = field(default_factory=Counter)
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
+
+    def for_report(self) -> dict[str, Any]:
+        """What the sink saw of the records' shape, under the report's names."""
+        enum_values: dict[str, dict[str, int]] = {}
+        for (name, value), count in self.unknown_enum_values.items():
+            enum_values.setdefault(name, {})[value] = count
+        return {
+            "quarantine_fields": dict(self.quarantine_reasons),
+            "extra_fields": dict(self.extra_fields),
+            "unknown_enum_values": enum_values,
+        }
 
 
 class ProjectSink:
@@ -54,28 +64,28 @@ class ProjectSink:
         self.run_id = run_id
         self.counts = SinkCounts()
 
-    def write(self, items: Sequence[tuple[Page, int, list[Any]]]) -> None:
+    def write(self, items: Sequence[PageRecords]) -> None:
         """Convert and stage the records of several pages, a batch per run of typed or
         plain pages (in the order received)."""
-        self.counts.records_in += sum(len(records) for _, _, records in items)
-        for typed, run in groupby(items, key=lambda item: item[0].typed):
+        self.counts.records_in += sum(len(item.records) for item in items)
+        for typed, run in groupby(items, key=lambda item: item.typed):
             pages = list(run)
             if not typed:
                 self._write_plain(pages)
             elif not self._write_typed(pages):  # never expected: check them as objects
                 self._write_plain(
                     [
-                        (p, s, [msgspec.structs.asdict(r) for r in records])
-                        for p, s, records in pages
+                        replace(p, records=[msgspec.structs.asdict(r) for r in p.records])
+                        for p in pages
                     ]
                 )
 
-    def _write_typed(self, items: Sequence[tuple[Page, int, list[Any]]]) -> bool:
+    def _write_typed(self, items: Sequence[PageRecords]) -> bool:
         rows: list[tuple[Any, ...]] = []
         ingested: list[int] = []
-        for page, _, records in items:
-            rows += map(as_row, records)
-            ingested += [page.fetched_at_ms] * len(records)
+        for item in items:
+            rows += map(msgspec.structs.astuple, item.records)
+            ingested += [item.fetched_at_ms] * len(item.records)
         if not rows:
             return True
         try:
@@ -88,12 +98,12 @@ class ProjectSink:
         self.writer.write(built.batch)
         return True
 
-    def _write_plain(self, items: Sequence[tuple[Page, int, list[Any]]]) -> None:
+    def _write_plain(self, items: Sequence[PageRecords]) -> None:
         rows: list[Any] = []
         ingested: list[int] = []
-        for page, _, records in items:
-            rows += records
-            ingested += [page.fetched_at_ms] * len(records)
+        for item in items:
+            rows += item.records
+            ingested += [item.fetched_at_ms] * len(item.records)
         if not rows:
             return
         if all(type(row) is dict for row in rows):
@@ -120,20 +130,19 @@ class ProjectSink:
         self.counts.unknown_enum_values.update(built.unknown_enum_values)
         self.writer.write(built.batch)
 
-    def _stage_checked(self, items: Sequence[tuple[Page, int, list[Any]]]) -> None:
+    def _stage_checked(self, items: Sequence[PageRecords]) -> None:
         """The slow path: check each record, quarantine the ones that cannot be stored."""
         good: list[dict[str, Any]] = []
         ingested: list[int] = []
         rejected: list[dict[str, object]] = []
-        for page, start, records in items:
-            base = page.request.offset + start
-            for position, raw in enumerate(records):
+        for item in items:
+            for position, raw in enumerate(item.records, start=item.offset):
                 checked = self.checker.check(raw)
                 if isinstance(checked, Rejected):
-                    rejected.append(self._entry(page, base + position, checked))
+                    rejected.append(self._entry(item, position, checked))
                 else:
                     good.append(checked)
-                    ingested.append(page.fetched_at_ms)
+                    ingested.append(item.fetched_at_ms)
         if rejected:
             self.counts.quarantined += len(rejected)
             self.counts.quarantine_reasons.update(str(e["field"]) for e in rejected)
@@ -141,11 +150,11 @@ class ProjectSink:
         if good:
             self._stage(good, ingested)
 
-    def _entry(self, page: Page, offset: int, rejected: Rejected) -> dict[str, object]:
+    def _entry(self, item: PageRecords, offset: int, rejected: Rejected) -> dict[str, object]:
         return {
             "project_id": self.project_id,
             "offset": offset,
-            "request_id": page.request_id,
+            "request_id": item.request_id,
             "run_id": self.run_id,
             "field": rejected.field,
             "reason": rejected.reason,

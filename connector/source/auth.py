@@ -21,6 +21,7 @@ from yarl import URL
 
 from connector.errors import AuthError, ConfigError, preview
 from connector.settings.config import Auth, IamPassword, Secret, iam_endpoint_for
+from connector.settings.names import setting
 from connector.source.signing import AkSkCredentials, QueryValue, sign_request
 from connector.source.transport import Transport, Where
 
@@ -114,7 +115,7 @@ class IamAuth:
     ) -> None:
         endpoint = identity.iam_endpoint or iam_endpoint_for(hss_endpoint)
         if endpoint is None:
-            raise ConfigError(f"no IAM endpoint for {hss_endpoint}; give --iam-endpoint")
+            raise ConfigError(f"no IAM endpoint for {hss_endpoint}; give {setting('iam_endpoint')}")
         self._identity = identity
         self._transport = transport
         self.endpoint = endpoint

@@ -28,6 +28,8 @@ from connector.errors import (
     preview,
 )
 from connector.redaction import Redactor
+from connector.settings.names import setting
+from connector.shape.page import PageRecords
 from connector.source.auth import Authenticator
 from connector.source.decoding import PageDecoder
 from connector.source.retry import budget_left
@@ -65,6 +67,12 @@ class Page:
     typed: bool = False
     """The records are ``decoding.TypedRecord``s, checked against the schema while decoded;
     else plain JSON values, to be checked record by record."""
+
+    def hand_off(self, start: int, records: list[Any]) -> PageRecords:
+        """``records``, found from index ``start`` of this page, for the shape stage."""
+        return PageRecords(
+            records, self.request.offset + start, self.request_id, self.fetched_at_ms, self.typed
+        )
 
 
 class PageSource(Protocol):
@@ -146,21 +154,22 @@ class HssClient:
         page's retry budget when that is shorter (so a page never outlives its budget)."""
         seconds, final = self._request_timeout_s, False
         reason = (
-            f"no complete answer within --request-timeout {seconds or 0:g}s (the body kept "
+            f"no complete answer within {setting('request_timeout')} {seconds or 0:g}s (the body kept "
             "arriving too slowly: the read timeout only fires when nothing arrives)"
         )
         budget = budget_left()
         if budget is not None and (seconds is None or budget.left() < seconds):
             seconds, final = budget.left(), True
             reason = (
-                f"cut off at the end of the page's retry budget (--max-retry-time "
+                f"cut off at the end of the page's retry budget ({setting('max_retry_time')} "
                 f"{budget.seconds:g}s) before a complete answer arrived"
             )
             if seconds <= 0:
                 raise TransportError(
-                    f"the page's retry budget (--max-retry-time {budget.seconds:g}s) was spent "
-                    "before this request could be sent (waiting for the rate limit or a free "
-                    "connection); raise --max-retry-time or lower --parallel-projects",
+                    f"the page's retry budget ({setting('max_retry_time')} {budget.seconds:g}s) "
+                    "was spent before this request could be sent (waiting for the rate limit or "
+                    f"a free connection); raise {setting('max_retry_time')} or lower "
+                    f"{setting('parallel_projects')}",
                     project_id=request.project_id,
                     offset=request.offset,
                 )
@@ -280,7 +289,9 @@ def _api_error(
     }
     error: ApiError
     if status == 429:
-        error = ThrottledError("the gateway throttled the request; lower --rate", **context)
+        error = ThrottledError(
+            f"the gateway throttled the request; lower {setting('rate')}", **context
+        )
         error.retry_after = _retry_after_seconds(retry_after)
     elif status == 401:
         error = AuthError(

@@ -51,6 +51,7 @@ from connector.settings.config import (
     iam_endpoint_for,
     region_of,
 )
+from connector.settings.names import setting
 from connector.source.auth import IamAuth, iam_error_fields
 from connector.source.client import USER_AGENT
 from connector.source.retry import retrying
@@ -125,14 +126,14 @@ async def discover_projects(
     """
     endpoint = config.endpoint
     if endpoint is None:  # Config refuses all_projects without one
-        raise ConfigError("project discovery needs an endpoint", where="--all-projects")
+        raise ConfigError("project discovery needs an endpoint", setting="all_projects")
     region = config.region or region_of(endpoint)
     identity_iam = config.auth.iam.iam_endpoint if config.auth.iam is not None else None
     iam = config.iam_endpoint or identity_iam or iam_endpoint_for(endpoint)
     if region is None or iam is None:  # Config refuses these too; named again for safety
         raise ConfigError(
             f"cannot tell the region or the IAM endpoint of {endpoint}",
-            where="--all-projects",
+            setting="all_projects",
         )
     url = URL(f"{iam.rstrip('/')}{PROJECTS_PATH}", encoded=True)
 
@@ -178,7 +179,8 @@ async def discover_projects(
         raise DiscoveryError(
             f"IAM at {iam} lists no enabled project of region {region} for this credential "
             f"({len(listed)} listed: {len(disabled)} disabled in {region}, {len(others)} of "
-            "other regions); nothing was read. Check the region (--endpoint / --region) and "
+            f"other regions); nothing was read. Check the region ({setting('endpoint')} / "
+            f"{setting('region')}) and "
             "that the credential belongs to an account with a project there",
             request_id=request_id,
         )
@@ -270,7 +272,8 @@ async def _get(
         url,
         headers={**headers, "Accept": "application/json", "User-Agent": USER_AGENT},
         deadline=Deadline(
-            config.fetch.request_timeout_s, "IAM did not answer within --request-timeout"
+            config.fetch.request_timeout_s,
+            f"IAM did not answer within {setting('request_timeout')}",
         ),
         where=Where(service="IAM"),
     )
@@ -287,7 +290,9 @@ def _iam_error(status: int, body: bytes, request_id: str | None, what: str) -> A
         "request_id": request_id,
     }
     if status in (401, 403):
-        return AuthError(f"IAM refused to {what} (--all-projects); check the credential", **context)
+        return AuthError(
+            f"IAM refused to {what} ({setting('all_projects')}); check the credential", **context
+        )
     if status == 429:
         return ThrottledError(f"IAM throttled the request to {what}", **context)
     if status >= 500:

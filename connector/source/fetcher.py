@@ -25,6 +25,8 @@ from connector.errors import ConnectorError, DataLossError, ThrottledError
 from connector.job import memory
 from connector.job.logs import error_fields
 from connector.settings.config import FetchSettings, RetryPolicy, TotalTolerance
+from connector.settings.names import name, setting
+from connector.shape.page import PageRecords
 from connector.shape.records import any_key, describe_key, differing_fields, keys_of
 from connector.source.client import Page, PageRequest, PageSource
 from connector.source.limiter import RateLimiter
@@ -44,7 +46,7 @@ __all__ = ["CrawlStats", "Emit", "PageFetcher", "ProjectCrawler"]
 
 log = logging.getLogger("connector")
 
-Emit = Callable[[Page, int, list[Any]], Awaitable[None]]
+Emit = Callable[[PageRecords], Awaitable[None]]
 """Receives a page, the position in it of the first record given, and the records to store
 (the overlap record at position 0 may be held back until its boundary is proven)."""
 
@@ -60,8 +62,6 @@ class CrawlStats:
     retries: int = 0
     throttled: int = 0
     pages: int = 0
-    records_received: int = 0
-    """Every record of every page, the overlap records and pages read again included."""
     records_read: int = 0
     """Records handed on for storage (each record of the overlap chain once): what the
     report counts as ``records_fetched`` and the progress line shows."""
@@ -91,6 +91,26 @@ class CrawlStats:
     def drift(self, reason: str) -> None:
         if reason not in self.drift_reasons:
             self.drift_reasons.append(reason)
+
+    def for_report(self, asked_page_size: int) -> dict[str, Any]:
+        """The crawl's part of the project's report, under the report's names."""
+        mismatch = self.total_num_mismatch
+        return {
+            "total_num": self.total_num,
+            "requests": self.requests,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "pages": self.pages,
+            "pages_reread": self.pages_reread,
+            "end_probes": self.probes,
+            "repairs": dict(self.repairs),
+            "page_size": self.page_size or asked_page_size,
+            "slices": self.slices,
+            "total_num_mismatch": mismatch.as_dict() if mismatch is not None else None,
+            "drift_detected": self.drift_detected,
+            "drift": list(self.drift_reasons),
+            "retry_reasons": dict(self.retry_reasons),
+        }
 
 
 class PageFetcher:
@@ -432,17 +452,17 @@ class ProjectCrawler:
                 f"total_num, read after them): {_beyond(total, held, tolerance)} records "
                 f"have no latest_update_time in {span[0]}..{span[1]}, or were added while "
                 "the ranges were read, and no range can reach them; nothing was published "
-                "for this project (--total-num-tolerance accepts a gateway known to "
+                f"for this project ({setting('total_num_tolerance')} accepts a gateway known to "
                 "miscount)",
                 project_id=self.project_id,
                 offset=0,
             )
         log.warning(
-            "project %s: the time ranges hold %d records and total_num says %d: accepted "
-            "by --total-num-tolerance %s",
+            "project %s: the time ranges hold %d records and total_num says %d: accepted by %s %s",
             self.project_id,
             held,
             total,
+            name("total_num_tolerance"),
             self.settings.total_tolerance,
         )
 
@@ -480,18 +500,17 @@ class ProjectCrawler:
                 self._oversize = True
                 return
             self.stats.pages += 1
-            self.stats.records_received += len(records)
             if chain.add(index, self._summary(read)):
                 self.stats.pages_reread += 1
                 old = held.pop(index, None)
                 if old is not None:  # its boundary was never proven: keep the record
-                    await self.emit(old.page, 0, [old.record])
+                    await self.emit(old.page.hand_off(0, [old.record]))
             start = 0
             if index > 0 and records:
                 # keep the record and where it came from, not the page's other records
                 held[index] = _Held(replace(page, records=[]), records[0])
                 records, start = records[1:], 1
-            await self.emit(page, start, records)
+            await self.emit(page.hand_off(start, records))
 
         def accept_probe(index: int, read: _Read) -> None:
             self.stats.probes += 1
@@ -504,20 +523,11 @@ class ProjectCrawler:
         while True:
             if self._oversize:
                 self._oversize = False
-                for item in held.values():
-                    await self.emit(item.page, 0, [item.record])
+                await self._release(held)
                 raise _Replan(self.settings.page_size)
             state = chain.state()
             if state.refuted is not None:
-                self.stats.total_num_mismatch = state.refuted
-                raise DataLossError(
-                    f"{state.refuted.describe()}. A gateway that stops serving records there "
-                    "and one whose total_num is wrong for the whole crawl look the same from "
-                    "here; nothing was published for this project (--total-num-tolerance "
-                    "accepts a gateway known to miscount)",
-                    project_id=self.project_id,
-                    offset=state.refuted.records,
-                )
+                raise self._refuted(state.refuted)
             if state.complete:
                 assert state.end_index is not None
                 moved = await asyncio.to_thread(_find_moved, chain, state.end_index)
@@ -530,45 +540,67 @@ class ProjectCrawler:
             for index in state.wanted:
                 cap = chain.cap_suspected(index)
                 if cap is not None and cap < self.size:
-                    for item in held.values():
-                        await self.emit(item.page, 0, [item.record])
+                    await self._release(held)
                     raise _Replan(cap)
             if state.repairs or state.probes:
                 rounds += 1
-                for repair in state.repairs:
-                    self.stats.repair(repair.kind)
-                chain.flaky += sum(r.kind == "short" for r in state.repairs)
-                if rounds > self.settings.max_repair_rounds:
-                    unproven = state.repairs or tuple(
-                        Repair("end", i, _end_detail(chain, i)) for i, _ in state.probes
-                    )
-                    raise DataLossError(
-                        _unproven(unproven, rounds - 1, self.stats.pages_reread),
-                        project_id=self.project_id,
-                        offset=page_offset(unproven[0].index, self.size),
-                    )
-                log.debug(
-                    "project %s: round %d: %d pages and %d end probes to read (%s)",
-                    self.project_id,
-                    rounds,
-                    len(state.wanted),
-                    len(state.probes),
-                    "; ".join(r.detail for r in state.repairs[:3]) or "end of the list",
-                )
-                if any(r.kind == "gap" for r in state.repairs):
-                    chain.note_gap_round()
+                self._repair_round(chain, state, rounds)
             await self._fetch_many(chain, state, params, accept, accept_probe)
 
         assert state.end_index is not None
         if state.mismatch is not None:
             self.stats.total_num_mismatch = state.mismatch
             log.warning(
-                "project %s: %s; accepted by --total-num-tolerance %s",
+                "project %s: %s; accepted by %s %s",
                 self.project_id,
                 state.mismatch.describe(),
+                name("total_num_tolerance"),
                 self.settings.total_tolerance,
             )
         return await self._finish(chain, state.end_index, held)
+
+    async def _release(self, held: dict[int, _Held]) -> None:
+        """Hand on the overlap records held back: the crawl starts over (re-planned), and
+        what was read stays read."""
+        for item in held.values():
+            await self.emit(item.page.hand_off(0, [item.record]))
+
+    def _refuted(self, refuted: Mismatch) -> DataLossError:
+        """The list provably ended where ``total_num`` says it goes on."""
+        self.stats.total_num_mismatch = refuted
+        return DataLossError(
+            f"{refuted.describe()}. A gateway that stops serving records there "
+            "and one whose total_num is wrong for the whole crawl look the same from "
+            "here; nothing was published for this project "
+            f"({setting('total_num_tolerance')} accepts a gateway known to miscount)",
+            project_id=self.project_id,
+            offset=refuted.records,
+        )
+
+    def _repair_round(self, chain: Chain, state: ChainState, rounds: int) -> None:
+        """Count a round of re-reads and end probes; past the limit, the crawl is unproven."""
+        for repair in state.repairs:
+            self.stats.repair(repair.kind)
+        chain.flaky += sum(r.kind == "short" for r in state.repairs)
+        if rounds > self.settings.max_repair_rounds:
+            unproven = state.repairs or tuple(
+                Repair("end", i, _end_detail(chain, i)) for i, _ in state.probes
+            )
+            raise DataLossError(
+                _unproven(unproven, rounds - 1, self.stats.pages_reread),
+                project_id=self.project_id,
+                offset=page_offset(unproven[0].index, self.size),
+            )
+        log.debug(
+            "project %s: round %d: %d pages and %d end probes to read (%s)",
+            self.project_id,
+            rounds,
+            len(state.wanted),
+            len(state.probes),
+            "; ".join(r.detail for r in state.repairs[:3]) or "end of the list",
+        )
+        if any(r.kind == "gap" for r in state.repairs):
+            chain.note_gap_round()
 
     async def _finish(self, chain: Chain, end: int, held: dict[int, _Held]) -> array[int]:
         """Emit the held overlap records the chain does not prove read; say what was seen.
@@ -582,7 +614,7 @@ class ProjectCrawler:
             # the records of the page before that were emitted: all but its own held first
             emitted = previous.keys[1 if index > 1 else 0 :] if previous is not None else ()
             if not (index <= end and self._key(item.record) in emitted):
-                await self.emit(item.page, 0, [item.record])
+                await self.emit(item.page.hand_off(0, [item.record]))
         if chain.beyond_end(end):
             self.stats.drift("the list shrank while it was read (pages past its new end)")
         totals = chain.totals
@@ -688,5 +720,5 @@ def _unproven(repairs: tuple[Repair, ...], rounds: int, reread: int) -> str:
         f"cannot prove the crawl complete after {rounds} rounds of re-reading "
         f"({reread} pages re-read): {shown}{more}. The list kept changing or the server "
         "answers inconsistently; nothing was published for this project "
-        "(--max-repair-rounds raises the limit)"
+        f"({setting('max_repair_rounds')} raises the limit)"
     )

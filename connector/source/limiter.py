@@ -47,8 +47,16 @@ gateway's answers are the only thing they have in common).
 
 The rate does not jump back to the configured one: after ``recover_after_s`` without a
 429 it climbs back to the margin below the measured rate within ``recover_s``, and above
-that it probes upward by ``probe`` (1 %) of the measured rate per second; the next 429
-cuts again, so the rate settles just under the gateway's with few 429s. The measured rate
+that it probes upward by ``probe`` (0.5 %) of the configured rate per second, added; the
+next 429 cuts again, so the rate settles just under the gateway's with few 429s. The step
+is the same for every process started with the same ``--rate`` while each cut takes a
+share of its own rate: processes sharing a credential drift towards even shares
+(additive increase, multiplicative decrease) instead of keeping whatever shares their
+first cuts gave them; a step in proportion to each one's own rate would keep a process
+that measured its share at a bad moment starved for the rest of its run. For the same
+reason a 429 at a rate below the margin under the measured rate lowers that measure to
+the rate refused: a measure that counted a burst the gateway's bucket held, or a share
+that has since shrunk, is not a ceiling to climb back to. The measured rate
 is a ceiling raised only by sustained success: after ``sustained_s`` (6 s) without a 429
 the rate grows by ``growth`` (25 %) a second, compounded, up to the configured rate, but
 by at most ``growth_per_request`` (4 %) per request it sends a second, so that a slow rate
@@ -77,6 +85,8 @@ import itertools
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+
+from connector.settings.names import name
 
 __all__ = ["Priority", "RateLimiter"]
 
@@ -112,7 +122,7 @@ class RateLimiter:
         window_s: float = 2.0,
         recover_after_s: float = 1.0,
         recover_s: float = 2.0,
-        probe: float = 0.01,
+        probe: float = 0.005,
         sustained_s: float = 6.0,
         growth: float = 0.25,
         growth_per_request: float = 0.04,
@@ -120,7 +130,6 @@ class RateLimiter:
     ) -> None:
         self.ceiling = rate
         self.rate = rate
-        self.configured_burst = burst
         self.burst = burst
         self.burst_ceiling = burst
         """The largest burst not yet proven too much (lowered when a regrown one fails)."""
@@ -284,11 +293,11 @@ class RateLimiter:
             return None
         needed = math.ceil(self.ceiling * response_s * 1.25)
         return (
-            f"{self.max_in_flight} request(s) were in flight, as many as --concurrency allows, "
-            f"for {self.at_cap_s:.1f}s of {duration_s:.1f}s: at the {response_s * 1000:.0f} ms "
-            f"the server took to answer, --concurrency {self.max_in_flight} allows about "
-            f"{reachable:.0f} requests/s, below --rate {self.ceiling:g}; --concurrency "
-            f"{needed} would reach it"
+            f"{self.max_in_flight} request(s) were in flight, as many as {name('concurrency')} "
+            f"allows, for {self.at_cap_s:.1f}s of {duration_s:.1f}s: at the "
+            f"{response_s * 1000:.0f} ms the server took to answer, {name('concurrency')} "
+            f"{self.max_in_flight} allows about {reachable:.0f} requests/s, below {name('rate')} "
+            f"{self.ceiling:g}; {name('concurrency')} {needed} would reach it"
         )
 
     def throttled(self, epoch: int | None = None, *, stated: float | None = None) -> None:
@@ -314,6 +323,10 @@ class RateLimiter:
             self.burst = max(1.0, float(self.burst // 2))
             self._regrown, self._burst_changed = False, now
         else:
+            if self.estimate is not None:
+                # refused below the margin under the estimate: the estimate is too high (it
+                # counted a burst the gateway's bucket held, or a share that has shrunk)
+                self.estimate = min(self.estimate, self.rate / self.margin)
             cut = self.rate * (1.0 - self.trim)
             if self.stated is not None:
                 cut = min(cut, self.stated * STATED_MARGIN)
@@ -413,7 +426,7 @@ class RateLimiter:
             level = self._low_rate + (known - self._low_rate) * ramp / self.recover_s
         else:
             ramp, level = 0.0, max(known, self._low_rate)
-        probed = level + self.probe * (self.estimate or self._low_rate) * (quiet - ramp)
+        probed = level + self.probe * self.ceiling * (quiet - ramp)
         sustained = now - self._last_429 - self.sustained_s
         if sustained > 0:  # (capped: a long idle would overflow the float, not add a thing)
             growth = min(self.growth, self.growth_per_request * self.rate)

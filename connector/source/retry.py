@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from connector.errors import ConnectorError, ThrottledError
 from connector.settings.config import RetryPolicy
+from connector.settings.names import setting
 
 __all__ = ["Budget", "budget_left", "delay_for", "is_retryable", "retrying"]
 
@@ -108,13 +109,14 @@ async def retrying(
 
 
 def _why_no_retry(error: ConnectorError, policy: RetryPolicy, left: float) -> str:
-    """Why the budget stopped the retries, in the words of the flag (and the server)."""
-    budget = f"--max-retry-time {policy.max_elapsed_s:g}s"
+    """Why the budget stopped the retries, naming the setting (and what the server said)."""
+    budget = f"{setting('max_retry_time')} {policy.max_elapsed_s:g}s"
     asked = getattr(error, "retry_after", None)
     if asked is not None and asked > left:
         return (
             f"not retried: the server asked to wait {asked:g}s (Retry-After), more than the "
-            f"{max(left, 0.0):.0f}s left of {budget}; raise {budget.split()[0]} to wait that long"
+            f"{max(left, 0.0):.0f}s left of {budget}; raise {setting('max_retry_time')} to wait "
+            "that long"
         )
     return f"not retried: {budget} is spent"
 

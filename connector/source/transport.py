@@ -24,6 +24,7 @@ from yarl import URL
 
 from connector.errors import TransportError
 from connector.settings.config import FetchSettings
+from connector.settings.names import setting
 from connector.source.proxies import proxy_for
 
 __all__ = ["Deadline", "Response", "Transport", "Where", "describe_failure", "open_transport"]
@@ -112,9 +113,9 @@ class Transport:
 def describe_failure(exc: BaseException, url: URL) -> str:
     """What went wrong with the connection, in words, for a TransportError."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return f"could not connect to {url.host}:{url.port} within --connect-timeout"
+        return f"could not connect to {url.host}:{url.port} within {setting('connect_timeout')}"
     if isinstance(exc, TimeoutError):
-        return "no data arrived within --read-timeout"
+        return f"no data arrived within {setting('read_timeout')}"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return f"the response body was cut short ({exc})"
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -309,7 +309,7 @@ def test_scenario_is_exact(tmp_path: Path, name: str) -> None:
         mismatch = project.total_num_mismatch
         assert mismatch is not None and mismatch["answers"] >= 2
         assert mismatch == {"total_num": 200 + skew, "records": 200, "answers": mismatch["answers"]}
-        assert "accepted by --total-num-tolerance" in report.summary()
+        assert "accepted by total_num_tolerance" in report.summary()
     elif name == "identical rows":
         assert project.duplicates_removed == 3
         assert project.records_written == 200

@@ -240,7 +240,7 @@ def test_the_region_follows_a_public_cloud_endpoint_and_must_be_said_otherwise(
         replace(public, region=REGION)
     with pytest.raises(ConfigError, match="not both"):
         replace(public, projects=(P_REGION,))
-    with pytest.raises(ConfigError, match="give --endpoint or --region"):
+    with pytest.raises(ConfigError, match="give endpoint or region"):
         replace(public, endpoint=None)
     with pytest.raises(ConfigError, match="region name"):
         Config(endpoint="http://127.0.0.1:9", region="cn_north", **base)  # type: ignore[arg-type]
@@ -338,9 +338,9 @@ def test_a_discovering_session_is_closed_after_use(sim: RunningSimulator, tmp_pa
 
 
 def test_every_report_field_is_documented() -> None:
-    """The README's "The run report" names every key of the report, the new ones included."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### The run report") : readme.index("## Guarantees")]
+    """The manual's "The run report" names every key of the report, the new ones included."""
+    output = (Path(__file__).parents[2] / "docs" / "output.md").read_text(encoding="utf-8")
+    section = output[output.index("## The run report\n") : output.index("## Progress and logs\n")]
     report = RunReport(run_id="r", snapshot_date="2026-12-01", endpoint="e", started_at="s")
     keys = set(report.to_dict()) | set(asdict(ProjectReport("p"))) - {"project_id"}
     assert {"projects_discovered", "discovery"} <= keys

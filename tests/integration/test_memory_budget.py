@@ -73,7 +73,7 @@ def test_a_project_bigger_than_the_budget_reads_alone_and_says_so(
     assert len(warnings) == len(sizes), warnings
     for line in warnings:
         assert "exceed the memory budget 1 MiB: it reads alone" in line, line
-        assert "--memory-limit (memory_limit) raises the budget" in line
+        assert "reads alone; memory_limit raises the budget" in line
         assert "\n" not in line
     started = [r.getMessage() for r in caplog.records if "memory budget" in r.getMessage()]
     assert any("memory budget 1 MiB (memory_limit)" in line for line in started), started

@@ -135,7 +135,7 @@ def test_silence_after_the_headers_trips_the_read_timeout_of_the_settings() -> N
         raise AssertionError("the stalled answer did not time out")
 
     error = asyncio.run(scenario())
-    assert "no data arrived within --read-timeout" in str(error) and error.retryable
+    assert "no data arrived within read_timeout" in str(error) and error.retryable
 
 
 def test_a_body_cut_short_is_a_transport_error() -> None:

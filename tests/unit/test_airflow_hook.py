@@ -417,7 +417,7 @@ def test_an_error_before_any_project_becomes_an_airflow_error(
         ({"filters": {"image_size": "big"}}, "argument filters.image_size"),
         ({"filters": {"has_vul": "maybe"}}, "argument filters.has_vul"),
         ({"snapshot_date": "yesterday"}, "argument snapshot_date"),
-        ({"snapshot_date": "2026-01-02"}, "set allow_any_snapshot_date=True"),
+        ({"snapshot_date": "2026-01-02"}, "or pass argument allow_any_snapshot_date to label"),
         (
             {"snapshot_date": _today(), "allow_any_snapshot_date": "maybe"},
             "allow_any_snapshot_date",
@@ -537,7 +537,9 @@ def test_an_explicit_past_date_needs_the_opt_in(
     monkeypatch.setattr(pipeline, "run_async", as_async(fake))
     old = datetime(2026, 1, 2, tzinfo=UTC)
 
-    with pytest.raises(airflow.AirflowFailException, match="allow_any_snapshot_date=True"):
+    with pytest.raises(
+        airflow.AirflowFailException, match="or pass argument allow_any_snapshot_date to label"
+    ):
         operator(module, snapshot_date="2026-01-02").execute(
             {"ti": FakeTaskInstance(), "logical_date": old}
         )

@@ -184,7 +184,7 @@ def test_a_chunk_of_typed_and_plain_pages_is_staged_in_order_with_nothing_lost(
             bad = {"image_id": f"i{index}-c", "vul_num": 1.5}
             body = orjson.dumps({"total_num": 3, "data_list": [good, odd, bad]})
         page = _page(index * 200, body, typed)
-        items.append((page, 0, page.records))
+        items.append(page.hand_off(0, page.records))
     sink.write(items)
     staged = writer.finish(None)
     expected = [f"i{index}-{suffix}" for index in range(len(kinds)) for suffix in "ab"]
@@ -215,7 +215,7 @@ def test_a_typed_page_from_the_client_is_read_by_the_sink(tmp_path: Path) -> Non
             writer, BatchBuilder(SPEC, file_schema()), CHECKER, project_id="p1", run_id="run-1"
         )
         page = _page(0, body, typed)
-        sink.write([(page, 0, page.records)])
+        sink.write([page.hand_off(0, page.records)])
         writer.finish(None)
         tables.append(pq.read_table(writer.staged_data))
     assert tables[0].equals(tables[1])

@@ -1,16 +1,73 @@
-"""The README documents every flag, environment variable and exit code the CLI has."""
+"""The manual documents every flag, setting, environment variable, exit code, module and
+report key the code has; the README stays a front page; the manual builds strictly.
+
+The manual is ``docs/`` (mkdocs); parts of it are generated at build time by
+``docs/hooks/manual.py``, which these tests load to check what it generates.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from connector.cli import ENVIRONMENT, EXIT_CODES, build_parser
+from connector.settings.keys import CONNECTION_KEYS, FILTER_KEYS, KEYS, TUNING_KEYS
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = (
+    "index",
+    "getting-started",
+    "configuration",
+    "reference",
+    "cli",
+    "output",
+    "guarantees",
+    "airflow",
+    "simulator",
+    "performance",
+    "architecture",
+    "development",
+    "api",
+    "changelog",
+)
+
+
+def _hook() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("manual_hook", DOCS / "hooks" / "manual.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HOOK = _hook()
+
+
+def page(name: str) -> str:
+    """A page of the manual as the build sees it: its generated parts filled in."""
+    path = DOCS / f"{name}.md"
+    return str(HOOK.fill(path.read_text(encoding="utf-8"), path.name))
+
+
+def section(text: str, heading: str) -> str:
+    """From ``heading`` to the next heading of the same or a higher level."""
+    start = text.index(heading + "\n")
+    level = heading.split(" ")[0]
+    after = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(heading) :], re.MULTILINE)
+    return text[start : start + len(heading) + after.start()] if after else text[start:]
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -19,53 +76,228 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", ["sync", "simulate", "demo"])
+# ------------------------------------------------------------------- the reference
+
+
+@pytest.mark.parametrize("command", ["sync", "check", "simulate", "demo"])
 def test_every_flag_is_documented(command: str) -> None:
-    section = README[README.index(f"### `hss-images {command}`") :]
+    reference = page("reference")
+    cli = section(reference, "## Commands and flags")
+    documented = section(cli, f"### `hss-images {command}`")
+    if "It takes every flag of [`hss-images sync`]" in documented:
+        assert [a.option_strings for a in _subcommands()[command]._actions] == [
+            a.option_strings for a in _subcommands()["sync"]._actions
+        ]
+        documented = section(cli, "### `hss-images sync`")
     for action in _subcommands()[command]._actions:
         for flag in action.option_strings:
             if flag in ("-h", "--help"):
                 continue
-            assert re.search(rf"(`|, ){re.escape(flag)}[ `,]", section), (
+            assert re.search(rf"^\| `(.*, )?{re.escape(flag)}[ `,]", documented, re.MULTILINE), (
                 f"{command} {flag} is not documented"
             )
 
 
+def test_every_flag_has_its_help_in_the_reference() -> None:
+    documented = section(page("reference"), "## Commands and flags")
+    for action in _subcommands()["sync"]._actions:
+        if action.option_strings and action.help and "-h" not in action.option_strings:
+            first_words = " ".join(action.help.split()[:4]).replace("%%", "%")
+            assert HOOK._inline(first_words) in documented, action.option_strings
+
+
 def test_every_top_level_flag_is_documented() -> None:
-    section = README[README.index("## CLI reference") :]
+    section_ = section(page("reference"), "### `hss-images`")
     for action in build_parser()._actions:
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
-                assert f"`hss-images {flag}`" in section, f"{flag} is not documented"
+                assert f"`hss-images {flag}`" in section_, f"{flag} is not documented"
+
+
+def test_every_setting_key_is_in_the_reference() -> None:
+    table = section(page("reference"), "## Settings")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| (\w+) \|", table, re.M)}
+    assert list(rows) == list(KEYS)
+    for key in KEYS:
+        kind = rows[key]
+        assert kind == (
+            "filter"
+            if key in FILTER_KEYS
+            else "tuning"
+            if key in TUNING_KEYS
+            else "connection"
+            if key in CONNECTION_KEYS
+            else "run"
+        ), key
+
+
+def test_a_setting_without_a_flag_or_a_description_fails_the_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(HOOK.NOT_FLAGS, "run_id")
+    with pytest.raises(RuntimeError, match="'run_id' has no flag"):
+        HOOK.settings_table()
 
 
 def test_every_environment_variable_is_documented() -> None:
     from connector.simulator.cli import ENVIRONMENT as SIMULATOR_ENVIRONMENT
 
+    table = section(page("reference"), "## Environment variables")
     for name in [*ENVIRONMENT, *SIMULATOR_ENVIRONMENT]:
-        assert f"`{name}" in README, name
+        assert f"| `{name}` |" in table, name
+    simulator = page("simulator")
+    for name in SIMULATOR_ENVIRONMENT:
+        assert f"`{name}`" in simulator, name
 
 
 def test_every_exit_code_is_documented() -> None:
-    table = README[README.index("### Exit codes") :]
+    table = section(page("cli"), "## Exit codes")
     for code in EXIT_CODES:
         assert re.search(rf"^\| {code} \|", table, re.MULTILINE), code
 
 
+# ------------------------------------------------------------------ the tree map
+
+
+def test_the_tree_map_lists_every_module_under_connector() -> None:
+    tree = section(page("architecture"), "## Map of the package")
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "connector").rglob("*.py"))
+    assert modules, "no module found"
+    for module in modules:
+        listed = module.removesuffix("__init__.py") if module.endswith("/__init__.py") else module
+        assert f"| `{listed}` |" in tree, f"{listed} is not on the map"
+
+
+def test_the_tree_map_says_what_each_module_owns() -> None:
+    for path, summary in HOOK.package_modules():
+        module = ROOT / path / "__init__.py" if path.endswith("/") else ROOT / path
+        docstring = ast.get_docstring(ast.parse(module.read_text(encoding="utf-8")))
+        assert docstring, path
+        assert summary.startswith(" ".join(docstring.splitlines()[0].split())), path
+
+
+def test_a_generated_part_no_one_knows_fails() -> None:
+    with pytest.raises(ValueError, match="no generated part 'tree'"):
+        HOOK.fill("<!-- generated: tree -->\n", "page.md")
+
+
+# ------------------------------------------------------------------- the pages
+
+
+def test_the_readme_is_a_front_page() -> None:
+    assert len(README.splitlines()) <= 300
+    for name in PAGES:
+        if name != "index":
+            assert f"(docs/{name}.md" in README, f"the README does not link to {name}.md"
+
+
 def test_quick_start_is_two_commands() -> None:
-    block = README[README.index("## Quick start") :]
-    commands = re.search(r"```sh\n(.*?)```", block, re.DOTALL)
-    assert commands is not None
-    lines = [line for line in commands.group(1).splitlines() if line.strip()]
-    assert [line.split("#")[0].strip() for line in lines] == ["./dev demo", "./dev test"]
+    for text in (README, page("getting-started")):
+        block = text[text.index("## Quick start") :]
+        commands = re.search(r"```sh\n(.*?)```", block, re.DOTALL)
+        assert commands is not None
+        lines = [line for line in commands.group(1).splitlines() if line.strip()]
+        assert [line.split("#")[0].strip() for line in lines] == ["./dev demo", "./dev test"]
 
 
-def test_readme_queries_are_the_ones_the_tests_run() -> None:
-    assert "read_parquet('/data/lake/hss_images/**/*.parquet', hive_partitioning = true)" in README
-    assert 'spark.read.parquet("/data/lake/hss_images")' in README
-    spark_test = (Path(__file__).resolve().parents[1] / "ecosystem" / "test_spark.py").read_text()
+def test_readers_queries_are_the_ones_the_tests_run() -> None:
+    readers = section(page("output"), "## Reading it")
+    assert "read_parquet('/data/lake/hss_images/**/*.parquet', hive_partitioning = true)" in readers
+    assert 'spark.read.parquet("/data/lake/hss_images")' in readers
+    assert 'pl.scan_parquet("/data/lake/hss_images", hive_partitioning=True)' in readers
+    assert 'ds.dataset("/data/lake/hss_images", format="parquet", partitioning="hive")' in readers
+    spark_test = (ROOT / "tests" / "ecosystem" / "test_spark.py").read_text()
     assert "spark.read.parquet(str(tmp_path))" in spark_test
 
 
+def test_the_fault_matrix_has_every_case() -> None:
+    matrix = section(page("guarantees"), "## The fault matrix of completeness")
+    rows = re.findall(r"^\| (?!case|---)(.+?) \|", matrix, re.MULTILINE)
+    assert len(rows) == 11
+    assert "`tests/integration/test_completeness.py`" in matrix
+
+
 def test_no_unfinished_sections() -> None:
-    assert not re.search(r"\b[A-Z]+_SECTION\b|TODO|TBD", README)
+    for name, text in [("README.md", README)] + [(f"{p}.md", page(p)) for p in PAGES]:
+        assert not re.search(r"\b[A-Z]+_SECTION\b|TODO|TBD|^<!-- generated", text, re.M), name
+
+
+# --------------------------------------------------------------------- the build
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    out = tmp_path_factory.mktemp("site")
+    build = _build(ROOT, out)
+    assert build.returncode == 0, build.stdout + build.stderr
+    return out
+
+
+def _build(root: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=240,
+        check=False,
+    )
+
+
+def test_the_manual_builds_strictly_with_every_page(site: Path) -> None:
+    for name in PAGES:
+        built = site / ("index.html" if name == "index" else f"{name}/index.html")
+        assert built.is_file(), f"{name} was not built"
+    assert (site / "benchmarks" / "index.html").is_file()
+    reference = (site / "reference" / "index.html").read_text(encoding="utf-8")
+    assert "<code>--max-quarantined N|P%</code>" in reference
+    api = (site / "api" / "index.html").read_text(encoding="utf-8")
+    import connector
+    import connector.airflow
+
+    names = [f"connector.{n}" for n in connector.__all__]
+    names += [f"connector.airflow.{n}" for n in connector.airflow.__all__]
+    for name in names:
+        assert f'id="{name}"' in api, f"{name} is not in the API pages"
+
+
+def test_a_missing_page_fails_the_build(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    (copy / "mkdocs.yml").write_text((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    shutil.copytree(DOCS, copy / "docs")
+    for shared in ("connector", "benchmarks"):  # what the generated parts are made from
+        (copy / shared).symlink_to(ROOT / shared)
+    (copy / "docs" / "guarantees.md").unlink()
+    build = _build(copy, tmp_path / "site")
+    assert build.returncode != 0
+    assert "guarantees.md" in build.stdout + build.stderr
+
+
+# ---------------------------------------------------------------------- the demo
+
+
+def test_the_demo_ends_with_a_query_that_runs(tmp_path: Path) -> None:
+    """What the demo tells you to run works with what the demo itself needed."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "demo", "--records", "300"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+    command = demo.stdout.rstrip().splitlines()[-1].strip()
+    assert "duckdb" not in command
+    query = subprocess.run(
+        shlex.split(command), cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert query.returncode == 0, query.stderr
+    counts = [int(n) for n in re.findall(r"^│ \w+\s+┆ (\d+)\s+│$", query.stdout, re.MULTILINE)]
+    assert "scan_status" in query.stdout and sum(counts) == 900

@@ -284,8 +284,8 @@ def test_a_run_held_back_by_the_cap_in_flight_says_what_would_reach_the_rate() -
     assert limiter.at_cap_s > 0.8 * duration
     advice = limiter.concurrency_advice(duration)
     assert advice is not None
-    assert "--concurrency 2 allows about 20 requests/s, below --rate 50" in advice
-    assert "--concurrency 7 would reach it" in advice  # 50/s x 0.1 s x 1.25
+    assert "concurrency 2 allows about 20 requests/s, below rate 50" in advice
+    assert "; concurrency 7 would reach it" in advice  # 50/s x 0.1 s x 1.25
 
 
 def test_a_run_paced_by_the_rate_gets_no_concurrency_advice() -> None:
@@ -394,15 +394,15 @@ def test_a_429_shrinks_the_burst_then_trims_the_rate_then_recovers() -> None:
     clock.now += 0.5
     limiter.succeeded()
     assert limiter.rate == pytest.approx(40.5)  # too soon after the 429
-    clock.now += 1.5  # 1 s quiet, then a slow probe: 1 % of the rate a second
+    clock.now += 1.5  # 1 s quiet, then a slow probe: 0.5 % of --rate a second, added
     limiter.succeeded()
-    assert limiter.rate == pytest.approx(40.5 * 1.01)  # not back to --rate within 2 s
+    assert limiter.rate == pytest.approx(40.5 + 0.25)  # not back to --rate within 2 s
     clock.now += 4.0  # 6 s quiet: sustained success, the rate grows 25 % a second
     limiter.succeeded()
-    assert limiter.rate == pytest.approx(40.5 * 1.05)
+    assert limiter.rate == pytest.approx(40.5 + 5 * 0.25)
     clock.now += 0.5
     limiter.succeeded()
-    assert limiter.rate == pytest.approx(40.5 * 1.055 * 1.25**0.5)
+    assert limiter.rate == pytest.approx((40.5 + 5.5 * 0.25) * 1.25**0.5)
     clock.now += 1.0
     limiter.succeeded()
     assert (limiter.rate, limiter.burst) == (50, 1)  # back to --rate; the burst stays learnt

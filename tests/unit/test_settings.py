@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector import Config, ConfigError, FetchSettings, Filters, QuarantineLimit, RetryPolicy
-from connector.cli import build_parser, config_from_args
+from connector.cli import build_parser, config_from_args, flag
 from connector.settings.config import Auth, Secret, Target, TotalTolerance
 from connector.settings.keys import FILTER_KEYS, KEYS, TUNING_KEYS
 
@@ -343,7 +343,7 @@ BAD = [
     Bad("a boolean that is not", {"has_vul": "maybe"}, "has_vul", "expected true or false"),
     Bad("an unknown status", {"scan_status": "waiting"}, "scan_status", "waiting_for_scan"),
     Bad("a size that is not", {"image_size": "big"}, "image_size", "expected an integer"),
-    Bad("a version alone", {"image_version": "1.0"}, "image_version", "without --image-name"),
+    Bad("a version alone", {"image_version": "1.0"}, "image_version", "without <image_name>"),
     Bad("an unknown region", {"endpoint": None, "region": "mars-1"}, "region", "unknown region"),
     Bad("not a URL", {"endpoint": "ftp://hss.example.test"}, "endpoint", "expected an http(s)"),
     Bad(
@@ -373,11 +373,14 @@ BAD = [
 
 
 def _placeholders(sources: Sources, source: str, message: str) -> str:
-    """The message with every name of this source's keys replaced by ``<key>``."""
+    """The message with every name of this source's keys replaced by ``<key>``: where the
+    value came from, and how its front end names a setting in a sentence (the flag, for the
+    command line and its config file)."""
     keys = [*KEYS, "id", "endpoint"]
-    for label, key in sorted(
-        ((sources.label(source, k), k) for k in keys), key=lambda pair: -len(pair[0])
-    ):
+    names = [(sources.label(source, k), k) for k in keys]
+    if source != "connection":
+        names += [(flag(k), k) for k in KEYS]
+    for label, key in sorted(names, key=lambda pair: -len(pair[0])):
         message = message.replace(label, f"<{key}>")
     return message
 
@@ -538,12 +541,12 @@ def test_the_library_accepts_an_empty_project_list_only_for_all_projects() -> No
     public = "https://hss.cn-north-4.myhuaweicloud.com"
     config = Config(projects=(), endpoint=public, out=OUT, auth=auth, all_projects=True)
     assert (config.targets, config.project_ids) == ((), ())
-    with pytest.raises(ConfigError, match=r"^--project-id: give at least one project id"):
+    with pytest.raises(ConfigError, match=r"^project_ids: give at least one project id"):
         Config(projects=(), endpoint=EP, out=OUT, auth=auth)
-    with pytest.raises(ConfigError, match=r"^--all-projects: give project ids or --all-projects"):
+    with pytest.raises(ConfigError, match=r"^all_projects: give project ids or all_projects"):
         Config(projects=("p1",), endpoint=public, out=OUT, auth=auth, all_projects=True)
     with pytest.raises(
-        ConfigError, match=r"^--all-projects: the projects are listed for one endpoint's region"
+        ConfigError, match=r"^all_projects: the projects are listed for one endpoint's region"
     ):
         Config(projects=(), endpoint=None, out=OUT, auth=auth, all_projects=True)
 

@@ -8,7 +8,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from connector import Config, ConfigError, ConnectorError, Filters
 from connector.airflow._sdk import (
@@ -17,6 +17,7 @@ from connector.airflow._sdk import (
 )
 from connector.airflow.provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from connector.redaction import Redactor
+from connector.settings.config import check_project_id
 from connector.settings.keys import (
     ALL_PROJECTS,
     FILTER_KEYS,
@@ -25,9 +26,7 @@ from connector.settings.keys import (
     Setting,
     build_config,
 )
-
-if TYPE_CHECKING:
-    pass
+from connector.settings.names import naming
 
 DEFAULT_CONN_ID = "hss_default"
 
@@ -51,6 +50,17 @@ setting and filter as the CLI's flags and the config file's keys have them."""
 
 
 _T = TypeVar("_T")
+
+
+def connection_name(conn_id: str, key: str) -> str:
+    """A setting as an Airflow connection names it, in every message: its extra
+    (``connection 'hss_default' extra max_quarantined``), its login or password field, else
+    an argument of ``HssHook.get_config`` (``argument out``)."""
+    if key in EXTRA_KEYS:
+        return f"connection {conn_id!r} extra {key}"
+    if key in ("login", "password"):
+        return f"connection {conn_id!r} {key}"
+    return f"argument {key}"
 
 
 def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -129,6 +139,10 @@ class HssHook(BaseHook):  # type: ignore[misc]
         connection form's "Test" button and ``airflow connections test`` call (with
         ``AIRFLOW__CORE__TEST_CONNECTION=Enabled``).
         """
+        with naming(self.setting_name):
+            return self._test_connection()
+
+    def _test_connection(self) -> tuple[bool, str]:
         from connector.job.check import probe_async
 
         redactor = Redactor()
@@ -159,8 +173,9 @@ class HssHook(BaseHook):  # type: ignore[misc]
             self._connection = self.get_connection(self.hss_conn_id)
         return self._connection
 
-    def _where(self, key: str) -> str:
-        return f"connection {self.hss_conn_id!r} extra {key}"
+    def setting_name(self, key: str) -> str:
+        """A setting as this connection names it (``connection_name``)."""
+        return connection_name(self.hss_conn_id, key)
 
     def _extras(self) -> dict[str, Any]:
         extras = self.get_conn().extra_dejson
@@ -178,7 +193,7 @@ class HssHook(BaseHook):  # type: ignore[misc]
             raise ConfigError(
                 f"unknown key(s) {', '.join(map(repr, unknown))}; known keys: "
                 f"{', '.join(EXTRA_KEYS)}",
-                where=self._where(unknown[0]),
+                where=f"connection {self.hss_conn_id!r} extra {unknown[0]}",
             )
         return dict(extras)
 
@@ -187,47 +202,47 @@ class HssHook(BaseHook):  # type: ignore[misc]
 
         Secrets (the password, a security token) are registered with Airflow's masker here.
         """
-        conn, at = self.get_conn(), f"connection {self.hss_conn_id!r}"
+        conn = self.get_conn()
         extras = self._extras()
         for secret in (conn.password, extras.get("security_token")):
             if isinstance(secret, str) and secret:
                 mask(secret)
-        layer = {key: Setting(extras.get(key), self._where(key)) for key in EXTRA_KEYS}
-        layer["login"] = Setting(conn.login or None, f"{at} login")
-        layer["password"] = Setting(conn.password or None, f"{at} password")
+        layer = {key: Setting(extras.get(key), self.setting_name(key)) for key in EXTRA_KEYS}
+        layer["login"] = Setting(conn.login or None, self.setting_name("login"))
+        layer["password"] = Setting(conn.password or None, self.setting_name("password"))
         return layer
 
     def project_ids(self) -> list[str]:
         """The connection's ``project_ids`` extra (for fanning out one task per project);
         with ``all``, the projects IAM lists for the region (``discover_project_ids``)."""
-        where = self._where("project_ids")
-        value = self._extras().get("project_ids")
-        if value is None:
-            raise ConfigError(
-                "no project ids: set this extra (a list, or a comma-separated string)",
-                where=where,
-            )
-        ids = KEYS["project_ids"](value, where)
-        if ids == ALL_PROJECTS:
-            return list(self.discover_project_ids())
-        return list(ids)
+        with naming(self.setting_name):
+            where = self.setting_name("project_ids")
+            value = self._extras().get("project_ids")
+            if value is None:
+                raise ConfigError(
+                    "no project ids: set this extra (a list, or a comma-separated string)",
+                    where=where,
+                )
+            ids = KEYS["project_ids"](value, where)
+            if ids == ALL_PROJECTS:
+                return list(self.discover_project_ids())
+            return [check_project_id(project_id) for project_id in ids]
 
     def discover_project_ids(self) -> tuple[str, ...]:
         """The projects the connection's credential can access in its endpoint's region,
-        listed through IAM as ``--all-projects`` lists them (for fanning out one task per
+        listed through IAM as ``all_projects`` lists them (for fanning out one task per
         project over ``project_ids: all``). Raises ``DiscoveryError`` for an empty list."""
-        from connector.source.discovery import discover_projects
-        from connector.source.transport import open_transport
+        from connector.source.readers import open_readers
 
-        config = self.get_config(out=".", projects="all")  # lists, writes nothing
-        redactor = Redactor(config.auth.secrets())
+        with naming(self.setting_name):
+            config = self.get_config(out=".", projects="all")  # lists, writes nothing
+            redactor = Redactor(config.auth.secrets())
 
-        async def listing() -> tuple[str, ...]:
-            async with open_transport(config.fetch) as transport:
-                found = await discover_projects(config, transport, redactor=redactor)
-            return found.project_ids
+            async def listing() -> tuple[str, ...]:
+                async with open_readers(config, redactor=redactor) as readers:
+                    return tuple(t.project_id for t in readers.config.targets)
 
-        return _run_coroutine(listing)
+            return _run_coroutine(listing)
 
     def get_config(self, **overrides: Any) -> Config:
         """A ``Config`` from the connection; ``overrides`` are ``Config`` fields.
@@ -240,6 +255,10 @@ class HssHook(BaseHook):  # type: ignore[misc]
         few seconds (``progress="log"``) unless overridden. Each argument is named
         ``argument KEY`` in an error.
         """
+        with naming(self.setting_name):
+            return self._config(overrides)
+
+    def _config(self, overrides: dict[str, Any]) -> Config:
         known = {f.name for f in fields(Config)} | {"rate", "concurrency"}
         unexpected = sorted(set(overrides) - known)
         if unexpected:

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connector import Config, ConfigError, ConnectorError, RunReport
+from connector import Config, ConnectorError, RunReport
 from connector.airflow._sdk import (
     AirflowException,
     AirflowFailException,
@@ -22,17 +22,27 @@ from connector.airflow.lineage import SyncFacts, datasets, lake
 from connector.errors import is_permanent
 from connector.redaction import Redactor
 from connector.settings.config import check_snapshot_date
-from connector.settings.keys import (
-    KEYS,
-)
+from connector.settings.keys import FILTER_KEYS, KEYS
+from connector.settings.names import naming
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-from connector.airflow.hooks.hss import DEFAULT_CONN_ID, HssHook
+from connector.airflow.hooks.hss import DEFAULT_CONN_ID, HssHook, connection_name
 
 ON_KILL_WAIT_S = 60.0
 """How long ``on_kill`` called from another thread waits for the run to clean up."""
+
+ARGUMENTS = (
+    "out",
+    "project_ids",
+    "snapshot_date",
+    "allow_any_snapshot_date",
+    "rate",
+    "concurrency",
+    "max_quarantined",
+)
+"""The settings the operator takes as arguments of its own (the filters too, in ``filters``)."""
 
 
 def _snapshot_date(value: Any) -> date:
@@ -121,13 +131,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         allow = KEYS["allow_any_snapshot_date"](
             self.allow_any_snapshot_date, "argument allow_any_snapshot_date"
         )
-        try:
-            check_snapshot_date(given, allow_any=allow)
-        except ConfigError as error:
-            message = str(error.args[0]).replace(
-                "pass --allow-any-snapshot-date", "set allow_any_snapshot_date=True"
-            )
-            raise ConfigError(message, where="argument snapshot_date") from None
+        check_snapshot_date(given, allow_any=allow)
         return given
 
     def _config(self) -> Config:
@@ -211,7 +215,21 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         if threading.get_ident() != thread:
             self._finished.wait(ON_KILL_WAIT_S)
 
+    def setting_name(self, key: str) -> str:
+        """A setting as this task names it, in every message: its argument
+        (``argument max_quarantined``, ``argument filters.has_vul``), else as its connection
+        does (``connection 'hss_default' extra request_timeout``)."""
+        if key in ARGUMENTS:
+            return f"argument {key}"
+        if key in FILTER_KEYS:
+            return f"argument filters.{key}"
+        return connection_name(self.hss_conn_id, key)
+
     def execute(self, context: Context) -> dict[str, Any]:
+        with naming(self.setting_name):
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> dict[str, Any]:
         self._lineage = None
         self._skip_a_past_run(context)
         redactor = Redactor()
