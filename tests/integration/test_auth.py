@@ -1,5 +1,6 @@
-"""Every credential kind end to end: the real CLI in a child process, the simulator in a
-thread, real sockets, real signatures and real IAM tokens. Secrets never reach the output."""
+"""Every credential kind end to end: the CLI (``main`` in the test's process), the simulator
+in a thread, real sockets, real signatures and real IAM tokens. Secrets never reach the
+output."""
 
 from __future__ import annotations
 
