@@ -1,4 +1,5 @@
-"""Shared fixtures: hermetic environment, no secrets or state leaking between tests."""
+"""Shared fixtures: hermetic environment, no secrets or state leaking between tests; ``cli``,
+the command line in this process. The tiers and markers are in tests/README.md."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+
+from tests.commands import InProcessCli
 
 CREDENTIAL_ENV = (
     "HSS_AUTH_TOKEN",
@@ -25,3 +28,9 @@ def _hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     logger = logging.getLogger("connector")
     logger.handlers.clear()
     logger.propagate = True
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcessCli:
+    """``cli(*args, env=...)``: ``hss-images ARGS`` in this process (tests/commands.py)."""
+    return InProcessCli(capsys, monkeypatch)

@@ -10,7 +10,10 @@ import pytest
 from benchmarks import cli
 from benchmarks.suite import CASES
 
-pytestmark = pytest.mark.timeout(300)  # dlt and the account peers, on a loaded machine
+pytestmark = [
+    pytest.mark.timeout(300),  # dlt and the account peers, on a loaded machine
+    pytest.mark.process,  # the suite times hss-images processes
+]
 
 
 def test_every_case_runs_and_writes_its_table_and_json(

@@ -24,7 +24,8 @@ import pytest
 
 from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
-from tests.integration.helpers import TOKEN, cli
+from tests.commands import spawn_cli
+from tests.integration.helpers import TOKEN
 
 PUBLISHED = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 IN_PROGRESS = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
@@ -61,7 +62,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
     )
     with simulator_in_thread(sim_config) as sim:
         args = ["sync", "--out", str(out), "--endpoint", sim.base_url, "--progress", "off"]
-        published = cli(
+        published = spawn_cli(
             *args, "--rate", "0", *(a for p in PUBLISHED for a in ("--project-id", p)),
             env={"HSS_AUTH_TOKEN": TOKEN},
         )  # fmt: skip

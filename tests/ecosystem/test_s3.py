@@ -26,7 +26,8 @@ import pytest
 
 from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
-from tests.integration.helpers import EVERY_EP, TOKEN, cli, config, sync
+from tests.commands import Cli
+from tests.integration.helpers import EVERY_EP, TOKEN, config, sync
 
 pytestmark = pytest.mark.s3
 TODAY = datetime.now(UTC).date().isoformat()
@@ -125,7 +126,7 @@ def _run_ids(fs: pafs.S3FileSystem, prefix: str) -> tuple[int, set[str]]:
 
 
 def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
-    s3_endpoint: str, tmp_path: Path
+    cli: Cli, s3_endpoint: str, tmp_path: Path
 ) -> None:
     out = f"s3://{BUCKET}/hss/images"
     env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
@@ -165,7 +166,9 @@ def test_sync_to_s3_publishes_the_same_layout_and_replaces_on_rerun(
     assert set(frame["project_id"].unique().to_list()) == set(PROJECTS)
 
 
-def test_s3_endpoint_flag_overrides_and_a_bad_bucket_fails_clearly(s3_endpoint: str) -> None:
+def test_s3_endpoint_flag_overrides_and_a_bad_bucket_fails_clearly(
+    cli: Cli, s3_endpoint: str
+) -> None:
     env = {**S3_ENV, "HSS_AUTH_TOKEN": TOKEN}
     with simulator_in_thread(SimulatorConfig(records=50, tokens=frozenset({TOKEN}))) as sim:
         result = cli(
@@ -203,7 +206,7 @@ def test_any_fsspec_filesystem_works_through_the_library(tmp_path: Path) -> None
 
 
 def test_the_report_names_object_storage_files_with_their_scheme(
-    s3_endpoint: str, tmp_path: Path
+    cli: Cli, s3_endpoint: str, tmp_path: Path
 ) -> None:
     out = f"s3://{BUCKET}/report-uris"
     report_path = tmp_path / "report.json"
@@ -231,8 +234,9 @@ def test_the_report_names_object_storage_files_with_their_scheme(
     assert pl.read_parquet(written, storage_options=_storage(s3_endpoint)).height == 40
 
 
+@pytest.mark.process
 def test_s3_an_older_run_finishing_last_keeps_the_newer_snapshot(
-    s3_endpoint: str, tmp_path: Path
+    cli: Cli, s3_endpoint: str, tmp_path: Path
 ) -> None:
     prefix = f"{BUCKET}/older-finishing-last"
     env = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "HSS_AUTH_TOKEN": TOKEN}
@@ -332,13 +336,14 @@ class _HoldingProxy:
         self.server.close()
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("when", "survivor"),
     [("before", "old"), ("after", "new")],
     ids=["killed-during-the-upload", "killed-right-after-the-upload"],
 )
 def test_s3_sigkill_around_the_upload_leaves_one_snapshot(
-    s3_endpoint: str, tmp_path: Path, when: str, survivor: str
+    cli: Cli, s3_endpoint: str, tmp_path: Path, when: str, survivor: str
 ) -> None:
     prefix = f"{BUCKET}/killed-{when}"
     temp = tmp_path / "tmp"  # where the killed run stages, not the system's /tmp
@@ -382,6 +387,7 @@ def test_s3_sigkill_around_the_upload_leaves_one_snapshot(
 
 
 def test_s3_a_run_with_another_query_is_refused_and_an_old_layout_is_moved(
+    cli: Cli,
     s3_endpoint: str,
 ) -> None:
     prefix = f"{BUCKET}/legacy"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -75,19 +72,3 @@ def as_api_record(row: dict[str, Any]) -> dict[str, Any]:
 
 def served(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k in API_FIELDS and v is not None}
-
-
-def cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a child process, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HSS_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "connector.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )

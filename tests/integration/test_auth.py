@@ -1,5 +1,6 @@
-"""Every credential kind end to end: the real CLI in a child process, the simulator in a
-thread, real sockets, real signatures and real IAM tokens. Secrets never reach the output."""
+"""Every credential kind end to end: the CLI (``main`` in the test's process), the simulator
+in a thread, real sockets, real signatures and real IAM tokens. Secrets never reach the
+output."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from connector.simulator import RunningSimulator, SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import EVERY_EP, as_api_record, cli, read_rows, served
+from .helpers import EVERY_EP, as_api_record, read_rows, served
 
 P1, P2 = "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 AK, SK = "HPUAINTEGRATIONAK001", "integration-secret-key-0123456789abcdef"
@@ -34,6 +36,7 @@ def sim_config(**changes: object) -> SimulatorConfig:
 
 
 def sync_cli(
+    cli: Cli,
     sim: RunningSimulator,
     out: Path,
     env: dict[str, str],
@@ -81,10 +84,10 @@ def iam_env(sim: RunningSimulator, password: str = PASSWORD) -> dict[str, str]:
 # -- AK/SK ---------------------------------------------------------------------------------
 
 
-def test_aksk_from_the_environment(tmp_path: Path) -> None:
+def test_aksk_from_the_environment(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(sim_config()) as sim:
         env = {"HSS_ACCESS_KEY": AK, "HSS_SECRET_KEY": SK}
-        result = sync_cli(sim, tmp_path / "out", env, (P1, P2), "-v")
+        result = sync_cli(cli, sim, tmp_path / "out", env, (P1, P2), "-v")
         assert result.returncode == 0, result.stderr
         assert sim.stats.project(P1).statuses.keys() == {200}
         assert sim.stats.project(P2).statuses.keys() == {200}
@@ -92,10 +95,10 @@ def test_aksk_from_the_environment(tmp_path: Path) -> None:
     assert_no_secret(result)
 
 
-def test_temporary_aksk_with_a_security_token(tmp_path: Path) -> None:
+def test_temporary_aksk_with_a_security_token(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(sim_config()) as sim:
         env = {"HSS_ACCESS_KEY": TEMP_AK, "HSS_SECRET_KEY": TEMP_SK, "HSS_SECURITY_TOKEN": STS}
-        result = sync_cli(sim, tmp_path / "out", env, (P1,), "-v")
+        result = sync_cli(cli, sim, tmp_path / "out", env, (P1,), "-v")
         assert result.returncode == 0, result.stderr
         assert sim.stats.project(P1).statuses.keys() == {200}
         assert_equals_inventory(sim, tmp_path / "out", (P1,))
@@ -103,7 +106,7 @@ def test_temporary_aksk_with_a_security_token(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["csv", "toml"])
-def test_credentials_file(tmp_path: Path, kind: str) -> None:
+def test_credentials_file(cli: Cli, tmp_path: Path, kind: str) -> None:
     path = tmp_path / f"credentials.{kind}"
     if kind == "csv":  # as the console downloads it
         path.write_text(f"User Name,Access Key Id,Secret Access Key\nhss-reader,{AK},{SK}\n")
@@ -112,23 +115,23 @@ def test_credentials_file(tmp_path: Path, kind: str) -> None:
             f'access_key = "{TEMP_AK}"\nsecret_key = "{TEMP_SK}"\nsecurity_token = "{STS}"\n'
         )
     with simulator_in_thread(sim_config()) as sim:
-        result = sync_cli(sim, tmp_path / "out", {}, (P1,), "--credentials-file", str(path))
+        result = sync_cli(cli, sim, tmp_path / "out", {}, (P1,), "--credentials-file", str(path))
         assert result.returncode == 0, result.stderr
         assert_equals_inventory(sim, tmp_path / "out", (P1,))
     assert_no_secret(result)
 
 
-def test_a_wrong_secret_key_fails_fast_with_one_request(tmp_path: Path) -> None:
+def test_a_wrong_secret_key_fails_fast_with_one_request(cli: Cli, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     with simulator_in_thread(sim_config()) as sim:
         env = {"HSS_ACCESS_KEY": AK, "HSS_SECRET_KEY": "wrong-" + SK}
-        result = sync_cli(sim, tmp_path / "out", env, (P1,), "-v", "--report", str(report))
+        result = sync_cli(cli, sim, tmp_path / "out", env, (P1,), "-v", "--report", str(report))
         assert result.returncode == 3, result.stderr
         assert sim.stats.requests == 1  # not retried: five failures would lock the key
         [entry] = sim.stats.log
         assert (entry.status, entry.error_code) == (401, "APIG.0301")
         # one failure does not lock the key: the right secret still works
-        ok = sync_cli(sim, tmp_path / "ok", {"HSS_ACCESS_KEY": AK, "HSS_SECRET_KEY": SK})
+        ok = sync_cli(cli, sim, tmp_path / "ok", {"HSS_ACCESS_KEY": AK, "HSS_SECRET_KEY": SK})
         assert ok.returncode == 0, ok.stderr
     for words in ("AuthError", "HTTP 401", "APIG.0301", f"request id {entry.request_id}"):
         assert words in result.stderr
@@ -138,7 +141,8 @@ def test_a_wrong_secret_key_fails_fast_with_one_request(tmp_path: Path) -> None:
     assert not list((tmp_path / "out").rglob("*.parquet"))
 
 
-def test_two_projects_on_one_access_key_share_one_rate_limit(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_two_projects_on_one_access_key_share_one_rate_limit(cli: Cli, tmp_path: Path) -> None:
     """The simulator throttles per AK; the connector must pace both projects together.
 
     Measured: pacing them together draws 0 throttles; pacing each on its own (twice the
@@ -148,7 +152,7 @@ def test_two_projects_on_one_access_key_share_one_rate_limit(tmp_path: Path) -> 
     with simulator_in_thread(sim_config(project_records=records, rate=rate, burst=2)) as sim:
         env = {"HSS_ACCESS_KEY": AK, "HSS_SECRET_KEY": SK}
         extra = ("--rate", str(rate), "--page-size", "10", "--concurrency", "8")
-        result = sync_cli(sim, tmp_path / "out", env, (P1, P2), *extra)
+        result = sync_cli(cli, sim, tmp_path / "out", env, (P1, P2), *extra)
         assert result.returncode == 0, result.stderr
         assert sim.stats.requests >= pages(sim, P1, 10) + pages(sim, P2, 10) >= 40
         assert sim.stats.throttled <= 2, sim.stats.error_codes
@@ -158,10 +162,10 @@ def test_two_projects_on_one_access_key_share_one_rate_limit(tmp_path: Path) -> 
 # -- IAM password identity -----------------------------------------------------------------
 
 
-def test_iam_password_identity_gets_one_token_per_project(tmp_path: Path) -> None:
+def test_iam_password_identity_gets_one_token_per_project(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(sim_config()) as sim:
         extra = ("--page-size", "50", "-v")
-        result = sync_cli(sim, tmp_path / "out", iam_env(sim), (P1, P2), *extra)
+        result = sync_cli(cli, sim, tmp_path / "out", iam_env(sim), (P1, P2), *extra)
         assert result.returncode == 0, result.stderr
         assert sim.stats.tokens_by_project == {P1: 1, P2: 1}
         assert sim.stats.project(P1).requests >= pages(sim, P1, 50) > 1
@@ -171,13 +175,14 @@ def test_iam_password_identity_gets_one_token_per_project(tmp_path: Path) -> Non
     assert_no_secret(result)
 
 
-def test_short_lived_iam_tokens_are_renewed_on_apig_0307(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_short_lived_iam_tokens_are_renewed_on_apig_0307(cli: Cli, tmp_path: Path) -> None:
     """Tokens live 1 s and each request takes 0.3 s to reach the gateway, so some arrive
     with a token that has just expired: the connector renews it and re-sends the page."""
     config = sim_config(project_records={P1: 300}, iam_token_ttl_s=1.0, latency_ms=300)
     with simulator_in_thread(config) as sim:
         extra = ("--rate", "10", "--page-size", "10")  # 30 pages: about 3 s
-        result = sync_cli(sim, tmp_path / "out", iam_env(sim), (P1,), *extra)
+        result = sync_cli(cli, sim, tmp_path / "out", iam_env(sim), (P1,), *extra)
         assert result.returncode == 0, result.stderr
         assert_equals_inventory(sim, tmp_path / "out", (P1,))
         stats = sim.stats.project(P1)
@@ -189,10 +194,10 @@ def test_short_lived_iam_tokens_are_renewed_on_apig_0307(tmp_path: Path) -> None
     assert_no_secret(result)
 
 
-def test_a_wrong_iam_password_fails_clearly(tmp_path: Path) -> None:
+def test_a_wrong_iam_password_fails_clearly(cli: Cli, tmp_path: Path) -> None:
     wrong = "Wrong-" + PASSWORD
     with simulator_in_thread(sim_config()) as sim:
-        result = sync_cli(sim, tmp_path / "out", iam_env(sim, wrong), (P1,), "-v")
+        result = sync_cli(cli, sim, tmp_path / "out", iam_env(sim, wrong), (P1,), "-v")
         assert result.returncode == 3, result.stderr
         assert sim.stats.requests == 0 and sim.stats.tokens_issued == 0
         assert sim.stats.iam_requests == 1

@@ -19,9 +19,10 @@ from connector.simulator import (
     SimulatorConfig,
     simulator_in_thread,
 )
+from tests.commands import Cli, spawn_cli
 from tests.ecosystem.test_s3 import BUCKET, S3_ENV, s3_endpoint  # noqa: F401 (a fixture)
 
-from .helpers import EVERY_EP, TOKEN, cli
+from .helpers import EVERY_EP, TOKEN
 
 P1, P2 = "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 ENV = {"HSS_AUTH_TOKEN": TOKEN}
@@ -39,7 +40,7 @@ def sim() -> Any:
         yield running
 
 
-def _check(sim: RunningSimulator, *args: str, env: dict[str, str] | None = None) -> Any:
+def _check(cli: Cli, sim: RunningSimulator, *args: str, env: dict[str, str] | None = None) -> Any:
     return cli("check", "--endpoint", sim.base_url, *args, env=env or ENV, timeout=60)
 
 
@@ -71,11 +72,13 @@ def _page_requests(sim: RunningSimulator, since: int) -> list[tuple[str, int, in
     return [(e.project_id, e.offset, e.limit) for e in list(sim.stats.log)[since:]]
 
 
+@pytest.mark.process
 def test_check_reads_one_small_page_per_project_and_writes_nothing(
     sim: RunningSimulator, tmp_path: Path
 ) -> None:
     """Settings from a config file (as sync takes them); neither the lake, its state folder
-    nor the report exist yet, and none of them (nor anything else) exists afterwards."""
+    nor the report exist yet, and none of them (nor anything else) exists afterwards. The
+    ``check`` command's smoke test: the real entry point, in a process of its own."""
     config_file = tmp_path / "hss.toml"
     config_file.write_text(
         f'out = "{tmp_path / "lake"}"\nreport = "{tmp_path / "run.json"}"\n'
@@ -83,7 +86,7 @@ def test_check_reads_one_small_page_per_project_and_writes_nothing(
     )
     before, requests_before = _tree(tmp_path), len(sim.stats.log)
 
-    result = _check(sim, "--config", str(config_file))
+    result = _check(spawn_cli, sim, "--config", str(config_file))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert sorted(_page_requests(sim, requests_before)) == sorted([(P1, 0, 10), (P2, 0, 10)])
@@ -104,7 +107,7 @@ def test_check_reads_one_small_page_per_project_and_writes_nothing(
 
 
 def test_check_of_a_lake_in_use_changes_nothing_in_it(
-    sim: RunningSimulator, tmp_path: Path
+    cli: Cli, sim: RunningSimulator, tmp_path: Path
 ) -> None:
     lake = tmp_path / "lake"
     synced = cli(
@@ -114,7 +117,7 @@ def test_check_of_a_lake_in_use_changes_nothing_in_it(
     state = tmp_path / "lake.connector"
     before = (_tree(lake), _tree(state))
 
-    result = _check(sim, "--project-id", P1, "--out", str(lake))
+    result = _check(cli, sim, "--project-id", P1, "--out", str(lake))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert (_tree(lake), _tree(state)) == before  # not a file, not a folder's mtime
@@ -124,10 +127,10 @@ def test_check_of_a_lake_in_use_changes_nothing_in_it(
 
 
 def test_check_shows_each_projects_api_error_and_exits_3(
-    sim: RunningSimulator, tmp_path: Path
+    cli: Cli, sim: RunningSimulator, tmp_path: Path
 ) -> None:
     result = _check(
-        sim, "--project-id", P1, "--project-id", "p-denied", "--out", str(tmp_path / "lake")
+        cli, sim, "--project-id", P1, "--project-id", "p-denied", "--out", str(tmp_path / "lake")
     )
 
     assert result.returncode == 3, result.stdout + result.stderr
@@ -142,11 +145,11 @@ def test_check_shows_each_projects_api_error_and_exits_3(
 
 
 def test_check_with_a_wrong_token_names_the_apis_error_never_the_token(
-    sim: RunningSimulator, tmp_path: Path
+    cli: Cli, sim: RunningSimulator, tmp_path: Path
 ) -> None:
     wrong = "wrong-token-" + "z" * 40
     result = _check(
-        sim, "--project-id", P1, "--out", str(tmp_path / "lake"), env={"HSS_AUTH_TOKEN": wrong}
+        cli, sim, "--project-id", P1, "--out", str(tmp_path / "lake"), env={"HSS_AUTH_TOKEN": wrong}
     )
 
     assert result.returncode == 3
@@ -155,7 +158,7 @@ def test_check_with_a_wrong_token_names_the_apis_error_never_the_token(
     assert wrong not in result.stdout + result.stderr
 
 
-def _other_query_lake(sim: RunningSimulator, tmp_path: Path) -> str:
+def _other_query_lake(cli: Cli, sim: RunningSimulator, tmp_path: Path) -> str:
     lake = tmp_path / "filtered"
     args = ["--project-id", P2, "--out", str(lake), "--has-vul", "true"]
     synced = cli("sync", "--endpoint", sim.base_url, *args, env=ENV)
@@ -172,18 +175,18 @@ def _other_query_lake(sim: RunningSimulator, tmp_path: Path) -> str:
     ],
 )
 def test_check_refuses_an_output_the_run_would_refuse_and_exits_2(
-    sim: RunningSimulator, tmp_path: Path, case: str, expected: str
+    cli: Cli, sim: RunningSimulator, tmp_path: Path, case: str, expected: str
 ) -> None:
     if case == "a file in the way":
         (tmp_path / "taken").write_text("not a folder")
         out = str(tmp_path / "taken" / "lake")
     elif case == "a lake of another query":
-        out = _other_query_lake(sim, tmp_path)
+        out = _other_query_lake(cli, sim, tmp_path)
     else:
         out = "/"
     before = _tree(tmp_path)
 
-    result = _check(sim, "--project-id", P2, "--out", out)
+    result = _check(cli, sim, "--project-id", P2, "--out", out)
 
     assert result.returncode == 2, result.stdout + result.stderr
     rows = _rows(result.stdout)
@@ -197,18 +200,18 @@ def test_check_refuses_an_output_the_run_would_refuse_and_exits_2(
 
 
 def test_check_with_a_configuration_error_exits_2_before_any_request(
-    sim: RunningSimulator, tmp_path: Path
+    cli: Cli, sim: RunningSimulator, tmp_path: Path
 ) -> None:
     before = len(sim.stats.log)
 
-    result = _check(sim, "--project-id", P1)
+    result = _check(cli, sim, "--project-id", P1)
 
     assert result.returncode == 2
     assert "ConfigError: flag --out: give an output folder" in result.stderr
     assert len(sim.stats.log) == before
 
 
-def test_check_help_shares_syncs_flags_and_lists_its_exit_codes() -> None:
+def test_check_help_shares_syncs_flags_and_lists_its_exit_codes(cli: Cli) -> None:
     sync_help = cli("sync", "--help").stdout
     check_help = cli("check", "--help").stdout
     for flag in ("--config", "--out", "--project-id", "--region", "--report", "--log-format"):
@@ -228,7 +231,7 @@ def _read_only(mount: Path) -> None:
 
 @pytest.mark.parametrize("lake_exists", [True, False], ids=["existing-lake", "new-lake"])
 def test_check_on_a_read_only_filesystem_exits_2_as_the_sync_would_fail(
-    sim: RunningSimulator, small_disk: Path, lake_exists: bool
+    cli: Cli, sim: RunningSimulator, small_disk: Path, lake_exists: bool
 ) -> None:
     """An existing lake is asked with access(2) (no probe file inside it); a new one gets a
     probe file in its parent. Either way the check says why, and the sync then fails."""
@@ -238,7 +241,7 @@ def test_check_on_a_read_only_filesystem_exits_2_as_the_sync_would_fail(
     _read_only(small_disk)
     out = str(small_disk / "lake")
 
-    result = _check(sim, "--project-id", P2, "--out", out)
+    result = _check(cli, sim, "--project-id", P2, "--out", out)
     synced = cli("sync", "--endpoint", sim.base_url, "--project-id", P2, "--out", out, env=ENV)
 
     assert result.returncode == 2, result.stdout + result.stderr
@@ -252,7 +255,9 @@ def test_check_on_a_read_only_filesystem_exits_2_as_the_sync_would_fail(
     assert synced.returncode != 0
 
 
-def test_check_on_a_full_filesystem_exits_2(sim: RunningSimulator, small_disk: Path) -> None:
+def test_check_on_a_full_filesystem_exits_2(
+    cli: Cli, sim: RunningSimulator, small_disk: Path
+) -> None:
     (small_disk / "lake").mkdir()
     (small_disk / "lake.connector").mkdir()
     with (small_disk / "filler").open("wb") as filler:
@@ -263,7 +268,7 @@ def test_check_on_a_full_filesystem_exits_2(sim: RunningSimulator, small_disk: P
         except OSError:
             pass
 
-    result = _check(sim, "--project-id", P2, "--out", str(small_disk / "lake"))
+    result = _check(cli, sim, "--project-id", P2, "--out", str(small_disk / "lake"))
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no space left on the filesystem" in _rows(result.stdout)["output"][2]
@@ -292,6 +297,7 @@ def _s3_env(endpoint: str) -> dict[str, str]:
 
 @pytest.mark.s3
 def test_check_on_s3_proves_writing_and_leaves_no_object_behind(
+    cli: Cli,
     sim: RunningSimulator,
     s3_endpoint: str,  # noqa: F811
 ) -> None:
@@ -301,7 +307,7 @@ def test_check_on_s3_proves_writing_and_leaves_no_object_behind(
     assert synced.returncode == 0, synced.stderr
     before = _keys(s3_endpoint)
 
-    result = _check(sim, "--project-id", P2, "--out", out, env=env)
+    result = _check(cli, sim, "--project-id", P2, "--out", out, env=env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert _keys(s3_endpoint) == before
@@ -313,6 +319,7 @@ def test_check_on_s3_proves_writing_and_leaves_no_object_behind(
 
 @pytest.mark.s3
 def test_check_on_a_fresh_s3_prefix_leaves_at_most_its_folder_marker(
+    cli: Cli,
     sim: RunningSimulator,
     s3_endpoint: str,  # noqa: F811
 ) -> None:
@@ -321,6 +328,7 @@ def test_check_on_a_fresh_s3_prefix_leaves_at_most_its_folder_marker(
     before = _keys(s3_endpoint)
 
     result = _check(
+        cli,
         sim,
         "--project-id",
         P2,
@@ -335,18 +343,20 @@ def test_check_on_a_fresh_s3_prefix_leaves_at_most_its_folder_marker(
 
 @pytest.mark.s3
 def test_check_of_a_missing_bucket_exits_2(
+    cli: Cli,
     sim: RunningSimulator,
     s3_endpoint: str,  # noqa: F811
 ) -> None:
     result = _check(
-        sim, "--project-id", P2, "--out", "s3://no-such-bucket/x", env=_s3_env(s3_endpoint)
+        cli, sim, "--project-id", P2, "--out", "s3://no-such-bucket/x", env=_s3_env(s3_endpoint)
     )
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the bucket 'no-such-bucket' does not exist" in _rows(result.stdout)["output"][2]
 
 
-def test_check_paces_its_probes_as_a_sync_would(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_check_paces_its_probes_as_a_sync_would(cli: Cli, tmp_path: Path) -> None:
     """Twelve projects against a gateway of 4 requests/s (bucket of 2): sent all at once,
     most would be throttled; paced by --rate 3, as a user sets it below the gateway's
     limit, none is (the margin absorbs loopback jitter between sending and arriving)."""
@@ -354,7 +364,7 @@ def test_check_paces_its_probes_as_a_sync_would(tmp_path: Path) -> None:
     config = SimulatorConfig(seed=2, records=15, tokens=frozenset({TOKEN}), rate=4, burst=2)
     with simulator_in_thread(config) as gateway:
         ids = [arg for p in projects for arg in ("--project-id", p)]
-        result = _check(gateway, *ids, "--rate", "3", "--out", str(tmp_path / "lake"))
+        result = _check(cli, gateway, *ids, "--rate", "3", "--out", str(tmp_path / "lake"))
         throttled, requests = gateway.stats.throttled, len(gateway.stats.log)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (throttled, requests) == (0, len(projects))

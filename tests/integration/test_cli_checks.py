@@ -11,8 +11,9 @@ import pytest
 
 from connector.cli import main
 from connector.simulator import FaultConfig, ProjectFailure, SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import TOKEN, cli
+from .helpers import TOKEN
 
 BASE = ("sync", "--project-id", "p1", "--endpoint", "http://127.0.0.1:9")
 
@@ -27,7 +28,7 @@ BASE = ("sync", "--project-id", "p1", "--endpoint", "http://127.0.0.1:9")
     ],
 )
 def test_a_float_flag_must_be_finite_and_in_range(
-    tmp_path: Path, flags: list[str], message: str
+    cli: Cli, tmp_path: Path, flags: list[str], message: str
 ) -> None:
     result = cli(*BASE, "--out", str(tmp_path), *flags, env={"HSS_AUTH_TOKEN": TOKEN})
     assert result.returncode == 2, result.stderr
@@ -35,7 +36,7 @@ def test_a_float_flag_must_be_finite_and_in_range(
     assert "--timeout:" not in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_utf16_config_file_is_a_configuration_error(tmp_path: Path) -> None:
+def test_a_utf16_config_file_is_a_configuration_error(cli: Cli, tmp_path: Path) -> None:
     config = tmp_path / "sync.toml"
     config.write_text(f'out = "{tmp_path / "lake"}"\nrate = 5\n', encoding="utf-16")
     result = cli(*BASE, "--config", str(config), env={"HSS_AUTH_TOKEN": TOKEN})
@@ -46,7 +47,7 @@ def test_a_utf16_config_file_is_a_configuration_error(tmp_path: Path) -> None:
     assert "UTF-16" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_bad_filter_in_the_config_file_is_named_by_its_key(tmp_path: Path) -> None:
+def test_a_bad_filter_in_the_config_file_is_named_by_its_key(cli: Cli, tmp_path: Path) -> None:
     config = tmp_path / "sync.toml"
     config.write_text(f'out = "{tmp_path / "lake"}"\n[filters]\nscan_status = "waiting"\n')
     result = cli(*BASE, "--config", str(config), env={"HSS_AUTH_TOKEN": TOKEN})
@@ -59,7 +60,9 @@ def test_a_bad_filter_in_the_config_file_is_named_by_its_key(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("value", ["-5", "lots", "nan%", "150%"])
-def test_a_bad_total_num_tolerance_is_named_with_its_value(tmp_path: Path, value: str) -> None:
+def test_a_bad_total_num_tolerance_is_named_with_its_value(
+    cli: Cli, tmp_path: Path, value: str
+) -> None:
     result = cli(
         *BASE, "--out", str(tmp_path), "--total-num-tolerance", value, env={"HSS_AUTH_TOKEN": TOKEN}
     )
@@ -71,7 +74,9 @@ def test_a_bad_total_num_tolerance_is_named_with_its_value(tmp_path: Path, value
     assert "Traceback" not in result.stderr
 
 
-def test_a_bad_total_num_tolerance_in_the_config_file_is_named_by_its_key(tmp_path: Path) -> None:
+def test_a_bad_total_num_tolerance_in_the_config_file_is_named_by_its_key(
+    cli: Cli, tmp_path: Path
+) -> None:
     config = tmp_path / "sync.toml"
     config.write_text(f'out = "{tmp_path / "lake"}"\ntotal_num_tolerance = -3\n')
     result = cli(*BASE, "--config", str(config), env={"HSS_AUTH_TOKEN": TOKEN})

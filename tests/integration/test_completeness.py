@@ -27,8 +27,9 @@ from connector.simulator import (
     simulator_in_thread,
 )
 from connector.source.paging import pages_needed
+from tests.commands import Cli
 
-from .helpers import EVERY_EP, FAST_RETRY, TOKEN, cli, config, sync
+from .helpers import EVERY_EP, FAST_RETRY, TOKEN, config, sync
 
 PROJECT = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
 KEY = "image_id, image_digest, image_name, image_version, host_id, agent_id"
@@ -142,6 +143,7 @@ def test_a_project_read_without_trouble_costs_one_request_more(tmp_path: Path) -
     assert project.total_num_mismatch is None
 
 
+@pytest.mark.slow
 def test_all_together_with_faults_and_throttling(tmp_path: Path) -> None:
     sim_config = SimulatorConfig(
         seed=43,
@@ -169,7 +171,7 @@ def test_all_together_with_faults_and_throttling(tmp_path: Path) -> None:
     assert project.throttled > 0 and project.retries > 0 and project.page_size == 150
 
 
-def test_a_list_that_never_holds_still_fails_loudly_from_the_cli(tmp_path: Path) -> None:
+def test_a_list_that_never_holds_still_fails_loudly_from_the_cli(cli: Cli, tmp_path: Path) -> None:
     """Records keep moving to the front for ever: nothing can be proven, nothing is
     published, the exit code is 5 and the error says what could not be proven where."""
     sim_config = SimulatorConfig(

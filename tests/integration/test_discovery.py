@@ -30,8 +30,9 @@ from connector.simulator import IamProject, RunningSimulator, SimulatorConfig, s
 from connector.source.discovery import discover_projects
 from connector.source.signing import AkSkCredentials
 from connector.source.transport import open_transport
+from tests.commands import Cli
 
-from .helpers import EVERY_EP, FAST_RETRY, TOKEN, cli, config, read_rows, sync
+from .helpers import EVERY_EP, FAST_RETRY, TOKEN, config, read_rows, sync
 
 AK, SK = "AKDISCOVERY000000001", "discovery-secret-key-0123456789abcdef"
 TEMP_AK, TEMP_SK, STS = (
@@ -440,7 +441,7 @@ def test_an_access_key_without_an_account_is_refused(tmp_path: Path, domains: by
     assert listings == 0
 
 
-def _discovering_cli(sim: RunningSimulator, command: str, *args: str) -> Any:
+def _discovering_cli(cli: Cli, sim: RunningSimulator, command: str, *args: str) -> Any:
     return cli(
         command,
         "--endpoint",
@@ -455,20 +456,22 @@ def _discovering_cli(sim: RunningSimulator, command: str, *args: str) -> Any:
     )
 
 
-def test_the_cli_syncs_every_discovered_project(sim: RunningSimulator, tmp_path: Path) -> None:
+def test_the_cli_syncs_every_discovered_project(
+    cli: Cli, sim: RunningSimulator, tmp_path: Path
+) -> None:
     sim.stats.reset()
     out = tmp_path / "lake"
-    done = _discovering_cli(sim, "sync", "--out", str(out), "--progress", "off")
+    done = _discovering_cli(cli, sim, "sync", "--out", str(out), "--progress", "off")
     assert done.returncode == 0, done.stderr
     assert_read_every_discovered_project(sim, out)
     assert TOKEN not in done.stderr
 
 
 def test_check_probes_the_first_pages_of_the_discovered_projects(
-    sim: RunningSimulator, tmp_path: Path
+    cli: Cli, sim: RunningSimulator, tmp_path: Path
 ) -> None:
     sim.stats.reset()
-    done = _discovering_cli(sim, "check", "--out", str(tmp_path / "lake"))
+    done = _discovering_cli(cli, sim, "check", "--out", str(tmp_path / "lake"))
     assert done.returncode == 0, done.stdout + done.stderr
     for project in READ:
         assert project in done.stdout and sim.stats.project(project).requests == 1
@@ -477,9 +480,9 @@ def test_check_probes_the_first_pages_of_the_discovered_projects(
     assert not (tmp_path / "lake").exists()
 
 
-def test_check_reports_a_failed_listing_as_an_api_error(tmp_path: Path) -> None:
+def test_check_reports_a_failed_listing_as_an_api_error(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(simulator_config(projects=(IamProject(P_EAST, "cn-east-3"),))) as sim:
-        done = _discovering_cli(sim, "check", "--out", str(tmp_path / "lake"))
+        done = _discovering_cli(cli, sim, "check", "--out", str(tmp_path / "lake"))
     assert done.returncode == 3, done.stdout + done.stderr
     assert "(all projects)" in done.stdout and "DiscoveryError" in done.stdout
     assert TOKEN not in done.stdout + done.stderr

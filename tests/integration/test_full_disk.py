@@ -17,15 +17,18 @@ from connector import Filters
 from connector.errors import ConfigError
 from connector.lake.writer import Output
 from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.commands import Cli, spawn_cli
 
-from .helpers import TOKEN, cli, read_rows
+from .helpers import TOKEN, read_rows
 
 SMALL = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 LARGE = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 LARGER = "5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
 
 
-def _sync(sim: Any, out: Path, *projects: str, parallel: int) -> subprocess.CompletedProcess[str]:
+def _sync(
+    cli: Cli, sim: Any, out: Path, *projects: str, parallel: int
+) -> subprocess.CompletedProcess[str]:
     args = ["sync", "--out", str(out), "--endpoint", sim.base_url, "--rate", "0"]
     args += ["--parallel-projects", str(parallel), "--progress", "off"]
     for project in projects:
@@ -43,13 +46,15 @@ def _check_clean_failure(result: subprocess.CompletedProcess[str], out: Path) ->
         assert "no space left on device" in line, line
 
 
-def test_a_project_that_fills_the_disk_fails_alone_with_the_path(small_disk: Path) -> None:
+def test_a_project_that_fills_the_disk_fails_alone_with_the_path(
+    cli: Cli, small_disk: Path
+) -> None:
     out = small_disk / "lake"
     sim_config = SimulatorConfig(
         seed=81, records=300, project_records={LARGE: 30_000}, tokens=frozenset({TOKEN})
     )
     with simulator_in_thread(sim_config) as sim:
-        result = _sync(sim, out, SMALL, LARGE, parallel=1)
+        result = _sync(cli, sim, out, SMALL, LARGE, parallel=1)
         expected = sim.inventory.total(SMALL, **dict(Filters().params()))
     assert result.returncode == 4, result.stderr[-3000:]  # partial: one project published
     _check_clean_failure(result, out)
@@ -60,12 +65,13 @@ def test_a_project_that_fills_the_disk_fails_alone_with_the_path(small_disk: Pat
     assert not Path(f"{out}.connector/staging").exists(), "the failed project's files are removed"
 
 
+@pytest.mark.process
 def test_two_projects_on_a_full_disk_never_crash_the_process(small_disk: Path) -> None:
     out = small_disk / "lake"
     sim_config = SimulatorConfig(seed=82, records=20_000, tokens=frozenset({TOKEN}))
     with simulator_in_thread(sim_config) as sim:
         for _ in range(3):  # the crash was seen in two runs of four
-            result = _sync(sim, out, SMALL, LARGE, LARGER, parallel=3)
+            result = _sync(spawn_cli, sim, out, SMALL, LARGE, LARGER, parallel=3)
             _check_clean_failure(result, out)
 
 

@@ -16,8 +16,9 @@ import orjson
 import pytest
 
 from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import TOKEN, cli, config, read_rows, sync
+from .helpers import TOKEN, config, read_rows, sync
 
 PROJECTS = ("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0")
 
@@ -27,7 +28,7 @@ def _visible(out: Path) -> list[Path]:
     return sorted(out.rglob("*.parquet"))
 
 
-def _sync_all(base_url: str, out: Path) -> None:
+def _sync_all(cli: Cli, base_url: str, out: Path) -> None:
     args = ["sync", "--out", str(out), "--endpoint", base_url, "--rate", "0"]
     for project in PROJECTS:
         args += ["--project-id", project]
@@ -50,13 +51,14 @@ def _start(base_url: str, out: Path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_killed_run_leaves_the_previous_snapshot_intact(
-    tmp_path: Path, how: signal.Signals
+    cli: Cli, tmp_path: Path, how: signal.Signals
 ) -> None:
     sim_config = SimulatorConfig(seed=31, records=3_000, tokens=frozenset({TOKEN}), latency_ms=20)
     with simulator_in_thread(sim_config) as sim:
-        _sync_all(sim.base_url, tmp_path)
+        _sync_all(cli, sim.base_url, tmp_path)
         before = {p: p.read_bytes() for p in _visible(tmp_path)}
         rows_before = sorted(r["image_id"] for r in read_rows(tmp_path))
 
@@ -75,7 +77,7 @@ def test_killed_run_leaves_the_previous_snapshot_intact(
         assert {p: p.read_bytes() for p in _visible(tmp_path)} == before
         assert sorted(r["image_id"] for r in read_rows(tmp_path)) == rows_before
 
-        _sync_all(sim.base_url, tmp_path)  # a rerun completes normally
+        _sync_all(cli, sim.base_url, tmp_path)  # a rerun completes normally
     assert sorted(r["image_id"] for r in read_rows(tmp_path)) == rows_before
     assert len(_visible(tmp_path)) == 2
 
@@ -130,6 +132,7 @@ def _catches_sigterm(pid: int) -> bool:
     return False
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("delay_ms", [0, 20, 50, 100, 200, 400])
 def test_a_sigterm_as_the_run_starts_still_leaves_an_interrupted_report(
     tmp_path: Path, delay_ms: int

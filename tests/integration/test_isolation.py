@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import TOKEN, cli, read_rows
+from .helpers import TOKEN, read_rows
 from .tiny_server import Request, error, records, tiny_server
 
 HEALTHY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -30,7 +31,7 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
-def _sync(base_url: str, out: Path, *projects: str, extra: tuple[str, ...] = ()) -> Any:
+def _sync(cli: Cli, base_url: str, out: Path, *projects: str, extra: tuple[str, ...] = ()) -> Any:
     out.mkdir(parents=True, exist_ok=True)
     args = ["sync", "--out", str(out / "lake"), "--endpoint", base_url, "--rate", "0"]
     args += ["--page-size", "10", "--report", str(out / "report.json"), *extra]
@@ -39,14 +40,14 @@ def _sync(base_url: str, out: Path, *projects: str, extra: tuple[str, ...] = ())
     return cli(*args, env={"HSS_AUTH_TOKEN": TOKEN}, timeout=60)
 
 
-def test_an_unexpected_error_fails_only_its_project(tmp_path: Path) -> None:
+def test_an_unexpected_error_fails_only_its_project(cli: Cli, tmp_path: Path) -> None:
     """A record whose unknown field nests 300 deep cannot be kept as extra_fields JSON
     (orjson: "Recursion limit reached"); it fails its project, not the run."""
     broken = records("broken", 30)
     broken[17]["deep_unknown_field"] = _nested(300)
     inventory = {HEALTHY: records("healthy", 45), BROKEN: broken}
     with tiny_server(inventory) as server:
-        result = _sync(server.base_url, tmp_path, HEALTHY, BROKEN)
+        result = _sync(cli, server.base_url, tmp_path, HEALTHY, BROKEN)
 
     assert result.returncode == 4, result.stderr  # partial: the healthy project published
     assert "Traceback" not in result.stderr
@@ -65,18 +66,18 @@ def test_an_unexpected_error_fails_only_its_project(tmp_path: Path) -> None:
     assert len(rows) == 45 and {r["project_id"] for r in rows} == {HEALTHY}
 
 
-def test_the_traceback_is_there_with_verbose(tmp_path: Path) -> None:
+def test_the_traceback_is_there_with_verbose(cli: Cli, tmp_path: Path) -> None:
     broken = records("broken", 12)
     broken[3]["deep_unknown_field"] = _nested(300)
     with tiny_server({BROKEN: broken}) as server:
-        quiet = _sync(server.base_url, tmp_path / "quiet", BROKEN)
-        verbose = _sync(server.base_url, tmp_path / "verbose", BROKEN, extra=("-v",))
+        quiet = _sync(cli, server.base_url, tmp_path / "quiet", BROKEN)
+        verbose = _sync(cli, server.base_url, tmp_path / "verbose", BROKEN, extra=("-v",))
     assert quiet.returncode == verbose.returncode == 1, quiet.stderr + verbose.stderr
     assert "Traceback" not in quiet.stderr
     assert "Traceback" in verbose.stderr and "orjson" in verbose.stderr
 
 
-def test_records_fetched_counts_what_was_read_before_a_failure(tmp_path: Path) -> None:
+def test_records_fetched_counts_what_was_read_before_a_failure(cli: Cli, tmp_path: Path) -> None:
     """Ten pages read, then the eleventh is refused: the report says 91 records were read
     (ten records on the first page, nine new ones on each of the nine after it)."""
 
@@ -86,14 +87,14 @@ def test_records_fetched_counts_what_was_read_before_a_failure(tmp_path: Path) -
         return None
 
     with tiny_server({BROKEN: records("big", 500)}, refuse_page_eleven) as server:
-        result = _sync(server.base_url, tmp_path, BROKEN, extra=("--concurrency", "1"))
+        result = _sync(cli, server.base_url, tmp_path, BROKEN, extra=("--concurrency", "1"))
     assert result.returncode == 3, result.stderr
     project = json.loads((tmp_path / "report.json").read_text())["projects"][BROKEN]
     assert project["error_type"] == "AuthError" and project["pages"] == 10
     assert project["records_fetched"] == 10 + 9 * 9
 
 
-def test_a_run_that_stops_at_start_up_still_writes_its_report(tmp_path: Path) -> None:
+def test_a_run_that_stops_at_start_up_still_writes_its_report(cli: Cli, tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     result = cli(
         "sync",
@@ -119,6 +120,7 @@ def test_a_run_that_stops_at_start_up_still_writes_its_report(tmp_path: Path) ->
 
 
 def test_a_report_folder_that_does_not_exist_is_refused_before_any_request(
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     with simulator_in_thread(SimulatorConfig(records=50, tokens=frozenset({TOKEN}))) as sim:
@@ -142,6 +144,7 @@ def test_a_report_folder_that_does_not_exist_is_refused_before_any_request(
     assert not list(tmp_path.rglob("*.parquet"))
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_run_writes_its_report(tmp_path: Path, how: signal.Signals) -> None:
     report_path = tmp_path / "report.json"

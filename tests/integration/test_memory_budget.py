@@ -106,6 +106,7 @@ def test_the_default_budget_comes_from_the_machine_and_the_cap_still_holds(
     )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("records", "concurrency"), [(2_000, 4), (80_000, 16)], ids=["small", "past a row group"]
 )

@@ -14,8 +14,9 @@ import pytest
 
 from connector import FetchSettings
 from connector.simulator import DriftConfig, SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import EVERY_EP, FAST_RETRY, TOKEN, cli, config, sync
+from .helpers import EVERY_EP, FAST_RETRY, TOKEN, config, sync
 
 PROJECTS = {"p-large": 2_345, "p-medium": 1_000, "p-small": 57}
 
@@ -101,7 +102,9 @@ def test_the_final_progress_count_is_the_reports_count(
     assert {r.run_id for r in captured.records} == {report.run_id}
 
 
-def test_json_log_lines_carry_the_run_the_project_and_the_error_fields(tmp_path: Path) -> None:
+def test_json_log_lines_carry_the_run_the_project_and_the_error_fields(
+    cli: Cli, tmp_path: Path
+) -> None:
     """The real CLI with ``--log-format json``: every stderr line is one JSON object; the
     progress line's count is the report's; a failing project's line has its HTTP status and
     error_code; the token appears nowhere."""

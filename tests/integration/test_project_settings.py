@@ -14,13 +14,16 @@ import pyarrow.parquet as pq
 
 from connector.lake.layout import Stamp, canonical_query
 from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import EVERY_EP, TOKEN, cli, read_rows
+from .helpers import EVERY_EP, TOKEN, read_rows
 
 P1, P2 = "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
 
-def test_a_projects_own_enterprise_project_and_filter_reach_the_api(tmp_path: Path) -> None:
+def test_a_projects_own_enterprise_project_and_filter_reach_the_api(
+    cli: Cli, tmp_path: Path
+) -> None:
     lake = tmp_path / "lake"
     config = tmp_path / "sync.toml"
     config.write_text(

@@ -35,13 +35,13 @@ from connector.simulator import (
     natural_key,
     simulator_in_thread,
 )
+from tests.commands import Cli
 
 from .helpers import (
     EVERY_EP,
     FAST_RETRY,
     TOKEN,
     as_api_record,
-    cli,
     config,
     read_rows,
     served,
@@ -127,9 +127,9 @@ def _throttled(**fetch: Any) -> dict[str, Any]:
 
 
 class _Cli:
-    """``hss-images sync`` of PROJECT in a child process: exit code, stderr, the report."""
+    """``hss-images sync`` of PROJECT (in this process): exit code, stderr, the report."""
 
-    def __init__(self, tmp_path: Path, sim: Any, *flags: str) -> None:
+    def __init__(self, cli: Cli, tmp_path: Path, sim: Any, *flags: str) -> None:
         self.out = tmp_path / "lake"
         report_path = tmp_path / "report.json"
         result = cli(
@@ -180,18 +180,20 @@ STALE = {"gateway": GatewayConfig(total_skew=-1_000, short_at_total=1)}
 STALE_PAGE = 150  # 3900..4050 reaches past 4000: the page is cut to end there
 
 
-def test_a_short_page_ending_at_a_stale_total_is_not_the_end(tmp_path: Path) -> None:
+def test_a_short_page_ending_at_a_stale_total_is_not_the_end(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(_simulator(81, 5_000, **STALE)) as sim:
-        run = _Cli(tmp_path, sim, "--page-size", str(STALE_PAGE))
+        run = _Cli(cli, tmp_path, sim, "--page-size", str(STALE_PAGE))
         assert sim.stats.project(PROJECT).behaviours["short_at_total"] == 1
     _assert_names(run.assert_loud(), 4_000, 5_000)
     assert run.project["status"] == "failed"
     _assert_mismatch(run.project, 4_000, 5_000)
 
 
-def test_a_stale_total_within_the_tolerance_is_exact_and_reported(tmp_path: Path) -> None:
+def test_a_stale_total_within_the_tolerance_is_exact_and_reported(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(_simulator(82, 5_000, **STALE)) as sim:
-        run = _Cli(tmp_path, sim, "--page-size", str(STALE_PAGE), "--total-num-tolerance", "1000")
+        run = _Cli(
+            cli, tmp_path, sim, "--page-size", str(STALE_PAGE), "--total-num-tolerance", "1000"
+        )
         run.assert_success()
         assert sim.stats.project(PROJECT).behaviours["short_at_total"] == 1
         _assert_exact(run.out, sim)
@@ -216,11 +218,11 @@ def test_a_gateway_that_stops_serving_fails_loudly(tmp_path: Path) -> None:
     _assert_names(_assert_loud(report, out), 5_000, 1_000)
 
 
-def test_a_gateway_that_stops_serving_fails_loudly_from_the_cli(tmp_path: Path) -> None:
+def test_a_gateway_that_stops_serving_fails_loudly_from_the_cli(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(
         _simulator(85, 5_000, gateway=GatewayConfig(serve_until=1_000))
     ) as sim:
-        run = _Cli(tmp_path, sim)
+        run = _Cli(cli, tmp_path, sim)
     _assert_names(run.assert_loud(), 5_000, 1_000)
 
 
@@ -238,24 +240,26 @@ def test_a_gateway_that_stops_serving_with_faults_and_throttling(tmp_path: Path)
 LEADS = {"gateway": GatewayConfig(total_skew=10)}
 
 
-def test_a_total_that_over_counts_fails_loudly(tmp_path: Path) -> None:
+def test_a_total_that_over_counts_fails_loudly(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(_simulator(87, 3_000, **LEADS)) as sim:
-        run = _Cli(tmp_path, sim)
+        run = _Cli(cli, tmp_path, sim)
     _assert_names(run.assert_loud(), 3_010, 3_000)
     _assert_mismatch(run.project, 3_010, 3_000)
 
 
-def test_a_total_that_over_counts_within_a_tolerance_of_10_is_exact(tmp_path: Path) -> None:
+def test_a_total_that_over_counts_within_a_tolerance_of_10_is_exact(
+    cli: Cli, tmp_path: Path
+) -> None:
     with simulator_in_thread(_simulator(88, 3_000, **LEADS)) as sim:
-        run = _Cli(tmp_path, sim, "--total-num-tolerance", "10")
+        run = _Cli(cli, tmp_path, sim, "--total-num-tolerance", "10")
         run.assert_success()
         _assert_exact(run.out, sim)
     _assert_mismatch(run.project, 3_010, 3_000)
 
 
-def test_a_total_that_over_counts_within_a_tolerance_of_1_percent(tmp_path: Path) -> None:
+def test_a_total_that_over_counts_within_a_tolerance_of_1_percent(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(_simulator(89, 3_000, **LEADS)) as sim:
-        run = _Cli(tmp_path, sim, "--total-num-tolerance", "1%")
+        run = _Cli(cli, tmp_path, sim, "--total-num-tolerance", "1%")
         run.assert_success()
         _assert_exact(run.out, sim)
     _assert_mismatch(run.project, 3_010, 3_000)
@@ -321,6 +325,7 @@ def test_records_without_update_time_fail_loudly_despite_order_instability(
 
 
 def test_records_without_update_time_fail_loudly_despite_a_tolerated_total(
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     sim_config = _simulator(
@@ -328,6 +333,7 @@ def test_records_without_update_time_fail_loudly_despite_a_tolerated_total(
     )
     with simulator_in_thread(sim_config) as sim:
         run = _Cli(
+            cli,
             tmp_path,
             sim,
             "--max-offset",
@@ -381,10 +387,10 @@ def _conflicting_image_id(sim: Any) -> str:
     return str(image_id)
 
 
-def test_rows_that_share_a_natural_key_and_differ_fail_loudly(tmp_path: Path) -> None:
+def test_rows_that_share_a_natural_key_and_differ_fail_loudly(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(_simulator(100, 2_000, conflicting_rows=1)) as sim:
         image_id = _conflicting_image_id(sim)
-        run = _Cli(tmp_path, sim)
+        run = _Cli(cli, tmp_path, sim)
     message = run.assert_loud()
     assert image_id in message and "key" in message.lower()
 
@@ -412,9 +418,9 @@ def test_two_short_first_pages_then_a_whole_one_are_not_a_cap(tmp_path: Path) ->
     assert report.projects[PROJECT].page_size == 200
 
 
-def test_two_short_first_pages_from_the_cli(tmp_path: Path) -> None:
+def test_two_short_first_pages_from_the_cli(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(_simulator(103, 3_000, **CUT_FIRST)) as sim:
-        run = _Cli(tmp_path, sim, "--page-size", "200")
+        run = _Cli(cli, tmp_path, sim, "--page-size", "200")
         run.assert_success()
         _assert_exact(run.out, sim)
     assert run.project["page_size"] == 200

@@ -31,8 +31,9 @@ import pytest
 
 from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import TOKEN, cli, config, sync
+from .helpers import TOKEN, config, sync
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 OTHER = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -166,7 +167,7 @@ def _rename_entered(log: Path) -> int | None:
     return None
 
 
-def _first_run(sim: Any, out: Path) -> tuple[int, str]:
+def _first_run(cli: Cli, sim: Any, out: Path) -> tuple[int, str]:
     result = cli(*_args(sim, out, "--rate", "0"), env={"HSS_AUTH_TOKEN": TOKEN})
     assert result.returncode == 0, result.stderr
     rows, runs = _read_all_ways(out)
@@ -174,16 +175,17 @@ def _first_run(sim: Any, out: Path) -> tuple[int, str]:
     return rows, runs.pop()
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("window", "survivor"),
     [("delay_enter", "old"), ("delay_exit", "new")],
     ids=["killed-before-the-rename", "killed-right-after-the-rename"],
 )
 def test_sigkill_while_publishing_leaves_the_old_or_the_new_snapshot_never_both(
-    sim: Any, tmp_path: Path, window: str, survivor: str
+    cli: Cli, sim: Any, tmp_path: Path, window: str, survivor: str
 ) -> None:
     out = tmp_path / "lake"
-    rows, old_run = _first_run(sim, out)
+    rows, old_run = _first_run(cli, sim, out)
     before = {(p.name, p.stat().st_ino) for p in _visible(out)}
     log = tmp_path / "strace.log"
 
@@ -228,11 +230,12 @@ class _Watcher(threading.Thread):
             time.sleep(0.002)
 
 
+@pytest.mark.process
 def test_two_processes_publishing_one_partition_at_once_leave_one_complete_snapshot(
-    sim: Any, tmp_path: Path
+    cli: Cli, sim: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "lake"
-    rows, _ = _first_run(sim, out)
+    rows, _ = _first_run(cli, sim, out)
     watcher = _Watcher(out / PARTITION)
     watcher.start()
     inject = f"{RENAMES},unlink,unlinkat:delay_enter=1s"  # both runs linger in publishing
@@ -268,11 +271,12 @@ def test_two_processes_publishing_one_partition_at_once_leave_one_complete_snaps
             assert project["status"] == "published", project
 
 
+@pytest.mark.process
 def test_an_older_run_finishing_last_does_not_replace_the_newer_snapshot(
-    sim: Any, tmp_path: Path
+    cli: Cli, sim: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "lake"
-    rows, _ = _first_run(sim, out)
+    rows, _ = _first_run(cli, sim, out)
     requests = sim.stats.requests
     slow = _spawn(_args(sim, out, "--rate", "2", "--report", str(tmp_path / "slow.json")))
     _wait_for(lambda: sim.stats.requests > requests, 60, "the slow run's first request")
@@ -303,10 +307,10 @@ def test_an_older_run_finishing_last_does_not_replace_the_newer_snapshot(
 
 
 def test_a_run_with_another_query_refuses_the_lake_before_any_request(
-    sim: Any, tmp_path: Path
+    cli: Cli, sim: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "lake"
-    rows, run = _first_run(sim, out)
+    rows, run = _first_run(cli, sim, out)
     before = {p: p.read_bytes() for p in _visible(out)}
     requests = sim.stats.requests
     other_enterprise_project = "0" if DEFAULT_QUERY.get("enterprise_project_id") != "0" else "1"
@@ -393,7 +397,7 @@ def _legacy_lake(sim: Any, out: Path) -> dict[str, bytes]:
 
 
 def test_a_lake_of_the_previous_layout_reads_correctly_after_one_run(
-    sim: Any, tmp_path: Path
+    cli: Cli, sim: Any, tmp_path: Path
 ) -> None:
     out = tmp_path / "lake"
     newest = _legacy_lake(sim, out)

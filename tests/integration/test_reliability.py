@@ -163,7 +163,13 @@ def test_data_fault_alone(tmp_path: Path, name: str) -> None:
         assert project.extra_fields and report.schema_drift
 
 
-@pytest.mark.parametrize("name", sorted(THROTTLING))
+@pytest.mark.parametrize(
+    "name",  # a minute's budget runs out: a minute of real time
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n == "per_minute" else n
+        for n in sorted(THROTTLING)
+    ],
+)
 def test_throttling_alone(tmp_path: Path, name: str) -> None:
     settings = {"records": 1_500, **THROTTLING[name]}
     sim_config = SimulatorConfig(seed=23, tokens=frozenset({TOKEN}), **settings)

@@ -23,8 +23,9 @@ from connector.simulator import (
     create_app,
     simulator_in_thread,
 )
+from tests.commands import Cli
 
-from .helpers import TOKEN, cli
+from .helpers import TOKEN
 from .tiny_server import Request, error, records, tiny_server
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -35,7 +36,7 @@ def _everything_written(out: Path) -> str:
     return "".join(p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file())
 
 
-def test_token_never_appears_in_any_output(tmp_path: Path) -> None:
+def test_token_never_appears_in_any_output(cli: Cli, tmp_path: Path) -> None:
     faults = FaultConfig(
         http_500_rate=0.1,
         fraction_rate=0.05,
@@ -102,7 +103,7 @@ def _echo_the_token(status: int, code: str) -> object:
 
 
 def _sync_verbosely(
-    endpoint: str, tmp_path: Path, *extra: str, env: dict[str, str]
+    cli: Cli, endpoint: str, tmp_path: Path, *extra: str, env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     """``sync -v`` of PROJECT into ``tmp_path/out``, its report at ``tmp_path/report.json``."""
     return cli(
@@ -121,11 +122,11 @@ def _sync_verbosely(
     )
 
 
-def test_a_secret_echoed_by_the_server_is_redacted_everywhere(tmp_path: Path) -> None:
+def test_a_secret_echoed_by_the_server_is_redacted_everywhere(cli: Cli, tmp_path: Path) -> None:
     """The server's error_msg quotes the token: the log, the summary and the report show ***."""
     report = tmp_path / "report.json"
     with tiny_server({PROJECT: records("p", 20)}, _echo_the_token(401, "APIG.0301")) as server:
-        result = _sync_verbosely(server.base_url, tmp_path, env={"HSS_AUTH_TOKEN": TOKEN})
+        result = _sync_verbosely(cli, server.base_url, tmp_path, env={"HSS_AUTH_TOKEN": TOKEN})
     assert result.returncode == 3, result.stderr
     summary = result.stderr.split("\nrun ", 1)[1]  # after the log lines: the summary
     assert "token ***" in summary and "token ***" in report.read_text()
@@ -133,11 +134,14 @@ def test_a_secret_echoed_by_the_server_is_redacted_everywhere(tmp_path: Path) ->
     assert TOKEN not in result.stdout + result.stderr + report.read_text()
 
 
-def test_a_token_obtained_from_iam_is_redacted_when_the_server_echoes_it(tmp_path: Path) -> None:
+def test_a_token_obtained_from_iam_is_redacted_when_the_server_echoes_it(
+    cli: Cli, tmp_path: Path
+) -> None:
     report = tmp_path / "report.json"
     password = "iam-Passw0rd-not-for-logs"
     with tiny_server({PROJECT: records("p", 20)}, _echo_the_token(403, "HSS.0010")) as server:
         result = _sync_verbosely(
+            cli,
             server.base_url,
             tmp_path,
             "--iam-endpoint",
@@ -161,7 +165,7 @@ def test_reprs_mask_credentials() -> None:
     assert "s3cr3t-value" not in repr(config) + str(config)
 
 
-def test_plain_http_to_a_remote_host_needs_an_explicit_opt_in(tmp_path: Path) -> None:
+def test_plain_http_to_a_remote_host_needs_an_explicit_opt_in(cli: Cli, tmp_path: Path) -> None:
     refused = cli(
         "sync",
         "--project-id",

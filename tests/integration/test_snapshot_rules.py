@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
 
-from .helpers import EVERY_EP, TOKEN, cli, read_rows
+from .helpers import EVERY_EP, TOKEN, read_rows
 
 PROJECT = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 
@@ -24,7 +25,9 @@ def _today() -> datetime:
     return datetime.now(UTC)
 
 
-def _sync(base_url: str, tmp_path: Path, *flags: str) -> tuple[int, str, dict[str, object]]:
+def _sync(
+    cli: Cli, base_url: str, tmp_path: Path, *flags: str
+) -> tuple[int, str, dict[str, object]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     report = tmp_path / "report.json"
     result = cli(
@@ -48,11 +51,11 @@ def _sync(base_url: str, tmp_path: Path, *flags: str) -> tuple[int, str, dict[st
 
 @pytest.mark.parametrize("days", [-30, -2, 1, 30])
 def test_a_snapshot_date_that_is_not_the_day_of_reading_is_refused(
-    tmp_path: Path, days: int
+    cli: Cli, tmp_path: Path, days: int
 ) -> None:
     when = (_today() + timedelta(days=days)).date().isoformat()
     with simulator_in_thread(SimulatorConfig(records=100, tokens=frozenset({TOKEN}))) as sim:
-        code, stderr, report = _sync(sim.base_url, tmp_path, "--snapshot-date", when)
+        code, stderr, report = _sync(cli, sim.base_url, tmp_path, "--snapshot-date", when)
         requests = sim.stats.requests
     assert code == 2, stderr
     assert (
@@ -66,11 +69,13 @@ def test_a_snapshot_date_that_is_not_the_day_of_reading_is_refused(
     assert not (tmp_path / "lake").exists() or not list((tmp_path / "lake").rglob("*"))
 
 
-def test_yesterday_is_accepted_for_a_run_that_started_before_midnight(tmp_path: Path) -> None:
+def test_yesterday_is_accepted_for_a_run_that_started_before_midnight(
+    cli: Cli, tmp_path: Path
+) -> None:
     yesterday = (_today() - timedelta(days=1)).date()
     with simulator_in_thread(SimulatorConfig(records=100, tokens=frozenset({TOKEN}))) as sim:
         code, stderr, report = _sync(
-            sim.base_url, tmp_path, "--snapshot-date", yesterday.isoformat()
+            cli, sim.base_url, tmp_path, "--snapshot-date", yesterday.isoformat()
         )
     assert code == 0, stderr
     assert report["snapshot_date"] == yesterday.isoformat()
@@ -78,19 +83,24 @@ def test_yesterday_is_accepted_for_a_run_that_started_before_midnight(tmp_path: 
     assert {r["snapshot_date"] for r in read_rows(tmp_path / "lake")} == {yesterday}
 
 
-def test_the_default_date_is_the_day_of_reading_and_the_report_says_so(tmp_path: Path) -> None:
+def test_the_default_date_is_the_day_of_reading_and_the_report_says_so(
+    cli: Cli, tmp_path: Path
+) -> None:
     before = _today().date()
     with simulator_in_thread(SimulatorConfig(records=100, tokens=frozenset({TOKEN}))) as sim:
-        code, stderr, report = _sync(sim.base_url, tmp_path)
+        code, stderr, report = _sync(cli, sim.base_url, tmp_path)
     assert code == 0, stderr
     assert report["snapshot_date"] in {before.isoformat(), _today().date().isoformat()}
     assert report["snapshot_date_origin"] == "default"
 
 
-def test_an_explicit_opt_in_labels_todays_inventory_with_another_date(tmp_path: Path) -> None:
+def test_an_explicit_opt_in_labels_todays_inventory_with_another_date(
+    cli: Cli, tmp_path: Path
+) -> None:
     past = (_today() - timedelta(days=30)).date()
     with simulator_in_thread(SimulatorConfig(records=100, tokens=frozenset({TOKEN}))) as sim:
         code, stderr, report = _sync(
+            cli,
             sim.base_url,
             tmp_path,
             "--snapshot-date",
@@ -102,16 +112,16 @@ def test_an_explicit_opt_in_labels_todays_inventory_with_another_date(tmp_path: 
     assert {r["snapshot_date"] for r in read_rows(tmp_path / "lake")} == {past}
 
 
-def test_every_enterprise_project_is_read_unless_told_otherwise(tmp_path: Path) -> None:
+def test_every_enterprise_project_is_read_unless_told_otherwise(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(
         SimulatorConfig(seed=9, records=600, tokens=frozenset({TOKEN}))
     ) as sim:
         every = sim.inventory.total(PROJECT, **EVERY_EP)
         default_only = sim.inventory.total(PROJECT, enterprise_project_id="0")
-        code, stderr, report = _sync(sim.base_url, tmp_path / "all")
+        code, stderr, report = _sync(cli, sim.base_url, tmp_path / "all")
         assert code == 0, stderr
         chosen_code, chosen_stderr, chosen = _sync(
-            sim.base_url, tmp_path / "zero", "--enterprise-project-id", "0"
+            cli, sim.base_url, tmp_path / "zero", "--enterprise-project-id", "0"
         )
         assert chosen_code == 0, chosen_stderr
     assert default_only < every  # the API's default would have hidden images
@@ -121,13 +131,13 @@ def test_every_enterprise_project_is_read_unless_told_otherwise(tmp_path: Path) 
     assert chosen["query"] == {"enterprise_project_id": "0"}
 
 
-def test_the_config_file_can_choose_the_enterprise_project(tmp_path: Path) -> None:
+def test_the_config_file_can_choose_the_enterprise_project(cli: Cli, tmp_path: Path) -> None:
     config_file = tmp_path / "sync.toml"
     config_file.write_text('[filters]\nenterprise_project_id = "0"\n')
     with simulator_in_thread(
         SimulatorConfig(seed=9, records=300, tokens=frozenset({TOKEN}))
     ) as sim:
-        code, stderr, report = _sync(sim.base_url, tmp_path, "--config", str(config_file))
+        code, stderr, report = _sync(cli, sim.base_url, tmp_path, "--config", str(config_file))
         expected = sim.inventory.total(PROJECT, enterprise_project_id="0")
     assert code == 0, stderr
     assert report["query"] == {"enterprise_project_id": "0"}

@@ -15,13 +15,13 @@ import pytest
 import connector
 from connector import FetchSettings, Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
+from tests.commands import Cli, spawn_cli
 
 from .helpers import (
     EVERY_EP,
     FAST_RETRY,
     TOKEN,
     as_api_record,
-    cli,
     config,
     read_rows,
     served,
@@ -171,7 +171,7 @@ def test_throttling_and_transient_faults_are_retried_and_the_result_is_exact(
     # this short the rate may be back at its ceiling by the end, so it is not asserted here.
 
 
-def test_bad_token_fails_fast_with_the_full_context(tmp_path: Path) -> None:
+def test_bad_token_fails_fast_with_the_full_context(cli: Cli, tmp_path: Path) -> None:
     with simulator_in_thread(SimulatorConfig(records=50, tokens=frozenset({TOKEN}))) as sim:
         result = cli(
             "sync",
@@ -199,7 +199,7 @@ def test_bad_token_fails_fast_with_the_full_context(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.parquet"))
 
 
-def test_a_rejected_parameter_fails_fast_with_the_servers_message(tmp_path: Path) -> None:
+def test_a_rejected_parameter_fails_fast_with_the_servers_message(cli: Cli, tmp_path: Path) -> None:
     # the server's offset ceiling is lower than the client was told: HTTP 400, HSS.0001
     sim_config = SimulatorConfig(records=400, tokens=frozenset({TOKEN}), max_offset=150)
     with simulator_in_thread(sim_config) as sim:
@@ -236,7 +236,9 @@ def test_a_rejected_parameter_fails_fast_with_the_servers_message(tmp_path: Path
         (["--snapshot-date", "28/11/2026"], "2026-11-28"),
     ],
 )
-def test_bad_flags_fail_before_any_request(tmp_path: Path, flags: list[str], message: str) -> None:
+def test_bad_flags_fail_before_any_request(
+    cli: Cli, tmp_path: Path, flags: list[str], message: str
+) -> None:
     base = ["sync", "--project-id", "p1", "--out", str(tmp_path)]
     if "--endpoint" not in flags and "--region" not in flags:
         base += ["--endpoint", "http://127.0.0.1:9"]
@@ -245,10 +247,12 @@ def test_bad_flags_fail_before_any_request(tmp_path: Path, flags: list[str], mes
     assert message in result.stderr
 
 
+@pytest.mark.process
 def test_cli_sync_writes_the_report(tmp_path: Path) -> None:
+    """The ``sync`` command's smoke test: the real entry point, in a process of its own."""
     report_path = tmp_path / "report.json"
     with simulator_in_thread(SimulatorConfig(records=250, tokens=frozenset({TOKEN}))) as sim:
-        result = cli(
+        result = spawn_cli(
             "sync",
             "--project-id",
             PROJECTS[0],
@@ -304,8 +308,10 @@ def test_fetch_settings_default_to_the_api_maximum_page() -> None:
     assert FAST_RETRY.max_attempts > 1
 
 
+@pytest.mark.process
 def test_demo_syncs_the_simulator_and_summarises_the_parquet(tmp_path: Path) -> None:
-    result = cli("demo", "--out", str(tmp_path / "demo"), "--records", "400", timeout=180)
+    """The ``demo`` command's smoke test: the real entry point, in a process of its own."""
+    result = spawn_cli("demo", "--out", str(tmp_path / "demo"), "--records", "400", timeout=180)
     assert result.returncode == 0, result.stderr
     for heading in ("Images by scan status:", "Scanned images by severity:", "most vulnerable"):
         assert heading in result.stdout
@@ -314,7 +320,9 @@ def test_demo_syncs_the_simulator_and_summarises_the_parquet(tmp_path: Path) -> 
     assert f"{len(rows)} images in" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_run_held_back_by_its_concurrency_says_which_value_reaches_the_rate(
+    cli: Cli,
     tmp_path: Path,
 ) -> None:
     """At 80 ms a response one request in flight makes 12 requests/s, not the 40 asked:

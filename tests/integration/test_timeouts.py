@@ -12,16 +12,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connector.simulator import SimulatorConfig, simulator_in_thread
+import pytest
 
-from .helpers import TOKEN, cli, read_rows
+from connector.simulator import SimulatorConfig, simulator_in_thread
+from tests.commands import Cli
+
+from .helpers import TOKEN, read_rows
 from .tiny_server import Request, records, tiny_server, trickle
 
 SLOW = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 QUICK = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
+pytestmark = pytest.mark.slow  # each waits out timeouts and retry budgets of seconds
 
-def _sync(base_url: str, tmp_path: Path, *flags: str, projects: tuple[str, ...]) -> Any:
+
+def _sync(cli: Cli, base_url: str, tmp_path: Path, *flags: str, projects: tuple[str, ...]) -> Any:
     args = ["sync", "--out", str(tmp_path / "lake"), "--endpoint", base_url, "--rate", "0"]
     args += ["--page-size", "10", "--report", str(tmp_path / "report.json"), *flags]
     for project in projects:
@@ -29,7 +34,9 @@ def _sync(base_url: str, tmp_path: Path, *flags: str, projects: tuple[str, ...])
     return cli(*args, env={"HSS_AUTH_TOKEN": TOKEN}, timeout=90)
 
 
-def test_a_trickling_body_is_cut_off_at_the_request_timeout_and_retried(tmp_path: Path) -> None:
+def test_a_trickling_body_is_cut_off_at_the_request_timeout_and_retried(
+    cli: Cli, tmp_path: Path
+) -> None:
     async def first_attempt_trickles(request: Request) -> Any:
         if request.project_id == SLOW and request.offset == 9 and request.attempt == 1:
             body = b" " * 200 + b"{}"  # would take minutes at a byte a second
@@ -39,6 +46,7 @@ def test_a_trickling_body_is_cut_off_at_the_request_timeout_and_retried(tmp_path
     with tiny_server({SLOW: records("slow", 40)}, first_attempt_trickles) as server:
         started = time.monotonic()
         result = _sync(
+            cli,
             server.base_url,
             tmp_path,
             "--read-timeout",
@@ -56,7 +64,7 @@ def test_a_trickling_body_is_cut_off_at_the_request_timeout_and_retried(tmp_path
     assert elapsed < 30, elapsed  # one cut-off at 3 s, not a wait for the whole body
 
 
-def test_a_page_that_always_trickles_ends_within_the_retry_budget(tmp_path: Path) -> None:
+def test_a_page_that_always_trickles_ends_within_the_retry_budget(cli: Cli, tmp_path: Path) -> None:
     """--read-timeout 5 and --max-retry-time 8 against a body that never finishes: the slow
     project fails after about 8 s with the budget named; the quick one is published."""
 
@@ -69,6 +77,7 @@ def test_a_page_that_always_trickles_ends_within_the_retry_budget(tmp_path: Path
     with tiny_server(inventory, always_trickles) as server:
         started = time.monotonic()
         result = _sync(
+            cli,
             server.base_url,
             tmp_path,
             "--read-timeout",
@@ -87,13 +96,13 @@ def test_a_page_that_always_trickles_ends_within_the_retry_budget(tmp_path: Path
     assert report["projects"][QUICK]["status"] == "published"
 
 
-def test_a_retry_after_beyond_the_budget_is_named_when_giving_up(tmp_path: Path) -> None:
+def test_a_retry_after_beyond_the_budget_is_named_when_giving_up(cli: Cli, tmp_path: Path) -> None:
     """The gateway asks for 600 s; the budget is 5 s: the error says the server asked."""
     sim_config = SimulatorConfig(
         seed=3, records=200, tokens=frozenset({TOKEN}), rate=1, burst=1, retry_after=600
     )
     with simulator_in_thread(sim_config) as sim:
-        result = _sync(sim.base_url, tmp_path, "--max-retry-time", "5", projects=(SLOW,))
+        result = _sync(cli, sim.base_url, tmp_path, "--max-retry-time", "5", projects=(SLOW,))
     assert result.returncode == 3, result.stderr
     project = json.loads((tmp_path / "report.json").read_text())["projects"][SLOW]
     assert project["error_type"] == "ThrottledError"

@@ -97,6 +97,7 @@ def test_a_refused_connection_is_a_retryable_transport_error_naming_where() -> N
     assert isinstance(error.__cause__, OSError)  # the aiohttp error, kept as the cause
 
 
+@pytest.mark.slow
 def test_a_deadline_cuts_a_slow_answer_off_with_the_callers_reason() -> None:
     async def slow(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(2)

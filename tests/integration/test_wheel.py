@@ -9,11 +9,14 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import connector
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.process  # the installed package's command, in a process of its own
 def test_built_wheel_ships_the_schema_and_runs(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     _build("wheel", dist)

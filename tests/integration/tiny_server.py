@@ -4,7 +4,7 @@ It serves ``GET /v5/{project_id}/image/local-repositories`` from fixed lists of 
 offset/limit paging of the real API) and lets a test decide, per request, to answer
 differently: trickle the body a byte at a time, fail with an error body, and so on. It also
 answers ``POST /v3/auth/tokens`` like IAM. Runs in a thread with its own event loop, on
-127.0.0.1 and a free port, so a CLI in a child process can reach it.
+127.0.0.1 and a free port, so the CLI, in the test's process or a child, can reach it.
 """
 
 from __future__ import annotations

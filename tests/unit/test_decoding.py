@@ -219,24 +219,3 @@ def test_a_typed_page_from_the_client_is_read_by_the_sink(tmp_path: Path) -> Non
         writer.finish(None)
         tables.append(pq.read_table(writer.staged_data))
     assert tables[0].equals(tables[1])
-
-
-def test_the_simulators_pages_take_the_typed_path() -> None:
-    """Its records are what the reference describes: every page decodes typed (else the
-    benchmarks would measure the general path)."""
-    import urllib.request
-
-    from connector.simulator import SimulatorConfig, simulator_in_thread
-
-    with simulator_in_thread(SimulatorConfig(records=450, tokens=frozenset({"t"}))) as sim:
-        for offset in (0, 200, 400):
-            url = f"{sim.base_url}/v5/p1/image/local-repositories?offset={offset}&limit=200"
-            request = urllib.request.Request(url, headers={"X-Auth-Token": "t"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                body = response.read()
-            decoded = DECODER.decode(body)
-            assert decoded is not None
-            plain = orjson.loads(body)["data_list"]
-            assert [as_row(t) for t in decoded.records] == [
-                tuple(r.get(name) for name in NAMES) for r in plain
-            ]

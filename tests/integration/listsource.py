@@ -1,7 +1,7 @@
 """An in-memory PageSource: the seam for testing paging logic without a network.
 
 The list may change between requests (``mutate`` runs before each one), which is how the
-drift properties are tested; the integration tests do the same over real sockets. A
+drift properties are tested; the tests with the simulator do the same over real sockets. A
 ``Gateway`` makes the answers behave as a real gateway may, which the reference does not
 promise otherwise: pages capped or cut short, ``total_num`` off, records out of order.
 """
