@@ -331,18 +331,28 @@ class ProjectCrawler:
 
     async def _first_page(self, params: list[tuple[str, QueryValue]]) -> _Read:
         """Page 0, read twice when it is short while ``total_num`` announces more: once to
-        tell a transient short page from a server that caps the page size."""
+        tell a transient short page from a server that caps the page size; and a page
+        short twice alike is a cap only when a read from its last record finds more after
+        it (else the list ends there and its ``total_num`` over-counts: the crawl's proof
+        and the tolerance decide)."""
         read = await self._read(0, params, first=True)
         length = len(read.page.records)
         if not 0 < length < self.size or read.page.total_num <= length:
             return read
         again = await self._read(0, params, first=True)
         self.stats.pages_reread += 1
-        if len(again.page.records) == length >= 2:
+        if len(again.page.records) == length >= 2 and await self._goes_on_after(length, params):
             self._cap(length)
         else:
             self.stats.repair("short")
         return again if len(again.page.records) >= length else read
+
+    async def _goes_on_after(self, length: int, params: list[tuple[str, QueryValue]]) -> bool:
+        """Whether the list holds records after its first ``length``: a read from the last
+        of them (``probe_offset``) that holds more than that one record."""
+        self.stats.probes += 1
+        past = await self._read(probe_offset(length), params, first=True)
+        return len(past.page.records) > 1
 
     def _cap(self, size: int) -> None:
         if size >= self.settings.page_size:
