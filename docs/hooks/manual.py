@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import html
+import importlib
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -305,7 +306,9 @@ def api_reference() -> str:
         "Needs Apache Airflow 3: `pip install 'hss-image-connector[airflow]'`.",
         "",
     ]
-    out += [f"::: connector.airflow.{name}\n" for name in connector.airflow.__all__]
+    # the module itself, not the package's attribute (a test may have unset that)
+    airflow = importlib.import_module("connector.airflow")
+    out += [f"::: connector.airflow.{name}\n" for name in airflow.__all__]
     return "\n".join(out)
 
 
