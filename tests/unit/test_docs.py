@@ -201,14 +201,54 @@ def test_quick_start_is_two_commands() -> None:
         assert [line.split("#")[0].strip() for line in lines] == ["./dev demo", "./dev test"]
 
 
+LAKE = "/data/lake/hss_images"
+READS = (
+    # (what the manual shows, with LAKE for the lake, as the readers' tests spell it)
+    (
+        "read_parquet('OUT/**/*.parquet', hive_partitioning = true, "
+        "hive_types = {'project_id': VARCHAR, 'snapshot_date': DATE})",
+        None,  # the test holds this string as DUCKDB_READ
+    ),
+    ('partitions = {"project_id": pl.String, "snapshot_date": pl.Date}', None),
+    (
+        "pl.scan_parquet(OUT, hive_partitioning=True, hive_schema=partitions)",
+        "pl.scan_parquet(out, hive_partitioning=True, hive_schema=partitions)",
+    ),
+    (
+        'partitions = pa.schema([("project_id", pa.string()), ("snapshot_date", pa.date32())])',
+        None,
+    ),
+    ('partitioning = ds.partitioning(partitions, flavor="hive")', None),
+    (
+        'ds.dataset(OUT, format="parquet", partitioning=partitioning)',
+        'ds.dataset(out, format="parquet", partitioning=partitioning)',
+    ),
+    (
+        'spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")',
+        None,
+    ),
+    ("spark.read.parquet(OUT)", "spark.read.parquet(out)"),
+    ('df = df.withColumn("snapshot_date", F.to_date("snapshot_date"))', None),
+)
+
+
 def test_readers_queries_are_the_ones_the_tests_run() -> None:
     readers = section(page("output"), "## Reading it")
-    assert "read_parquet('/data/lake/hss_images/**/*.parquet', hive_partitioning = true)" in readers
-    assert 'spark.read.parquet("/data/lake/hss_images")' in readers
-    assert 'pl.scan_parquet("/data/lake/hss_images", hive_partitioning=True)' in readers
-    assert 'ds.dataset("/data/lake/hss_images", format="parquet", partitioning="hive")' in readers
-    spark_test = (ROOT / "tests" / "ecosystem" / "test_spark.py").read_text()
+    tests = (ROOT / "tests" / "ecosystem" / "test_readers.py").read_text(encoding="utf-8")
+    tests = " ".join(re.sub(r'"\s*\n\s*"', "", tests).split())  # joined string literals
+    for shown, tested in READS:
+        documented = shown.replace("'OUT", f"'{LAKE}").replace("(OUT", f'("{LAKE}"')
+        assert documented in readers, documented
+        assert (tested or shown) in tests, tested or shown
+    spark_test = (ROOT / "tests" / "ecosystem" / "test_spark.py").read_text(encoding="utf-8")
     assert "spark.read.parquet(str(tmp_path))" in spark_test
+    assert READS[-3][0] in spark_test and READS[-1][0] in spark_test
+
+
+def test_the_readme_shows_the_safe_polars_read() -> None:
+    for line in (READS[1][0], READS[2][0].replace("(OUT", f'("{LAKE}"')):
+        assert line in README, line
+    assert f'pl.scan_parquet("{LAKE}", hive_partitioning=True)' not in README
 
 
 def test_the_fault_matrix_has_every_case() -> None:
