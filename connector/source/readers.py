@@ -92,6 +92,8 @@ async def open_readers(
             assert transport is not None
             discovery = await _discover(config, transport, redactor, sleep)
             config = replace(config, projects=discovery.project_ids, all_projects=False)
+        if pages is None:
+            await asyncio.to_thread(load_spec)  # the schema file, read once off the event loop
         yield Readers(config, discovery, _build(config, transport, pages, redactor, sleep))
 
 
