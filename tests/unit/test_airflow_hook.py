@@ -271,6 +271,14 @@ def test_a_host_and_an_endpoint_extra_must_agree(
     assert named in message
 
 
+def test_a_host_with_an_unknown_region_names_the_region(module: Any, airflow: StandIn) -> None:
+    airflow.connect(endpoint=None, host="hss.example.test", region="mars-1")
+
+    with pytest.raises(ConfigError, match="unknown region 'mars-1'") as caught:
+        config(module)
+    assert str(caught.value).startswith("connection 'hss_default' extra region: ")
+
+
 def test_plain_http_to_a_host_that_is_not_loopback_needs_the_extra(
     module: Any, airflow: StandIn
 ) -> None:

@@ -281,8 +281,10 @@ class HssHook(BaseHook):  # type: ignore[misc]
             if value is None:
                 continue
             if key == "region":
-                with contextlib.suppress(ConfigError):  # an unknown region is named later
+                try:
                     value = endpoint_for_region(str(value))
+                except ConfigError:
+                    continue  # an unknown region: build_config names it
             if not _same_url(host, str(value)):
                 raise ConfigError(
                     f"names the endpoint {host}, but {self.setting_name(key)} names "
