@@ -560,6 +560,13 @@ def _say(
         print(text, file=sys.stderr)
 
 
+NO_DRY_RUN = (
+    "command line: there is no --dry-run; use `hss-images check` with the same options: it "
+    "reads one small page of each project and checks the output, and writes nothing"
+)
+"""What ``--dry-run`` anywhere on the command line answers (exit 2)."""
+
+
 def _unknown(arguments: Sequence[str]) -> ConfigError:
     """Arguments argparse does not know, named without a value: ``--token s3cr3t`` (no
     abbreviation of --token-file) must not print the secret, as argparse's own error would."""
@@ -605,6 +612,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if any(argument.split("=", 1)[0] == "--dry-run" for argument in arguments):
+        # before argparse: anywhere, with or without a command, and no other value echoed
+        print(f"ConfigError: {NO_DRY_RUN}", file=sys.stderr)
+        return 2
     parser = build_parser(with_simulator=bool(arguments) and arguments[0] == "simulate")
     args, unknown = parser.parse_known_args(arguments)
     verbose = bool(getattr(args, "verbose", False))

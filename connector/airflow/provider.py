@@ -41,7 +41,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "endpoint": {
         "label": "Endpoint",
-        "description": "The HSS endpoint URL (or give Region instead)",
+        "description": "The HSS endpoint URL (or give Host, or Region, instead)",
         "schema": _TEXT,
     },
     "discovery_region": {
@@ -113,12 +113,18 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 """The connection's extras as form fields (their keys are the extras ``HssHook`` reads)."""
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["host", "schema", "port"],
+    "hidden_fields": [],
     "relabeling": {
+        "host": "Endpoint host (or Endpoint / Region below)",
+        "port": "Endpoint port (default 443)",
+        "schema": "Endpoint scheme (https; http only to loopback or with Allow plain http)",
         "login": "Access key or IAM user (empty for a token)",
         "password": "IAM token, secret key or IAM password",
     },
     "placeholders": {
+        "host": "hss.cn-north-4.myhuaweicloud.com",
+        "port": "443",
+        "schema": "https",
         "login": "the AK (auth aksk) or the IAM user name (auth iam)",
         "password": "the secret: never shown in logs or errors",
         "auth": "token",
@@ -133,7 +139,9 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "memory_limit": "2GiB",
     },
 }
-"""Standard fields hidden, relabelled and explained (the hook's ``get_ui_field_behaviour``)."""
+"""Standard fields relabelled and explained (the hook's ``get_ui_field_behaviour``): Host,
+Port and Schema name the endpoint (``https://HOST:PORT``), as a connection URI's host does;
+none is hidden."""
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -4,9 +4,11 @@
     check_output(config) -> [OutputResult]          the lake (and the report's folder)
     check_async(config) -> CheckResult              both, for ``hss-images check``
 
-One small request (offset 0, ``limit`` records) per project, no retries: it answers "would
+One small request (offset 0, ``limit`` records) per project, tried once: it answers "would
 a sync get in?" quickly, with the API's own error (``error_code``, HTTP status) when it
-would not. Used by ``HssHook.test_connection`` (the Airflow UI's "Test" button and
+would not. A probe gives up after ``PROBE_TIMEOUT_S`` on listing the projects through IAM
+(``all_projects``) and again on each project's request (from when it leaves the rate
+limiter), and says what did not answer; a sync's own timeouts and retries are untouched. Used by ``HssHook.test_connection`` (the Airflow UI's "Test" button and
 ``airflow connections test``) and by ``hss-images check``.
 
 The output is opened with the writer's own code (``open_lake``, ``check_bucket``,
@@ -39,21 +41,22 @@ import os
 import secrets
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from connector.errors import ConfigError, ConnectorError, worst_exit_code
+from connector.errors import ConfigError, ConnectorError, TransportError, worst_exit_code
 from connector.job.report import check_report_path
 from connector.lake.layout import Lake, canonical_query
 from connector.lake.writer import check_bucket, check_query, open_lake
 from connector.redaction import Redactor
-from connector.settings.config import Config, Target
+from connector.settings.config import Config, Target, iam_endpoint_for
 from connector.source.client import PageRequest
 from connector.source.readers import open_readers
 
 __all__ = [
     "DISCOVERY",
     "PROBE_LIMIT",
+    "PROBE_TIMEOUT_S",
     "CheckResult",
     "OutputResult",
     "ProbeResult",
@@ -68,6 +71,45 @@ DISCOVERY = "(all projects)"
 
 PROBE_LIMIT = 10
 """Records asked for by a probe: the API's smallest page."""
+
+PROBE_TIMEOUT_S = 4.0
+"""How long a probe waits for IAM's listing of the projects, and then for each project's
+page (an IAM token for it included): a probe of one project ends within twice this, inside
+the 10 s an Airflow "Test" button may take."""
+
+
+def _probe_config(config: Config) -> Config:
+    """``config`` as a probe uses it: one try per request, no timeout beyond
+    ``PROBE_TIMEOUT_S`` (the deadlines around each step bound it anyway)."""
+    fetch = config.fetch
+    seconds = PROBE_TIMEOUT_S
+    return replace(
+        config,
+        fetch=replace(
+            fetch,
+            connect_timeout_s=min(fetch.connect_timeout_s, seconds),
+            read_timeout_s=min(fetch.read_timeout_s, seconds),
+            request_timeout_s=min(fetch.request_timeout_s, seconds),
+            retry=replace(
+                fetch.retry, max_attempts=1, max_elapsed_s=min(fetch.retry.max_elapsed_s, seconds)
+            ),
+        ),
+    )
+
+
+def _iam_of(config: Config) -> str:
+    """The IAM endpoint discovery asks (``discover_projects``), for a message."""
+    identity = config.auth.iam.iam_endpoint if config.auth.iam is not None else None
+    derived = iam_endpoint_for(config.endpoint) if config.endpoint else None
+    return config.iam_endpoint or identity or derived or "its IAM endpoint"
+
+
+def _no_answer(what: str, project_id: str | None = None) -> TransportError:
+    return TransportError(
+        f"no answer from {what} within {PROBE_TIMEOUT_S:g} s (a probe tries once and waits "
+        "no longer; a sync waits and retries as its timeouts and retry settings say)",
+        project_id=project_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +143,19 @@ async def probe_async(
     """
     redactor = redactor if redactor is not None else Redactor()
     redactor.add(*config.auth.secrets())
+    config = _probe_config(config)
     results: dict[str, ProbeResult] = {}
     async with contextlib.AsyncExitStack() as stack:
         # the projects a sync would read (IAM lists them first, for all projects), paced as
         # a sync paces them: --rate and --concurrency per endpoint and credential
         try:
-            readers = await stack.enter_async_context(open_readers(config, redactor=redactor))
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    readers = await stack.enter_async_context(
+                        open_readers(config, redactor=redactor)
+                    )
+            except TimeoutError:
+                raise _no_answer(f"IAM at {_iam_of(config)} (listing the projects)") from None
         except ConnectorError as error:
             if not config.all_projects:
                 raise
@@ -120,7 +169,11 @@ async def probe_async(
             request = PageRequest(target.project_id, 0, limit, params)
             async with readers.limiter(target.endpoint).request():
                 try:
-                    page = await readers.client(target.endpoint).get_page(request)
+                    try:
+                        async with asyncio.timeout(PROBE_TIMEOUT_S):
+                            page = await readers.client(target.endpoint).get_page(request)
+                    except TimeoutError:
+                        raise _no_answer(target.endpoint, target.project_id) from None
                 except ConnectorError as error:
                     results[target.project_id] = _failed(
                         target.project_id, target.endpoint, error, redactor

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,17 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_BIN = ROOT / ".venv-airflow" / "bin"
+
+
+def _airflow_venv() -> Path:
+    """This tree's ``.venv-airflow``, else the one beside the virtualenv running the tests
+    (a git worktree shares the main tree's virtualenvs)."""
+    own = ROOT / ".venv-airflow"
+    beside = Path(sys.prefix).parent / ".venv-airflow"
+    return own if own.exists() or not beside.exists() else beside
+
+
+AIRFLOW_BIN = _airflow_venv() / "bin"
 EXAMPLE_DAG = ROOT / "examples" / "hss_images_dag.py"
 LINEAGE_DAG = Path(__file__).with_name("lineage_dag.py")
 RUNNER = Path(__file__).with_name("airflow_runner.py")
@@ -117,11 +128,11 @@ class AirflowEnv:
             check=False,
         )
 
-    def python(self, code: str) -> Any:
+    def python(self, code: str, env: dict[str, str] | None = None) -> Any:
         """Run ``code`` under the Airflow virtualenv; it prints one JSON value, returned."""
         done = subprocess.run(
             [str(AIRFLOW_BIN / "python"), "-c", code],
-            env=self.base_env,
+            env={**self.base_env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=SUBPROCESS_TIMEOUT_S,
@@ -152,6 +163,8 @@ def migrated_home(home: Path, dag_files: Sequence[Path]) -> AirflowEnv:
         shutil.copy(dag, dags / dag.name)
     env = {
         **clean_environ(),
+        # this tree's code, ahead of the tree the virtualenv's editable install names
+        "PYTHONPATH": str(ROOT),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

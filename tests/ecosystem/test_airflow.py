@@ -290,7 +290,7 @@ def test_airflow_loads_the_provider_and_the_operator_without_the_http_pipeline(
     assert loaded == [[], ["pyarrow"]]  # pyarrow: the lineage facets' schema
 
 
-def test_the_connection_form_hides_relabels_and_explains_its_fields(airflow: AirflowEnv) -> None:
+def test_the_connection_form_relabels_and_explains_its_fields(airflow: AirflowEnv) -> None:
     """What the UI draws: the behaviour and the form fields as Airflow's ProvidersManager
     holds them, read from the provider info without the deprecated per-hook methods."""
     found = airflow.python(
@@ -303,8 +303,9 @@ def test_the_connection_form_hides_relabels_and_explains_its_fields(airflow: Air
         "print(json.dumps({'behaviour': m.field_behaviours['hss'], 'widgets': w}))"
     )
     behaviour = found["behaviour"]
-    assert set(behaviour["hidden_fields"]) == {"host", "schema", "port"}
-    assert set(behaviour["relabeling"]) == {"login", "password"}
+    assert behaviour["hidden_fields"] == []  # Host, Port and Schema name the endpoint
+    assert set(behaviour["relabeling"]) == {"host", "port", "schema", "login", "password"}
+    assert behaviour["placeholders"]["host"] == "hss.cn-north-4.myhuaweicloud.com"
     assert behaviour["placeholders"]["extra__hss__region"] == "cn-north-4"
     assert behaviour["placeholders"]["extra__hss__enterprise_project_id"] == "all_granted_eps"
     widgets = found["widgets"]
@@ -357,6 +358,36 @@ def test_airflow_connections_test_fails_with_the_apis_error_and_never_the_token(
     assert "HTTP 401" in output and "error_code APIG.0301" in output
     assert "project proj-alpha" in output  # the first project, named
     assert bad_token not in output
+
+
+def test_a_connection_uri_with_a_host_is_the_endpoint_of_the_hook(
+    airflow: AirflowEnv, simulator: RunningSimulator
+) -> None:
+    """As a new user writes it: ``hss://:TOKEN@HOST:PORT/SCHEMA?project_ids=...`` in an
+    ``AIRFLOW_CONN_...`` variable; ``https`` unless the schema says ``http``."""
+    host, port = simulator.base_url.removeprefix("http://").split(":")
+    before = len(simulator.stats.log)
+    env = {
+        "AIRFLOW_CONN_HSS_LOCAL": f"hss://:{TOKEN}@{host}:{port}/http?project_ids=proj-alpha",
+        "AIRFLOW_CONN_HSS_CLOUD": f"hss://:{TOKEN}@hss.example.test:443/?project_ids=p1",
+    }
+
+    found = airflow.python(
+        "import json\n"
+        "from connector.airflow import HssHook\n"
+        "local, cloud = HssHook('hss_local'), HssHook('hss_cloud')\n"
+        "ok, message = local.test_connection()\n"
+        "print(json.dumps([local.get_config(out='.').endpoint,\n"
+        "                  cloud.get_config(out='.').endpoint, ok, message]))",
+        env=env,
+    )
+
+    local, cloud, ok, message = found
+    assert (local, cloud) == (simulator.base_url, "https://hss.example.test:443")
+    assert ok, message
+    assert message.startswith(f"read project proj-alpha at {simulator.base_url}")
+    [request] = list(simulator.stats.log)[before:]
+    assert (request.project_id, request.offset, request.limit) == ("proj-alpha", 0, 10)
 
 
 # ------------------------------------------------------------------- the operator's on_kill

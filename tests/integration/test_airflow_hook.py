@@ -39,6 +39,22 @@ def test_test_connection_reads_one_small_page_of_the_first_project(
     assert (request.project_id, request.offset, request.limit) == ("p1", 0, 10)
 
 
+def test_a_connection_whose_host_and_port_are_the_simulators_reads_a_page(
+    module: Any, airflow: StandIn, hss: Any
+) -> None:
+    """As a URI gives it (``hss://:TOKEN@127.0.0.1:PORT/http?project_ids=p7``): the host,
+    port and schema fields are the endpoint; no endpoint extra."""
+    host, port = hss.base_url.removeprefix("http://").split(":")
+    airflow.connect(endpoint=None, host=host, port=int(port), schema="http", project_ids="p7")
+
+    ok, message = module.HssHook().test_connection()
+
+    assert ok, message
+    assert message.startswith(f"read project p7 at {hss.base_url} (token auth)")
+    [request] = list(hss.stats.log)
+    assert (request.project_id, request.offset, request.limit) == ("p7", 0, 10)
+
+
 def test_test_connection_fails_with_the_apis_error_code_and_not_the_secret(
     module: Any, airflow: StandIn, hss: Any
 ) -> None:

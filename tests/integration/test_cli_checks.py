@@ -140,3 +140,24 @@ def test_a_read_only_out_is_the_same_configuration_error_from_sync_and_check(
     assert "read-only file system" in said.lower()
     if command == "sync":
         assert requests == 0 and "nothing was requested" in said
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("sync", "--dry-run"),
+        ("--dry-run",),
+        ("--dry-run", "sync", "--out", "x"),
+        ("check", "--token-file", "SECRET-PATH", "--dry-run=yes"),
+        ("demo", "--dry-run"),
+    ],
+)
+def test_dry_run_anywhere_points_to_check(cli: Cli, args: tuple[str, ...]) -> None:
+    result = cli(*args)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "ConfigError: command line: there is no --dry-run; use `hss-images check`"
+    )
+    assert "SECRET-PATH" not in result.stderr + result.stdout
+    assert "yes" not in result.stderr

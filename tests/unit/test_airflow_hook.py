@@ -46,6 +46,9 @@ class FakeConnection:
     conn_id: str
     login: str | None = None
     password: str | None = TOKEN
+    host: str | None = None
+    port: int | None = None
+    schema: str | None = None
     extra_dejson: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,7 +116,7 @@ class StandIn:
         extras = {"endpoint": "https://hss.example.test", "project_ids": ["p1"]}
         conn = FakeConnection(conn_id, extra_dejson=extras)
         for name, value in fields.items():
-            if name in ("login", "password"):
+            if name in ("login", "password", "host", "port", "schema"):
                 setattr(conn, name, value)
             elif value is None:
                 extras.pop(name, None)
@@ -214,6 +217,99 @@ def test_plain_http_to_another_host_needs_the_extra(module: Any, airflow: StandI
 
     assert built.endpoint == "http://hss.internal.test:8080"
     assert built.allow_insecure_http
+
+
+@pytest.mark.parametrize(
+    ("fields", "endpoint"),
+    [
+        ({"host": "hss.example.test"}, "https://hss.example.test"),
+        ({"host": "hss.example.test", "port": 8443}, "https://hss.example.test:8443"),
+        ({"host": "hss.example.test", "schema": "HTTPS"}, "https://hss.example.test"),
+        ({"host": "https://hss.example.test/"}, "https://hss.example.test"),
+        ({"host": "127.0.0.1", "port": 9000, "schema": "http"}, "http://127.0.0.1:9000"),
+        ({"host": "::1", "port": 9000, "schema": "http"}, "http://[::1]:9000"),
+        ({"host": "localhost", "schema": "http"}, "http://localhost"),
+    ],
+)
+def test_the_host_port_and_schema_are_the_endpoint(
+    module: Any, airflow: StandIn, fields: dict[str, Any], endpoint: str
+) -> None:
+    airflow.connect(endpoint=None, **fields)
+
+    assert config(module).endpoint == endpoint
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"host": "hss.example.test"}, None),  # the extra's endpoint, written the same
+        ({"host": "HSS.example.test", "port": 443}, None),  # the default port, written out
+        ({"host": "hss.cn-north-4.myhuaweicloud.com", "region": "cn-north-4"}, None),
+        ({"host": "hss.other.test"}, "connection 'hss_default' extra endpoint"),
+        ({"host": "hss.example.test", "port": 8443}, "connection 'hss_default' extra endpoint"),
+        ({"host": "hss.example.test", "schema": "http"}, "connection 'hss_default' extra endpoint"),
+        (
+            {"host": "hss.example.test", "region": "cn-north-4"},
+            "connection 'hss_default' extra region",
+        ),
+    ],
+)
+def test_a_host_and_an_endpoint_extra_must_agree(
+    module: Any, airflow: StandIn, fields: dict[str, Any], named: str | None
+) -> None:
+    if "region" in fields:
+        fields = {**fields, "endpoint": None}
+    airflow.connect(**fields)
+
+    if named is None:
+        assert config(module).endpoint == f"https://{fields['host'].lower()}"
+        return
+    with pytest.raises(ConfigError) as caught:
+        config(module)
+    message = str(caught.value)
+    assert message.startswith("connection 'hss_default' host: names the endpoint ")
+    assert named in message
+
+
+def test_a_host_with_an_unknown_region_names_the_region(module: Any, airflow: StandIn) -> None:
+    airflow.connect(endpoint=None, host="hss.example.test", region="mars-1")
+
+    with pytest.raises(ConfigError, match="unknown region 'mars-1'") as caught:
+        config(module)
+    assert str(caught.value).startswith("connection 'hss_default' extra region: ")
+
+
+def test_plain_http_to_a_host_that_is_not_loopback_needs_the_extra(
+    module: Any, airflow: StandIn
+) -> None:
+    airflow.connect(endpoint=None, host="hss.example.test", schema="http")
+
+    with pytest.raises(ConfigError, match="plain http://") as caught:
+        config(module)
+    assert str(caught.value).startswith("connection 'hss_default' host: ")
+
+    airflow.connect(endpoint=None, host="hss.example.test", schema="http", allow_insecure_http=True)
+    assert config(module).endpoint == "http://hss.example.test"
+
+
+@pytest.mark.parametrize(
+    ("fields", "where", "says"),
+    [
+        ({"schema": "ftp"}, "schema", "https (default) or http, got 'ftp'"),
+        ({"host": "http://hss.example.test", "schema": "https"}, "host", "give one of them"),
+        ({"host": "hss.example.test:8443", "port": 443}, "host", "give one of them"),
+        ({"port": 70000}, "port", "expected a TCP port (1-65535), got 70000"),
+    ],
+)
+def test_a_bad_host_port_or_schema_is_named(
+    module: Any, airflow: StandIn, fields: dict[str, Any], where: str, says: str
+) -> None:
+    airflow.connect(endpoint=None, **{"host": "hss.example.test", **fields})
+
+    with pytest.raises(ConfigError) as caught:
+        config(module)
+    assert str(caught.value).startswith(f"connection 'hss_default' {where}: ")
+    assert says in str(caught.value)
 
 
 def test_arguments_win_over_the_connection(module: Any, airflow: StandIn) -> None:
@@ -588,7 +684,7 @@ def test_the_provider_info_declares_the_hook_the_operator_and_the_connection_typ
 
 
 def test_the_form_has_a_field_for_every_extra_the_hook_reads(module: Any) -> None:
-    from connector.airflow.provider import CONN_FIELDS
+    from connector.airflow.provider import CONN_FIELDS, get_provider_info
     from connector.settings.keys import FILTER_KEYS, TUNING_KEYS
 
     # the form shows the common extras; every speed setting and filter is an extra too
@@ -597,9 +693,17 @@ def test_the_form_has_a_field_for_every_extra_the_hook_reads(module: Any) -> Non
     assert module.HssHook.conn_type == "hss"
     behaviour = module.HssHook.get_ui_field_behaviour()
     assert set(behaviour) == {"hidden_fields", "relabeling", "placeholders"}
-    assert set(behaviour["relabeling"]) == {"login", "password"}
-    placeholders = set(behaviour["placeholders"]) - {"login", "password"}
+    standard = {"host", "port", "schema", "login", "password"}
+    assert behaviour["hidden_fields"] == []  # Host, Port and Schema name the endpoint
+    assert set(behaviour["relabeling"]) == standard
+    placeholders = set(behaviour["placeholders"]) - standard
     assert placeholders <= set(CONN_FIELDS)  # every placeholder belongs to a field
+    # Airflow 3.2+ reads the same from the provider info
+    [conn_type] = get_provider_info()["connection-types"]
+    declared = conn_type["ui-field-behaviour"]
+    assert declared["hidden-fields"] == behaviour["hidden_fields"]
+    assert declared["relabeling"] == behaviour["relabeling"]
+    assert declared["placeholders"] == behaviour["placeholders"]
 
 
 def test_extras_saved_by_the_connection_form(module: Any, airflow: StandIn) -> None:

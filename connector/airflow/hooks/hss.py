@@ -9,6 +9,7 @@ import copy
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import fields, replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from connector import Config, ConfigError, ConnectorError, Filters
 from connector.airflow._sdk import (
@@ -17,7 +18,7 @@ from connector.airflow._sdk import (
 )
 from connector.airflow.provider import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from connector.redaction import Redactor
-from connector.settings.config import check_project_id
+from connector.settings.config import check_project_id, endpoint_for_region
 from connector.settings.keys import (
     ALL_PROJECTS,
     FILTER_KEYS,
@@ -58,9 +59,25 @@ def connection_name(conn_id: str, key: str) -> str:
     an argument of ``HssHook.get_config`` (``argument out``)."""
     if key in EXTRA_KEYS:
         return f"connection {conn_id!r} extra {key}"
-    if key in ("login", "password"):
+    if key in ("login", "password", "host", "port", "schema"):
         return f"connection {conn_id!r} {key}"
     return f"argument {key}"
+
+
+def _same_url(a: str, b: str) -> bool:
+    """Two endpoint URLs name one place: scheme and host in any case, a default port
+    written or not, a trailing slash or not."""
+
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or {"https": 443, "http": 80}.get(scheme)
+        except ValueError:
+            port = None
+        return scheme, (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+    return key(a) == key(b)
 
 
 def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -208,9 +225,73 @@ class HssHook(BaseHook):  # type: ignore[misc]
             if isinstance(secret, str) and secret:
                 mask(secret)
         layer = {key: Setting(extras.get(key), self.setting_name(key)) for key in EXTRA_KEYS}
+        host = self.host_endpoint()
+        if host is not None:
+            self._agree(host, extras)
+            if extras.get("endpoint") is None and extras.get("region") is None:
+                layer["endpoint"] = Setting(host, self.setting_name("host"))
         layer["login"] = Setting(conn.login or None, self.setting_name("login"))
         layer["password"] = Setting(conn.password or None, self.setting_name("password"))
         return layer
+
+    def host_endpoint(self) -> str | None:
+        """The endpoint the connection's Host, Port and Schema fields name (a URI's
+        ``hss://...@HOST:PORT/SCHEMA``), or None without a host: ``https://HOST[:PORT]``,
+        ``http://`` with Schema ``http`` (checked as every endpoint is: plain http only to
+        loopback or with ``allow_insecure_http``). A Host written as a URL
+        (``https://hss.example``) keeps its scheme."""
+        conn = self.get_conn()
+        host = (getattr(conn, "host", None) or "").strip()
+        if not host:
+            return None
+        port = getattr(conn, "port", None)
+        schema = (getattr(conn, "schema", None) or "").strip().lower()
+        if schema not in ("", "http", "https"):
+            raise ConfigError(
+                f"the scheme of the endpoint: https (default) or http, got {schema!r}",
+                where=self.setting_name("schema"),
+            )
+        if "://" in host:
+            scheme, _, rest = host.partition("://")
+            if schema and schema != scheme.lower():
+                raise ConfigError(
+                    f"names scheme {scheme}://, the schema field {schema}: give one of them",
+                    where=self.setting_name("host"),
+                )
+            schema, host = scheme.lower(), rest.rstrip("/")
+        if host.count(":") > 1 and not host.startswith("["):  # IPv6, as a URI gives it
+            host = f"[{host}]"
+        if port is not None:
+            if urlsplit(f"//{host}").port is not None:
+                raise ConfigError(
+                    f"holds a port and the port field is {port}: give one of them",
+                    where=self.setting_name("host"),
+                )
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise ConfigError(
+                    f"expected a TCP port (1-65535), got {port!r}", where=self.setting_name("port")
+                )
+            host = f"{host}:{port}"
+        return f"{schema or 'https'}://{host}"
+
+    def _agree(self, host: str, extras: Mapping[str, Any]) -> None:
+        """The Host field and an ``endpoint`` or ``region`` extra must name one endpoint."""
+        for key in ("endpoint", "region"):
+            value = extras.get(key)
+            if value is None:
+                continue
+            if key == "region":
+                try:
+                    value = endpoint_for_region(str(value))
+                except ConfigError:
+                    continue  # an unknown region: build_config names it
+            if not _same_url(host, str(value)):
+                raise ConfigError(
+                    f"names the endpoint {host}, but {self.setting_name(key)} names "
+                    f"{value}: give the endpoint once (the host, or the extra), or make them "
+                    "agree",
+                    where=self.setting_name("host"),
+                )
 
     def project_ids(self) -> list[str]:
         """The connection's ``project_ids`` extra (for fanning out one task per project);
