@@ -8,8 +8,9 @@ One small request (offset 0, ``limit`` records) per project, tried once: it answ
 a sync get in?" quickly, with the API's own error (``error_code``, HTTP status) when it
 would not. A probe gives up after ``PROBE_TIMEOUT_S`` on listing the projects through IAM
 (``all_projects``) and again on each project's request (from when it leaves the rate
-limiter), and says what did not answer; a sync's own timeouts and retries are untouched. Used by ``HssHook.test_connection`` (the Airflow UI's "Test" button and
-``airflow connections test``) and by ``hss-images check``.
+limiter), and says what did not answer; a sync's own timeouts and retries are untouched.
+Used by ``HssHook.test_connection`` (the Airflow UI's "Test" button and ``airflow
+connections test``) and by ``hss-images check``.
 
 The output is opened with the writer's own code (``open_lake``, ``check_bucket``,
 ``check_query``) and checked without leaving anything behind, and without writing into the
