@@ -51,7 +51,7 @@ __all__ = ["EXIT_CODES", "build_parser", "config_from_args", "flag", "main"]
 log = logging.getLogger("connector")
 
 EXIT_CODES = {
-    0: "success: every project was published",
+    0: "success: every project was published (or, with --skip-published, already was)",
     1: "unexpected error, or writing the output failed",
     2: "configuration error (flags, environment, config file); nothing was requested",
     3: "API or authentication error; nothing was published",
@@ -232,6 +232,12 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="Accept a --snapshot-date other than today or yesterday: label today's inventory with that date on purpose (recorded as opt-in in the report).",
+    )
+    where.add_argument(
+        "--skip-published",
+        action="store_true",
+        default=None,
+        help="Resume: leave out every project whose partition for this snapshot date a run of the same query already published (no request, its files untouched; the report lists it as skipped). Without it a rerun reads and replaces every partition.",
     )
     where.add_argument("--report", metavar="FILE", help="Write the run report as JSON to FILE.")
     where.add_argument(

@@ -297,6 +297,8 @@ def datasets(facts: SyncFacts) -> tuple[list[InputDataset], list[OutputDataset]]
         namespace, name = input_dataset(project_id, endpoint)
         input_facets: dict[str, InputDatasetFacet] = {}
         project = facts.project(project_id)
+        if project is not None and project.get("status") == "skipped":
+            continue  # skip_published: nothing was read from it, its snapshot stays
         if project is not None:
             input_facets["dataQualityMetrics"] = (
                 data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(

@@ -104,6 +104,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "auth iam only; default: derived from a public-cloud region",
         "schema": _TEXT,
     },
+    "skip_published": {
+        "label": "Skip projects already published today",
+        "description": "Resume: leave out each project whose partition for this snapshot "
+        "date a run of the same query published (the operator does so from its second try)",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
     "allow_insecure_http": {
         "label": "Allow plain http:// to a non-loopback endpoint",
         "description": "Sends credentials unencrypted",

@@ -144,7 +144,7 @@ def _stopped(report: RunReport, error: BaseException) -> None:
             "the run was stopped (SIGINT/SIGTERM); unfinished projects were not published"
         )
         for project in report.projects.values():
-            if project.status not in ("published", "superseded"):
+            if project.status not in ("published", "superseded", "skipped"):
                 project.status = "interrupted"
         return
     report.status = "failed"
@@ -290,13 +290,17 @@ async def _sync_all(
 
                 async def one(target: Target = target) -> None:
                     PROJECT.set(target.project_id)  # this task's log records
+                    params = config.filters_of(target).params()
+                    result = report.projects[target.project_id]
+                    if config.skip_published and await _in_place(output, config, params, result):
+                        return
                     async with places.admission.project() as admitted:
                         project = _ProjectSync(
                             config,
                             target.project_id,
-                            config.filters_of(target).params(),
+                            params,
                             stats[target.project_id],
-                            report.projects[target.project_id],
+                            result,
                         )
                         reading = _Reading(admitted, places.footprint, stats[target.project_id])
                         await project.run(readers.fetcher(target.endpoint), output, reading)
@@ -307,6 +311,35 @@ async def _sync_all(
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
         progress.finish()
+
+
+async def _in_place(
+    output: Output, config: Config, params: list[tuple[str, Any]], result: ProjectReport
+) -> bool:
+    """``skip_published``: is this project's partition for the day already published by a
+    run of its query? Then it is reported skipped, with that snapshot, and not read."""
+    project_id = result.project_id
+    try:
+        found = await asyncio.to_thread(
+            output.in_place, project_id, config.snapshot_date, query=params
+        )
+    except OutputError as error:  # one more request rather than one more assumption
+        log.warning(
+            "project %s: cannot tell whether it is published (%s): reading it", project_id, error
+        )
+        return False
+    if found is None:
+        return False
+    result.status = "skipped"
+    result.skipped = (
+        f"already published for {config.snapshot_date} by run {found.run_id} with the same "
+        f"query ({name('skip_published')})"
+    )
+    result.published_by = found.run_id
+    result.records_in_place = found.rows
+    result.files = [_as_uri(config.out, output.root, path) for path in found.files]
+    log.info("project %s: skipped: %s", project_id, result.skipped)
+    return True
 
 
 def _settled(report: RunReport, readers: Readers, config: Config) -> None:

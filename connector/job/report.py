@@ -31,7 +31,7 @@ class ProjectReport:
     """One project's outcome in the run report."""
 
     project_id: str
-    status: Literal["published", "superseded", "failed", "interrupted"] = "failed"
+    status: Literal["published", "superseded", "skipped", "failed", "interrupted"] = "failed"
     total_num: int | None = None
     records_fetched: int = 0
     records_written: int = 0
@@ -61,6 +61,13 @@ class ProjectReport:
     files: list[str] = field(default_factory=list)
     superseded_by: str | None = None
     """status "superseded": the newer run whose snapshot was in place and kept."""
+    skipped: str | None = None
+    """status "skipped" (``skip_published``): why nothing was requested, e.g. ``already
+    published for 2026-12-08 by run R with the same query``."""
+    published_by: str | None = None
+    """status "skipped": the run whose snapshot is in place, untouched (its ``files``)."""
+    records_in_place: int = 0
+    """status "skipped": the rows of the snapshot in place."""
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 0
@@ -213,6 +220,11 @@ class RunReport:
             if project.extra_fields:
                 kept = "kept" if project.status in ("published", "superseded") else "seen"
                 line += f", unknown fields {kept}: {', '.join(sorted(project.extra_fields))}"
+            if project.status == "skipped":
+                line = (
+                    f"  {project.project_id}: skipped, {project.records_in_place} records in "
+                    f"place ({project.skipped})"
+                )
             if project.superseded_by:
                 line += f" (not published: run {project.superseded_by}, started later, is in place)"
             if project.error:

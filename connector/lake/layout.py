@@ -250,17 +250,23 @@ class Lake:
 
     def read_stamp(self, path: str) -> Stamp | None:
         """The stamp of the data file at ``path``; ``None`` when there is none."""
+        footer = self.read_footer(path)
+        return None if footer is None else footer[0]
+
+    def read_footer(self, path: str) -> tuple[Stamp, int] | None:
+        """The stamp and row count of the data file at ``path`` (its Parquet footer only);
+        ``None`` when there is no file."""
         try:
             if self.local:
-                metadata = pq.read_metadata(path).metadata
+                metadata = pq.read_metadata(path)
             else:
                 with self.fs.open_input_file(path) as file:
-                    metadata = pq.read_metadata(file).metadata
+                    metadata = pq.read_metadata(file)
         except FileNotFoundError:
             return None
         except pa.ArrowInvalid:  # not a Parquet file: nothing this connector wrote
-            return UNSTAMPED
-        return Stamp.from_metadata(metadata)
+            return UNSTAMPED, 0
+        return Stamp.from_metadata(metadata.metadata), metadata.num_rows
 
     def read_query(self) -> str | None:
         """The query recorded in ``lake.json``; ``None`` when the lake has no marker yet."""

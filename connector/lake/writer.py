@@ -54,6 +54,7 @@ from connector.lake.layout import (
 from connector.settings.names import setting
 
 __all__ = [
+    "InPlace",
     "Output",
     "ProjectWriter",
     "Published",
@@ -197,6 +198,17 @@ class Published:
     """The run whose newer snapshot was in place and kept; nothing of this run was put."""
 
 
+@dataclass(frozen=True, slots=True)
+class InPlace:
+    """A partition that a run of the same query already published for the snapshot date."""
+
+    run_id: str
+    started_at: datetime
+    rows: int
+    files: list[str]
+    """The data file, and the quarantine file when the partition has one."""
+
+
 class Output:
     """The output root (local folder or object store), its query, and this run's staging.
 
@@ -285,6 +297,27 @@ class Output:
         if query is not None:
             stamp = dataclasses.replace(stamp, query=canonical_query(query))
         return ProjectWriter(self, project_id, snapshot_date, schema, stamp)
+
+    def in_place(
+        self, project_id: str, snapshot_date: date, *, query: list[tuple[str, Any]] | None = None
+    ) -> InPlace | None:
+        """The partition of ``project_id`` for ``snapshot_date`` when a run of this query
+        (``query``: the project's own, as for ``project``) published it; else ``None``.
+
+        Reads the data file's footer and looks for a quarantine file: no request, nothing
+        written. A partition is replaced by one rename, so what is read is a whole snapshot.
+        """
+        wanted = self.stamp.query if query is None else canonical_query(query)
+        partition = partition_path(project_id, snapshot_date)
+        data = self.lake.data_file(partition)
+        with output_errors(f"reading {data}"):
+            footer = self.lake.read_footer(data)
+            if footer is None or footer[0].query != wanted:
+                return None
+            quarantine = self.lake.quarantine_file(partition)
+            files = [data, *([quarantine] if self.lake.exists(quarantine) else [])]
+        stamp, rows = footer
+        return InPlace(stamp.run_id, stamp.started_at, rows, files)
 
     def close(self) -> None:
         """Remove this run's staging area (published files are already moved out of it)."""

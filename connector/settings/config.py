@@ -720,6 +720,9 @@ class Config:
     """Endpoint of an S3-compatible store for ``s3://`` output (default: AWS_ENDPOINT_URL)."""
     all_projects: bool = False
     """List the projects the credential can access in the endpoint's region (IAM) and read each."""
+    skip_published: bool = False
+    """Leave out every project whose partition for this ``snapshot_date`` a run of the same
+    query already published (a retry that resumes): no request, its files untouched."""
     _snapshot_origin: SnapshotOrigin = field(
         init=False, repr=False, compare=False, default="default"
     )

@@ -336,6 +336,7 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "snapshot_date": _date,
     "allow_any_snapshot_date": _bool,
     "allow_insecure_http": _bool,
+    "skip_published": _bool,
     "report": _text,
     "s3_endpoint": _text,
     "progress": _choice("auto", "bar", "log", "off"),
@@ -487,6 +488,7 @@ def _config(
             "memory_limit",
             "s3_endpoint",
             "run_id",
+            "skip_published",
         )
         if key in values
     }

@@ -43,6 +43,7 @@ EXTRA_KEYS = (
     "domain",
     "iam_endpoint",
     "allow_insecure_http",
+    "skip_published",
     *TUNING_KEYS,
     *FILTER_KEYS,
 )

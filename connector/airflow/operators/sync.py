@@ -250,7 +250,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             return data
         context["ti"].xcom_push(key="report", value=data)
         failed = [
-            p for p in data["projects"].values() if p["status"] not in ("published", "superseded")
+            p for p in data["projects"].values() if p["status"] not in ("published", "superseded", "skipped")
         ]
         lines = [f"{p['error_type']}: {p['error']}" for p in failed]
         message = (
