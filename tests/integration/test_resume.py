@@ -36,8 +36,8 @@ FAILING = "42"
 
 @pytest.fixture
 def sim() -> Iterator[RunningSimulator]:
-    """The project ``42`` answers its first 12 requests with a 503: more than one run's (10 attempts)
-    retries, fewer than two runs' (the first run fails it, the rerun reads it)."""
+    """The project ``42`` answers its first 12 requests with a 503: more than one run's
+    retries (10 attempts), fewer than two runs' (the first run fails it, the rerun reads it)."""
     faults = FaultConfig(project_failures={FAILING: ProjectFailure(count=12, status=503)})
     sim_config = SimulatorConfig(
         seed=23, records=10, project_records=PROJECTS, tokens=frozenset({TOKEN}), faults=faults
