@@ -4,7 +4,7 @@ Airflow's own providers are (``hooks/``, ``operators/``, ``lineage``, ``provider
     from connector.airflow import HssImageSyncOperator
 
     HssImageSyncOperator.partial(task_id="sync", out="/lake/hss_images").expand(
-        project_ids=["0a1b...", "9f8e..."]  # one mapped task per project
+        hss_conn_id=["hss_account_a", "hss_account_b"]  # one task per credential
     )
 
 Needs Apache Airflow 3 (``pip install 'hss-image-connector[airflow]'``); the rest of the
@@ -30,6 +30,8 @@ too):
     extra iam_endpoint       IAM endpoint (``iam`` only; derived from a public-cloud region)
     extra rate, concurrency  requests per second (0 = no limit) and requests in flight
     extra allow_insecure_http  true to allow http:// to a non-loopback endpoint
+    extra skip_published     true: leave out projects already published for the snapshot
+                             date by a run of the same query (the operator: from try 2)
     extra enterprise_project_id  the enterprise project to read (default ``all_granted_eps``:
                              every one the credentials may see; the API's own default ``0``
                              is only the default enterprise project)
@@ -57,6 +59,8 @@ from typing import TYPE_CHECKING
 from connector._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from connector.airflow.events import LAKE_ASSET_NAME as LAKE_ASSET_NAME
+    from connector.airflow.events import day_extra as day_extra
     from connector.airflow.hooks.hss import DEFAULT_CONN_ID as DEFAULT_CONN_ID
     from connector.airflow.hooks.hss import EXTRA_KEYS as EXTRA_KEYS
     from connector.airflow.hooks.hss import HssHook as HssHook
@@ -69,6 +73,8 @@ _MODULE_OF = {
     "HssHook": "hooks.hss",
     "HssImageSyncOperator": "operators.sync",
     "lake_asset": "operators.sync",
+    "LAKE_ASSET_NAME": "events",
+    "day_extra": "events",
 }
 
 __all__ = sorted(_MODULE_OF)

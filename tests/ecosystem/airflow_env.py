@@ -36,6 +36,8 @@ def _airflow_venv() -> Path:
 AIRFLOW_BIN = _airflow_venv() / "bin"
 EXAMPLE_DAG = ROOT / "examples" / "hss_images_dag.py"
 LINEAGE_DAG = Path(__file__).with_name("lineage_dag.py")
+DOWNSTREAM_DAG = Path(__file__).with_name("downstream_dag.py")
+RETRY_DAG = Path(__file__).with_name("retry_dag.py")
 RUNNER = Path(__file__).with_name("airflow_runner.py")
 SUBPROCESS_TIMEOUT_S = 120
 

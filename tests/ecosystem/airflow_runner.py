@@ -68,12 +68,14 @@ def main(dag_file: str, variable: str, logical_date: str, result_path: str) -> N
                 }
             )
         events = session.execute(
-            select(AssetModel.uri, AssetModel.name, AssetEvent.source_task_id)
+            select(AssetModel.uri, AssetModel.name, AssetEvent.source_task_id, AssetEvent.extra)
             .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
             .where(AssetEvent.source_run_id == run.run_id)
         )
-        for uri, name, task_id in events:
-            result["asset_events"].append({"uri": uri, "name": name, "task_id": task_id})
+        for uri, name, task_id, extra in events:
+            result["asset_events"].append(
+                {"uri": uri, "name": name, "task_id": task_id, "extra": extra}
+            )
     Path(result_path).write_text(json.dumps(result, default=str, indent=2))
 
 

@@ -77,25 +77,23 @@ def test_example_dag_syncs_every_project_into_the_lake(
     read_on = {logical_date, _today()}  # the day the tasks read on (the test may span midnight)
 
     assert run.state == "success", run.output[-5000:]
-    assert run.task_states("list_projects") == {-1: "success"}
-    assert run.task_states("sync_project") == dict.fromkeys(range(len(PROJECT_RECORDS)), "success")
-    assert run.task_states("summarise") == {-1: "success"}
-    rendered = {t["rendered_map_index"] for t in run.tasks if t["task_id"] == "sync_project"}
-    assert rendered == set(PROJECT_RECORDS)  # map_index_template names each mapped task
+    assert run.task_states("connections") == {-1: "success"}
+    # one task per credential: every project of the connection in one sync
+    assert run.task_states("sync") == {0: "success"}
+    assert run.task_states("record_day") == {-1: "success"}
+    assert run.task_states("failed_syncs") == {-1: "skipped"}
+    rendered = {t["rendered_map_index"] for t in run.tasks if t["task_id"] == "sync"}
+    assert rendered == {"hss_default"}  # map_index_template names each mapped task
 
-    reports = list(run.xcoms("sync_project").values())
-    assert len(reports) == len(PROJECT_RECORDS)
-    for report in reports:
-        assert report["status"] == "success"
-        assert report["exit_code"] == 0
-        assert report["snapshot_date"] in {d.isoformat() for d in read_on}
-        assert report["snapshot_date_origin"] == "default"  # the date of reading
-        [(project, detail)] = report["projects"].items()
-        assert detail["status"] == "published"
-        assert detail["records_written"] == expected[project]
-    summary = run.xcoms("summarise")[-1]
-    assert summary["projects"] == len(PROJECT_RECORDS)
-    assert summary["records_written"] == sum(expected.values())
+    [report] = run.xcoms("sync").values()
+    assert report["status"] == "success"
+    assert report["exit_code"] == 0
+    assert report["snapshot_date"] in {d.isoformat() for d in read_on}
+    assert report["snapshot_date_origin"] == "default"  # the date of reading
+    assert {p: d["status"] for p, d in report["projects"].items()} == dict.fromkeys(
+        PROJECT_RECORDS, "published"
+    )
+    assert {p: d["records_written"] for p, d in report["projects"].items()} == expected
 
     rows = duckdb.sql(
         "SELECT project_id, snapshot_date, count(*) FROM read_parquet("
@@ -104,10 +102,20 @@ def test_example_dag_syncs_every_project_into_the_lake(
     assert {p: n for p, _, n in rows} == expected
     assert len({d for _, d, _ in rows}) == 1 and {d for _, d, _ in rows} <= read_on
 
-    # each sync task records an event on the lake's asset: downstream DAGs schedule on it
+    # ONE event on the lake's asset for the day, once every sync is settled, saying what
+    # the day holds
+    day = {
+        "snapshot_date": report["snapshot_date"],
+        "projects_published": sorted(PROJECT_RECORDS),
+        "projects_failed": [],
+        "rows": sum(expected.values()),
+        "files": len(PROJECT_RECORDS),
+        "run_ids": [report["run_id"]],
+    }
     assert run.asset_events == [
-        {"uri": "hss_images_lake", "name": "hss_images_lake", "task_id": "sync_project"}
-    ] * len(PROJECT_RECORDS)
+        {"uri": "hss_images_lake", "name": "hss_images_lake", "task_id": "record_day", "extra": day}
+    ]
+    assert run.xcoms("record_day") == {-1: day}
 
     assert "HssImageSyncOperator" in run.output and "records written" in run.output
     assert TOKEN not in run.output
@@ -145,8 +153,8 @@ def test_the_example_dag_reads_every_enterprise_project(
     )
 
     assert run.state == "success", run.output[-5000:]
-    reports = run.xcoms("sync_project")
-    assert [r["query"] for r in reports.values()] == [EVERY_EP] * len(PROJECT_RECORDS)
+    [report] = run.xcoms("sync").values()
+    assert report["query"] == EVERY_EP
     rows = duckdb.sql(
         f"SELECT project_id, {', '.join(NATURAL_KEY)} FROM read_parquet("
         f"'{lake.as_posix()}/**/*.parquet', hive_partitioning = true)"
@@ -155,19 +163,18 @@ def test_the_example_dag_reads_every_enterprise_project(
     assert found == expected  # per project and enterprise project, as the simulator holds
     assert len(rows) == sum(inventory.total(p, **EVERY_EP) for p in PROJECT_RECORDS)
 
-    # each mapped task's lineage names the one project it read, and what it wrote
-    completed = openlineage_events(events, "hss_images.sync_project")
-    assert sorted(e["eventType"] for e in completed) == sorted(
-        ["START", "COMPLETE"] * len(PROJECT_RECORDS)
-    )
+    # the sync task's lineage names every project it read, and what it wrote
+    completed = openlineage_events(events, "hss_images.sync")
+    assert sorted(e["eventType"] for e in completed) == ["COMPLETE", "START"]
+    [event] = [e for e in completed if e["eventType"] == "COMPLETE"]
+    [output] = event["outputs"]
+    assert (output["namespace"], output["name"]) == ("file", str(lake.resolve()))
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == len(rows)
     read = {}
-    for event in (e for e in completed if e["eventType"] == "COMPLETE"):
-        [source] = event["inputs"]
-        [output] = event["outputs"]
+    for source in event["inputs"]:
         assert source["namespace"] == simulator.base_url
-        assert (output["namespace"], output["name"]) == ("file", str(lake.resolve()))
         project = source["name"].split("/")[2]
-        read[project] = output["outputFacets"]["outputStatistics"]["rowCount"]
+        read[project] = source["inputFacets"]["dataQualityMetrics"]["rowCount"]
     assert read == {p: inventory.total(p, **EVERY_EP) for p in PROJECT_RECORDS}
     assert TOKEN not in events.read_text()
 
@@ -181,23 +188,24 @@ def test_a_rejected_token_fails_the_tasks_with_the_connectors_error(
     run = airflow.run_dag(_connection(simulator, bad_token), lake, _today())
 
     assert run.state == "failed"
-    assert run.task_states("list_projects") == {-1: "success"}
-    # an AuthError is not retried: the tasks fail at once instead of waiting for a retry
-    assert run.task_states("sync_project") == dict.fromkeys(range(len(PROJECT_RECORDS)), "failed")
-    assert run.task_states("summarise") == {-1: "upstream_failed"}
+    assert run.task_states("connections") == {-1: "success"}
+    # an AuthError is not retried: the task fails at once instead of waiting for a retry
+    assert run.task_states("sync") == {0: "failed"}
+    assert run.task_states("record_day") == {-1: "skipped"}  # nothing published, no event
+    assert run.task_states("failed_syncs") == {-1: "failed"}  # and the run fails
     # the task's exception carries the connector's error, one line per failed project
+    n = len(PROJECT_RECORDS)
+    assert (
+        f"AirflowFailException: HSS image sync failed: {n} of {n} project(s) failed" in run.output
+    )
     failure = re.compile(
-        r"AirflowFailException: HSS image sync failed: 1 of 1 project\(s\) failed .*\n"
-        r"AuthError: the credentials were rejected.*\(project proj-\w+, .*HTTP 401, "
+        r"\nAuthError: the credentials were rejected.*\(project (proj-\w+), .*HTTP 401, "
         r"error_code APIG\.0301"
     )
-    assert len(failure.findall(run.output)) == len(PROJECT_RECORDS), run.output[-5000:]
-    reports = run.xcoms("sync_project", key="report")
-    assert len(reports) == len(PROJECT_RECORDS)
-    for report in reports.values():
-        assert report["status"] == "failed"
-        [detail] = report["projects"].values()
-        assert detail["error_type"] == "AuthError"
+    assert set(failure.findall(run.output)) == set(PROJECT_RECORDS), run.output[-5000:]
+    [report] = run.xcoms("sync", key="report").values()
+    assert report["status"] == "failed"
+    assert {d["error_type"] for d in report["projects"].values()} == {"AuthError"}
     assert not list(lake.rglob("*.parquet"))
 
     assert run.asset_events == []  # no data, no event
@@ -215,13 +223,15 @@ def test_a_run_for_a_past_day_is_skipped_instead_of_faking_that_days_snapshot(
 
     run = airflow.run_dag(_connection(simulator, TOKEN), lake, past)
 
-    assert run.task_states("list_projects") == {-1: "success"}
-    assert run.task_states("sync_project") == dict.fromkeys(range(len(PROJECT_RECORDS)), "skipped")
-    assert run.task_states("summarise") == {-1: "skipped"}
+    assert run.task_states("connections") == {-1: "success"}
+    assert run.task_states("sync") == {0: "skipped"}
+    assert run.task_states("record_day") == {-1: "skipped"}
+    assert run.task_states("failed_syncs") == {-1: "skipped"}
     assert run.state == "success", run.output[-5000:]  # nothing failed: there was nothing to do
     assert f"this run stands for {past}" in run.output
     assert "the HSS API has no history" in run.output
     assert not lake.exists() or not list(lake.rglob("*.parquet"))
+    assert run.asset_events == []
 
 
 # ------------------------------------------------------------- the provider registration

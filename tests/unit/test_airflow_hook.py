@@ -87,10 +87,14 @@ class StandIn:
                 return stand_in.connections[conn_id]
 
         @dataclass(frozen=True)
-        class Asset:
-            uri: str
+        class Asset:  # as Airflow's: a name or a URI, each the other when not given
             name: str | None = None
+            uri: str | None = None
             group: str | None = None
+
+            def __post_init__(self) -> None:
+                object.__setattr__(self, "uri", self.uri or self.name)
+                object.__setattr__(self, "name", self.name or self.uri)
 
         class BaseOperator:
             def __init__(self, *, task_id: str, outlets: Any = None, **kwargs: Any) -> None:
@@ -753,8 +757,10 @@ def test_the_lake_is_the_operators_outlet(module: Any, airflow: StandIn, tmp_pat
     assert operator(module, out="s3://bucket/hss_images/").outlets[0].uri == (
         "s3://bucket/hss_images"
     )
-    # a templated output is only known when the task runs: the DAG declares the outlet
-    assert operator(module, out="{{ var.value.lake }}").outlets == []
+    # a templated output is only known when the task runs: the lake's Asset by its name
+    [named] = operator(module, out="{{ var.value.lake }}").outlets
+    assert (named.name, named.uri) == ("hss_images_lake", "hss_images_lake")
+    assert operator(module, out="{{ var.value.lake }}", outlets=[]).outlets == []
     chosen = airflow.sdk.Asset(uri="hss_images_lake")
     assert operator(module, outlets=[chosen]).outlets == [chosen]
 

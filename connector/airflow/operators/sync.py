@@ -18,6 +18,7 @@ from connector.airflow._sdk import (
     Asset,
     BaseOperator,
 )
+from connector.airflow.events import LAKE_ASSET_NAME, day_extra
 from connector.airflow.lineage import SyncFacts, datasets, lake
 from connector.errors import is_permanent
 from connector.redaction import Redactor
@@ -41,6 +42,7 @@ ARGUMENTS = (
     "rate",
     "concurrency",
     "max_quarantined",
+    "skip_published",
 )
 """The settings the operator takes as arguments of its own (the filters too, in ``filters``)."""
 
@@ -71,6 +73,17 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
     :param concurrency: requests in flight (default: the connection's, else the connector's)
     :param max_quarantined: a count (``50``) or a share (``"1%"``) of invalid records
         tolerated before a project is not published (templated)
+    :param skip_published: leave out every project whose partition for this snapshot date a
+        run of the same query already published (no request, its files untouched). Default
+        ``None``: off on the first try (unless the connection's ``skip_published`` extra is
+        on), on from the second, so that a retry reads only what the failed try did not
+        publish; ``False``: every try reads every project.
+
+    Outlet: the lake's Asset, on which the task records one event when it succeeds, its
+    ``extra`` saying what the day holds (``connector.airflow.events.day_extra``): the lake's
+    URI (``lake_asset(out)``) for a fixed ``out``, the Asset named ``hss_images_lake``
+    (``lake_asset()``) for a templated one; ``outlets=[...]`` chooses others, ``outlets=[]``
+    none (a DAG that records the day's event in a task of its own, as the example DAG does).
 
     Returns (XCom ``return_value``) the run report, ``RunReport.to_dict()``. When a project
     fails the task fails with the connector's error (``ErrorType: message`` per project) and
@@ -103,10 +116,12 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         rate: float | None = None,
         concurrency: int | None = None,
         max_quarantined: int | str | None = None,
+        skip_published: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and isinstance(out, str) and "{{" not in out:
-            kwargs["outlets"] = [lake_asset(out)]
+        if "outlets" not in kwargs:
+            fixed = isinstance(out, str) and "{{" not in out
+            kwargs["outlets"] = [lake_asset(out if fixed else None)]
         super().__init__(**kwargs)
         self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any], int] | None = None
         self._killed = threading.Event()
@@ -122,6 +137,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self.rate = rate
         self.concurrency = concurrency
         self.max_quarantined = max_quarantined
+        self.skip_published = skip_published
 
     def _given_snapshot_date(self) -> date | None:
         """The ``snapshot_date`` argument, checked (``None``: the date of reading)."""
@@ -134,11 +150,21 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         check_snapshot_date(given, allow_any=allow)
         return given
 
-    def _config(self) -> Config:
+    def _config(self, try_number: int) -> Config:
         dated: dict[str, Any] = {}
         given = self._given_snapshot_date()
         if given is not None:
             dated = {"snapshot_date": given, "allow_any_snapshot_date": True}
+        skip = self.skip_published
+        if skip is None and try_number > 1:
+            skip = True
+            self.log.info(
+                "try %d: skip_published is on: projects an earlier try published for this "
+                "snapshot date are left out",
+                try_number,
+            )
+        if skip is not None:
+            dated["skip_published"] = skip
         return HssHook(self.hss_conn_id).get_config(
             out=self.out,
             projects=self.project_ids or None,
@@ -197,6 +223,16 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         finally:
             self._finished.set()
 
+    def _record_event(self, context: Context, report: dict[str, Any]) -> None:
+        """What the day holds, as the ``extra`` of the event on each of the task's Assets."""
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        extra = day_extra([report])
+        for outlet in self.outlets or ():
+            if isinstance(outlet, Asset):
+                events[outlet].extra = extra
+
     def on_kill(self) -> None:
         """Stop a running sync cleanly, as SIGTERM stops the CLI: unfinished projects are
         not published, their staging is removed, a publish under way completes.
@@ -234,7 +270,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self._skip_a_past_run(context)
         redactor = Redactor()
         try:
-            config = self._config()
+            config = self._config(int(getattr(context.get("ti"), "try_number", 1) or 1))
             redactor.add(*config.auth.secrets())
             self._lineage = SyncFacts.of(config)
             report = self._sync(config, redactor)
@@ -247,10 +283,13 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self._lineage = self._lineage.ended(data)
         self.log.info("%s", report.summary())
         if report.status == "success":
+            self._record_event(context, data)
             return data
         context["ti"].xcom_push(key="report", value=data)
         failed = [
-            p for p in data["projects"].values() if p["status"] not in ("published", "superseded", "skipped")
+            p
+            for p in data["projects"].values()
+            if p["status"] not in ("published", "superseded", "skipped")
         ]
         lines = [f"{p['error_type']}: {p['error']}" for p in failed]
         message = (
@@ -288,12 +327,16 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
-def lake_asset(out: str) -> Any:
-    """The lake at ``out`` as an Airflow ``Asset`` (``file://`` for a local folder).
+def lake_asset(out: str | None = None) -> Any:
+    """The lake at ``out`` as an Airflow ``Asset`` (``file://`` for a local folder); without
+    ``out``, the Asset named ``hss_images_lake`` (``LAKE_ASSET_NAME``).
 
     The operator declares it as its outlet, so a DAG scheduled on it
-    (``schedule=[lake_asset("/data/lake/hss_images")]``) runs after each sync.
+    (``schedule=[lake_asset("/data/lake/hss_images")]``, or ``schedule=[lake_asset()]`` for
+    the example DAG's lake, whose path is a Variable) runs after each day's sync.
     """
+    if out is None:
+        return Asset(name=LAKE_ASSET_NAME)
     uri = out.rstrip("/") or out
     if "://" not in uri:
         uri = Path(uri).expanduser().resolve().as_uri()
