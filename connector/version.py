@@ -1,3 +1,3 @@
 """The connector's version: written here only (pyproject.toml reads it, through hatch)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -157,7 +157,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Huawei Cloud HSS image inventory",
         "description": "Sync the Huawei Cloud HSS local image list into hive-partitioned Parquet.",
         "versions": [__version__],
-        "dependencies": ["apache-airflow>=3.0"],
+        "dependencies": ["apache-airflow>=3.3,<4"],
         "integrations": [
             {
                 "integration-name": INTEGRATION,
