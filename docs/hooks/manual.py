@@ -11,6 +11,7 @@ line of its own, ``<!-- generated: NAME -->``, and the hook puts the part there:
                   paragraph, read from the tree itself
     api           the public names (connector.__all__, connector.airflow.__all__) for
                   mkdocstrings
+    changelog     CHANGELOG.md, its links into docs/ made relative to the manual
 
 It also adds ``benchmarks.md``, the text of benchmarks/README.md (which stays where it is).
 A marker with an unknown name, or a part that no page asks for, fails the build.
@@ -312,12 +313,20 @@ def api_reference() -> str:
     return "\n".join(out)
 
 
+def changelog() -> str:
+    """CHANGELOG.md below its title (the page has its own), links into docs/ made relative."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    body = text.split("\n", 1)[1].lstrip("\n")
+    return body.replace("](docs/", "](")
+
+
 GENERATED: dict[str, Callable[[], str]] = {
     "settings": settings_table,
     "cli": cli_reference,
     "environment": environment_table,
     "package-tree": package_tree,
     "api": api_reference,
+    "changelog": changelog,
 }
 
 

@@ -9,6 +9,7 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tests.integration.helpers import EVERY_EP
 from .airflow_env import (
     AIRFLOW_BIN,
     NEEDS_AIRFLOW,
+    ROOT,
     SUBPROCESS_TIMEOUT_S,
     AirflowEnv,
     openlineage_env,
@@ -444,3 +446,68 @@ def test_sigterm_stops_the_operator_cleanly_through_on_kill(
     assert not list(out.rglob("*.parquet")), "nothing half-published"
     assert not (tmp_path / "lake.connector" / "staging").exists(), "staging removed"
     assert TOKEN not in stdout + stderr
+
+
+# ------------------------------------------------------------- installing under Airflow
+
+
+def test_the_wheel_installs_under_the_tested_airflows_pins(
+    airflow: AirflowEnv, tmp_path: Path
+) -> None:
+    """Installed under Airflow's constraints file, every package keeps the version Airflow
+    pinned: the built wheel's requirements (with the airflow and openlineage extras) must
+    all hold for the versions the tested Airflow's environment holds, and pip finds nothing
+    broken there (docs/airflow.md, Installing)."""
+    dist = tmp_path / "dist"
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = dist.glob(f"hss_image_connector-{connector.__version__}-*.whl")
+    code = f"""
+import json, zipfile
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import Requirement
+meta = next(n for n in zipfile.ZipFile({str(wheel)!r}).namelist() if n.endswith("METADATA"))
+text = zipfile.ZipFile({str(wheel)!r}).read(meta).decode()
+unmet, checked = [], []
+for line in text.splitlines():
+    if not line.startswith("Requires-Dist: "):
+        continue
+    req = Requirement(line.removeprefix("Requires-Dist: "))
+    if req.marker and not any(req.marker.evaluate({{"extra": e}}) for e in ("", "airflow", "openlineage")):
+        continue
+    checked.append(req.name)
+    try:
+        have = version(req.name)
+    except PackageNotFoundError:
+        unmet.append(f"{{req}}: not installed")
+        continue
+    if not req.specifier.contains(have, prereleases=True):
+        unmet.append(f"{{req}}: {{have}} installed")
+print(json.dumps([unmet, checked]))
+"""
+    unmet, checked = airflow.python(code)
+    assert unmet == []
+    assert {"apache-airflow", "pyarrow", "aiohttp", "apache-airflow-providers-openlineage"} <= {
+        name.lower() for name in checked
+    }
+    checked = subprocess.run(
+        [str(AIRFLOW_BIN / "python"), "-m", "pip", "check"],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    pinned = (ROOT / "requirements" / "airflow.txt").read_text()
+    airflow_version = re.search(r"^apache-airflow==(\S+)$", pinned, re.MULTILINE)
+    assert airflow_version is not None
+    manual = (ROOT / "docs" / "airflow.md").read_text()
+    assert f"AIRFLOW_VERSION={airflow_version[1]}" in manual  # the install shown is the tested one
+    assert f"hss-image-connector[airflow,openlineage]=={connector.__version__}" in manual

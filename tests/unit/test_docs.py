@@ -343,3 +343,17 @@ def test_the_demo_ends_with_a_query_that_runs(tmp_path: Path) -> None:
     assert query.returncode == 0, query.stderr
     counts = [int(n) for n in re.findall(r"^│ \w+\s+┆ (\d+)\s+│$", query.stdout, re.MULTILINE)]
     assert "scan_status" in query.stdout and sum(counts) == 900
+
+
+def test_every_report_key_is_documented() -> None:
+    """Each key of the run report, and of a project's entry in it, is named in the manual's
+    page on the report (as `key`)."""
+    from connector.job.report import ProjectReport, RunReport
+
+    text = page("output")
+    report = RunReport(run_id="r", snapshot_date="2026-12-08", endpoint="e", started_at="s")
+    report.projects["p"] = ProjectReport("p")
+    data = report.to_dict()
+    keys = set(data) | set(data["projects"]["p"])
+    missing = sorted(k for k in keys - {"projects"} if f"`{k}`" not in text)
+    assert missing == []

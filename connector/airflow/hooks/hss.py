@@ -295,7 +295,7 @@ class HssHook(BaseHook):  # type: ignore[misc]
                 )
 
     def project_ids(self) -> list[str]:
-        """The connection's ``project_ids`` extra (for fanning out one task per project);
+        """The connection's ``project_ids`` extra (to list them; a sync reads them all);
         with ``all``, the projects IAM lists for the region (``discover_project_ids``)."""
         with naming(self.setting_name):
             where = self.setting_name("project_ids")

@@ -57,7 +57,8 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
 
     :param out: output folder or ``s3://bucket/prefix`` (templated)
     :param project_ids: a project id, a list of them or a comma-separated string (templated;
-        default: the connection's ``project_ids``); map over it to run one task per project
+        default: the connection's ``project_ids``); map over ``hss_conn_id`` to run one task
+        per credential (one rate budget each: the README's Airflow section)
     :param hss_conn_id: the Airflow Connection (templated; see the module docstring)
     :param snapshot_date: the ``snapshot_date`` partition (templated). Default: the UTC date
         the task reads the inventory on, whatever the run's logical date; a run whose logical
@@ -69,7 +70,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
     :param filters: API query parameters, the fields of ``connector.Filters`` (templated);
         ``enterprise_project_id`` defaults to the connection's, else ``all_granted_eps``
     :param rate: requests per second (default: the connection's, else the connector's);
-        mapped tasks running at the same time each use this rate
+        tasks running at the same time on one credential each use this rate
     :param concurrency: requests in flight (default: the connection's, else the connector's)
     :param max_quarantined: a count (``50``) or a share (``"1%"``) of invalid records
         tolerated before a project is not published (templated)
