@@ -55,6 +55,7 @@ class FakeConnection:
 @dataclass
 class FakeTaskInstance:
     pushed: dict[str, Any] = field(default_factory=dict)
+    try_number: int = 1
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
@@ -556,6 +557,27 @@ def test_the_templated_fields(module: Any) -> None:
     fields = set(module.HssImageSyncOperator.template_fields)
     assert {"out", "snapshot_date", "project_ids", "filters"} <= fields
     assert operator(module).snapshot_date is None  # the date of reading, not {{ ds }}
+
+
+def test_a_retry_resumes_unless_told_otherwise(
+    module: Any, airflow: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From its second try the operator skips what an earlier try published; an explicit
+    argument wins over that; the connection's extra turns it on from the first try."""
+    airflow.connect()
+    fake = FakeRun(_report(_today().isoformat(), ProjectReport("p1", status="published")))
+    monkeypatch.setattr(pipeline, "run_async", as_async(fake))
+
+    for kwargs, tries in [({}, (1, 2, 3)), ({"skip_published": False}, (2,))]:
+        for number in tries:
+            operator(module, **kwargs).execute({"ti": FakeTaskInstance(try_number=number)})
+    airflow.connect(skip_published=True)
+    operator(module).execute({"ti": FakeTaskInstance(try_number=1)})
+    airflow.connect(skip_published="maybe")
+    with pytest.raises(airflow.AirflowFailException, match="extra skip_published: expected true"):
+        operator(module).execute({"ti": FakeTaskInstance(try_number=1)})
+
+    assert [c.skip_published for c in fake.configs] == [False, True, True, False, True]
 
 
 # ------------------------------------------------ enterprise project, the date of reading
