@@ -187,3 +187,36 @@ def test_a_retried_sync_reads_only_the_project_its_first_try_failed(
     first_run = report["projects"]["proj-c"]["published_by"]
     assert sorted(event["extra"]["run_ids"]) == sorted({first_run, report["run_id"]})
     assert json.dumps(event["extra"]).count(TOKEN) == 0
+
+
+def test_the_example_dag_maps_one_task_per_connection_and_records_one_event(
+    home: AirflowEnv, simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    """Two credentials (here two connections to one simulator), two tasks side by side,
+    and still one event for the day, naming both runs."""
+    lake = tmp_path / "lake"
+    second = {
+        **_connection(simulator),
+        "extra": {"endpoint": simulator.base_url, "project_ids": "proj-c"},
+    }
+    first = {
+        **_connection(simulator),
+        "extra": {"endpoint": simulator.base_url, "project_ids": ["0123456789", FLAKY]},
+    }
+    env = {
+        "AIRFLOW_CONN_HSS_ACCOUNT_B": json.dumps(second),
+        "AIRFLOW_VAR_HSS_IMAGES_CONN_IDS": json.dumps(["hss_default", "hss_account_b"]),
+    }
+
+    run = home.run_dag(first, lake, _today(), env=env)
+
+    assert run.state == "success", run.output[-5000:]
+    tasks = {t["rendered_map_index"]: t["state"] for t in run.tasks if t["task_id"] == "sync"}
+    assert tasks == {"hss_default": "success", "hss_account_b": "success"}
+    reports = list(run.xcoms("sync").values())
+    assert sorted(sorted(r["projects"]) for r in reports) == [["0123456789", FLAKY], ["proj-c"]]
+    [event] = run.asset_events
+    assert event["task_id"] == "record_day"
+    assert event["extra"]["projects_published"] == sorted(PROJECTS)
+    assert event["extra"]["run_ids"] == sorted(r["run_id"] for r in reports)
+    assert event["extra"]["files"] == len(PROJECTS)
