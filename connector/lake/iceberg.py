@@ -421,7 +421,7 @@ class Table:
 
     def commit(self) -> Committed:
         """One snapshot: the staged projects' partitions replaced, the rest untouched."""
-        from pyiceberg.exceptions import CommitFailedException
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         started = time.monotonic()
         staged = dict(self._staged)
@@ -438,7 +438,9 @@ class Table:
                 return self.committed
             try:
                 snapshot_id = self._commit_once(table, mine)
-            except CommitFailedException as exc:
+            except (CommitFailedException, ValidationException) as exc:
+                # the catalog refused the commit (another came first), or pyiceberg's own
+                # retry found data added in the run's partitions meanwhile
                 log.info(
                     "Iceberg table %s: another commit came first (%s); building the commit "
                     "again on the new snapshot (attempt %d of %d)",
