@@ -249,3 +249,37 @@ def test_another_query_into_the_same_table_is_refused(sims: list[Any], tmp_path:
     stamp = Stamp("x", datetime.now(UTC), '{"scan_status":"success"}')
     with pytest.raises(ConfigError, match="holds the inventory of another query"):
         open_table(first, stamp)
+
+
+def test_the_lineage_output_is_the_table_by_location_and_by_catalog_name(
+    sims: list[Any], tmp_path: Path
+) -> None:
+    """OpenLineage names an Iceberg table as it names files and objects, by its location
+    (namespace ``file``, name the path); its catalog identifier is a ``symlinks`` TABLE."""
+    import json
+
+    from openlineage.client.serde import Serde
+
+    from connector.airflow.lineage import SyncFacts, datasets
+
+    out = tmp_path / "table"
+    cfg = config(sims[0].base_url, out, PROJECTS, format="iceberg")
+    report = sync(cfg)
+    facts = SyncFacts.of(cfg).ended(report.to_dict())
+    _, [output] = datasets(facts)
+    event = json.loads(Serde.to_json(output))
+    location = report.table["location"]
+    assert location == (out / "warehouse" / "hss" / "image_local_info").as_uri()
+    assert (event["namespace"], event["name"]) == ("file", location.removeprefix("file://"))
+    [symlink] = event["facets"]["symlinks"]["identifiers"]
+    assert symlink == {
+        "namespace": f"sqlite:///{out / 'catalog.db'}",
+        "name": "hss.image_local_info",
+        "type": "TABLE",
+    }
+    catalog = event["facets"]["catalog"]
+    assert (catalog["framework"], catalog["type"], catalog["name"]) == ("iceberg", "sql", "hss")
+    assert event["facets"]["storage"]["storageLayer"] == "iceberg"
+    statistics = event["outputFacets"]["outputStatistics"]
+    assert statistics["rowCount"] == report.records_written
+    assert statistics["fileCount"] == len(PROJECTS) and statistics["size"] > 0
