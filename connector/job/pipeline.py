@@ -224,14 +224,15 @@ async def _commit_table(table: iceberg.Table, report: RunReport) -> None:
     """The run's one Iceberg commit, once every project ended; a failed commit fails the
     projects it held (their previous data stays)."""
     try:
-        committed = await _uninterruptible(asyncio.to_thread(table.commit))
+        await _uninterruptible(asyncio.to_thread(table.commit))
     except ConnectorError as error:
         iceberg_step.failed(table, report, error, str(error), error.exit_code)
     except Exception as error:
         iceberg_step.failed(table, report, error, _unexpected(error, "committing"), 1)
-    else:
-        iceberg_step.committed(table, committed, report)
-    report.table = table.describe()
+    finally:  # also when the run was stopped during the commit, which was finished first
+        if table.committed is not None:
+            iceberg_step.committed(table, table.committed, report)
+        report.table = table.describe()
 
 
 @dataclass(frozen=True, slots=True)

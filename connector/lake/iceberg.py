@@ -344,6 +344,7 @@ class Table:
         self.write_uuid = uuid.uuid4()
         self._counter = itertools.count()  # data file names: unique across the run's projects
         self._staged: dict[str, _Staged] = {}
+        self._commit_started = False
         self.committed: Committed | None = None
 
     @property
@@ -407,6 +408,14 @@ class Table:
         )
         return int(rows.num_rows)
 
+    def discard(self) -> None:
+        """The run ends without its commit (interrupted, or stopped by an error): remove
+        the data files it wrote, which no snapshot references. Once a commit has started
+        nothing is removed here (the commit removes what it did not commit)."""
+        if not self._commit_started:
+            for project_id in list(self._staged):
+                self.unstaged(project_id)
+
     def staged_projects(self) -> list[str]:
         """The projects whose data files wait for the run's commit."""
         return sorted(self._staged)
@@ -424,6 +433,7 @@ class Table:
         from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         started = time.monotonic()
+        self._commit_started = True
         staged = dict(self._staged)
         superseded: dict[str, str] = {}
         for attempt in range(1, COMMIT_ATTEMPTS + 1):

@@ -326,6 +326,8 @@ class Output:
 
     def close(self) -> None:
         """Remove this run's staging area (published files are already moved out of it)."""
+        if self.table is not None:
+            self.table.discard()
         shutil.rmtree(self.staging, ignore_errors=True)
         if self.local:
             with contextlib.suppress(OSError):

@@ -283,3 +283,50 @@ def test_the_lineage_output_is_the_table_by_location_and_by_catalog_name(
     statistics = event["outputFacets"]["outputStatistics"]
     assert statistics["rowCount"] == report.records_written
     assert statistics["fileCount"] == len(PROJECTS) and statistics["size"] > 0
+
+
+def test_a_project_with_no_records_today_empties_its_partition_of_the_day(
+    cli: Cli, tmp_path: Path
+) -> None:
+    emptied, kept = PROJECTS
+    out = tmp_path / "table"
+    with tiny_server({emptied: records("old", 12), kept: records("old", 8)}) as server:
+        assert cli(*_args(server.base_url, out, emptied, kept), env=_env()).returncode == 0
+    with tiny_server({emptied: [], kept: records("new", 9)}) as server:
+        result = cli(*_args(server.base_url, out, emptied, kept), env=_env())
+    assert result.returncode == 0, result.stderr
+    rows = _rows(_table(out))
+    assert Counter((r["project_id"], r["image_id"].split("-")[0]) for r in rows) == {
+        (kept, "new"): 9
+    }
+
+
+def test_a_run_stopped_before_its_commit_commits_nothing_and_leaves_no_files(
+    tmp_path: Path,
+) -> None:
+    """One project is staged (its data files written), the other still reading, when the
+    run is cancelled (SIGTERM in the CLI): no snapshot, and the staged data files are gone."""
+    fast, slow = PROJECTS
+    out = tmp_path / "table"
+
+    async def crawl(request: Request) -> Any:
+        if request.project_id == slow:
+            await asyncio.sleep(0.2)
+        return None
+
+    with tiny_server({fast: records("f", 30), slow: records("s", 200)}, crawl) as server:
+        cfg = config(server.base_url, out, PROJECTS, format="iceberg")
+        cfg = replace(cfg, fetch=replace(cfg.fetch, page_size=10, concurrency=1))
+        data = out / "warehouse" / "hss" / "image_local_info" / "data"
+
+        async def stop_once_staged() -> None:
+            task = asyncio.create_task(run_async(cfg))
+            while not list(data.glob(f"project_id={fast}/*/*.parquet")):  # noqa: ASYNC110 (a file, no event)
+                await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(stop_once_staged())
+    assert _table(out).current_snapshot() is None
+    assert not list(data.rglob("*.parquet"))
