@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connector.errors import ConfigError, OutputError
-from connector.lake.layout import Stamp, describe_query
+from connector.lake.layout import Stamp, canonical_query, describe_query
 from connector.settings.config import DEFAULT_TABLE, Config
 from connector.settings.names import setting
 from connector.shape.schema import FieldSpec, load_spec
@@ -60,6 +60,7 @@ __all__ = [
     "WAREHOUSE",
     "Committed",
     "Table",
+    "check_table",
     "iceberg_schema",
     "open_table",
     "public_properties",
@@ -291,6 +292,40 @@ def open_table(config: Config, stamp: Stamp) -> Table:
             setting="table",
         )
     return Table(config, name, catalog, identifier, table, stamp)
+
+
+def check_table(config: Config) -> str:
+    """What ``hss-images check`` says of the table: loads the catalog and the table, checks
+    the table's query, writes nothing (an embedded catalog not created yet is not created)."""
+    _pyiceberg()
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    if config.catalog is None:
+        uri = embedded_properties(config.out)["uri"]
+        if not Path(uri.removeprefix("sqlite:///")).is_file():
+            return "no catalog there yet: the first run creates it and the table"
+    name, catalog = _load_catalog(config)
+    identifier = _identifier(config)
+    try:
+        table = catalog.load_table(identifier)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        return f"catalog {name!r} answers; no table {'.'.join(identifier)} yet: the first run creates it"
+    except Exception as exc:
+        raise OutputError(
+            f"cannot load the Iceberg table {'.'.join(identifier)} from catalog {name!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    held = table.properties.get(TABLE_QUERY)
+    wanted = canonical_query(config.filters.params())
+    if held is not None and held != wanted:
+        raise ConfigError(
+            f"the Iceberg table {'.'.join(identifier)} holds the inventory of another query "
+            f"({describe_query(held)}); this run asks for {describe_query(wanted)}",
+            setting="table",
+        )
+    snapshot = table.current_snapshot()
+    at = f"snapshot {snapshot.snapshot_id}" if snapshot is not None else "no snapshot yet"
+    return f"catalog {name!r}: table {'.'.join(identifier)} at {table.location()}, {at}"
 
 
 def _create(catalog: Catalog, identifier: tuple[str, ...], stamp: Stamp) -> IcebergTable:

@@ -330,3 +330,24 @@ def test_a_run_stopped_before_its_commit_commits_nothing_and_leaves_no_files(
         asyncio.run(stop_once_staged())
     assert _table(out).current_snapshot() is None
     assert not list(data.rglob("*.parquet"))
+
+
+def test_check_says_whether_the_table_is_there_and_writes_nothing(
+    sims: list[Any], cli: Cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "table"
+    base = ["check", "--endpoint", sims[0].base_url, "--project-id", PROJECTS[0], "--out"]
+    before = cli(*base, str(out), "--format", "iceberg", env=_env(), timeout=60)
+    assert before.returncode == 0, before.stderr
+    assert "no catalog there yet" in before.stdout
+    assert not (out / "catalog.db").exists()
+    sync(config(sims[0].base_url, out, PROJECTS[:1], format="iceberg"))
+    after = cli(*base, str(out), "--format", "iceberg", env=_env(), timeout=60)
+    assert after.returncode == 0, after.stderr
+    snapshot = _table(out).current_snapshot().snapshot_id
+    assert f"table hss.image_local_info at {_table(out).location()}, snapshot {snapshot}" in (
+        after.stdout
+    )
+    other = cli(*base, str(out), "--format", "iceberg", "--scan-status", "success", env=_env())
+    assert other.returncode == 2
+    assert "holds the inventory of another query" in other.stdout
