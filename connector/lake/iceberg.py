@@ -351,7 +351,7 @@ def _evolve(table: IcebergTable) -> IcebergTable:
             update.union_by_name(wanted)
         log.warning(
             "Iceberg table %s: added the connector's new field(s) %s (schema evolution)",
-            table.name(),
+            ".".join(table.name()),
             ", ".join(missing),
         )
     return table

@@ -351,3 +351,41 @@ def test_check_says_whether_the_table_is_there_and_writes_nothing(
     other = cli(*base, str(out), "--format", "iceberg", "--scan-status", "success", env=_env())
     assert other.returncode == 2
     assert "holds the inventory of another query" in other.stdout
+
+
+def test_a_field_the_connector_adds_is_schema_evolution_not_a_rewrite(
+    sims: list[Any], tmp_path: Path
+) -> None:
+    """A table written by a connector without ``non_scan_reason`` (made here by hand, with
+    that field's id free): the next run adds the field with a new id and rewrites nothing;
+    the earlier snapshot still reads, the field null."""
+    from pyiceberg.schema import Schema
+
+    from connector.lake.iceberg import _partition_spec
+
+    out = tmp_path / "table"
+    out.mkdir()
+    older = Schema(*(f for f in iceberg_schema().fields if f.name != "non_scan_reason"))
+    catalog = SqlCatalog("hss", **embedded_properties(str(out)))
+    catalog.create_namespace("hss")
+    table = catalog.create_table(
+        "hss.image_local_info",
+        schema=older,
+        partition_spec=_partition_spec(older),
+        properties={"hss.query": '{"enterprise_project_id":"all_granted_eps"}'},
+    )
+    table.append(table.scan().to_arrow().schema.empty_table())  # a snapshot of the older schema
+    before = {f.name: f.field_id for f in table.schema().fields}
+    report = sync(config(sims[0].base_url, out, PROJECTS[:1], format="iceberg"))
+    assert report.status == "success"
+    table = _table(out)
+    ids = {f.name: f.field_id for f in table.schema().fields}
+    assert ids["non_scan_reason"] == max(before.values()) + 1  # the next free id
+    assert {name: ids[name] for name in before} == before  # the others kept theirs
+    assert len(table.schemas()) == 2
+    assert _keys(_rows(table)) == _keys(
+        [
+            {**served(r), "project_id": PROJECTS[0], "snapshot_date": TODAY}
+            for r in sims[0].inventory.records(PROJECTS[0], **EVERY_EP)
+        ]
+    )
