@@ -579,6 +579,31 @@ class Table:
             left -= written
         return newer
 
+    def in_place(
+        self, project_id: str, day: date, query: str | None
+    ) -> tuple[str, datetime, int, list[str]] | None:
+        """``skip_published``: the run, its start, the rows and the data files of the
+        project's partition of ``day`` in the current snapshot, when the last commit of it
+        was a run of ``query``; else ``None``. Reads metadata only."""
+        table = self.catalog.load_table(self.identifier)
+        for snapshot in _ancestors(table):
+            summary = snapshot.summary.additional_properties if snapshot.summary else {}
+            if summary.get(SNAPSHOT_DATE) != day.isoformat():
+                continue
+            try:
+                if project_id not in orjson.loads(summary.get(PROJECTS, "[]")):
+                    continue
+                own = orjson.loads(summary.get(PROJECT_QUERIES, "{}"))
+                started = datetime.fromisoformat(summary[STARTED])
+            except (KeyError, ValueError, orjson.JSONDecodeError):
+                return None
+            if own.get(project_id, summary.get(QUERY)) != query:
+                return None
+            files = list(_files_of(table, {project_id}, day))
+            rows = sum(int(f.record_count) for f in files)
+            return summary.get(RUN_ID, ""), started, rows, [f.file_path for f in files]
+        return None
+
     def _remove(self, paths: Iterable[str]) -> None:
         """Data files no snapshot will reference (best effort: else orphans, harmless)."""
         for path in paths:

@@ -313,6 +313,9 @@ class Output:
         written. A partition is replaced by one rename, so what is read is a whole snapshot.
         """
         wanted = self.stamp.query if query is None else canonical_query(query)
+        if self.table is not None:  # --format iceberg: what the table's snapshots say
+            found = self.table.in_place(project_id, snapshot_date, wanted)
+            return None if found is None else InPlace(*found)
         partition = partition_path(project_id, snapshot_date)
         data = self.lake.data_file(partition)
         with output_errors(f"reading {data}"):

@@ -8,6 +8,7 @@ when it was committed, row by row, with no duplicate.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -389,3 +390,33 @@ def test_a_field_the_connector_adds_is_schema_evolution_not_a_rewrite(
             for r in sims[0].inventory.records(PROJECTS[0], **EVERY_EP)
         ]
     )
+
+
+def test_skip_published_resumes_from_the_tables_snapshots(cli: Cli, tmp_path: Path) -> None:
+    """A retry with --skip-published reads only the project the failed try did not commit;
+    what the table holds tells which (its snapshots' hss.projects and hss.query)."""
+    healthy, broken = PROJECTS
+    out = tmp_path / "table"
+
+    async def refuse(request: Request) -> Any:
+        if request.project_id == broken:
+            return error(403, "HSS.0013", "Insufficient permissions to access the resource.")
+        return None
+
+    inventory = {healthy: records("h", 30), broken: records("b", 20)}
+    with tiny_server(inventory, refuse) as server:
+        assert cli(*_args(server.base_url, out, healthy, broken), env=_env()).returncode == 4
+    report = tmp_path / "report.json"
+    with tiny_server(inventory) as server:
+        args = [*_args(server.base_url, out, healthy, broken), "--skip-published"]
+        result = cli(*args, "--report", str(report), env=_env())
+        asked = {project for project, _ in server.requests}
+    assert result.returncode == 0, result.stderr
+    projects = json.loads(report.read_text())["projects"]
+    assert projects[healthy]["status"] == "skipped"
+    assert projects[healthy]["records_in_place"] == 30
+    assert projects[broken]["status"] == "published"
+    assert asked == {broken}  # the committed project was not asked for
+    table = _table(out)
+    assert len(table.snapshots()) == 2
+    assert Counter(r["project_id"] for r in _rows(table)) == {healthy: 30, broken: 20}
