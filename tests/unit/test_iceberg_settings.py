@@ -3,6 +3,7 @@ Airflow connection's extras and the operator's arguments alike."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,17 @@ def test_the_connection_extras_and_the_operator_arguments(
     first, second = fake.configs
     assert (first.format, first.catalog, first.table) == ("iceberg", "lake", None)
     assert (second.format, second.catalog, second.table) == ("iceberg", "other", "sec.images")
+
+
+def test_without_the_extra_the_run_names_the_install_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from connector.lake.iceberg import open_table
+    from connector.lake.layout import Stamp
+
+    monkeypatch.setitem(sys.modules, "pyiceberg", None)  # not installed
+    config = _flags("--out", str(tmp_path), "--format", "iceberg")
+    with pytest.raises(ConfigError, match=r"pip install 'hss-image-connector\[iceberg\]'"):
+        open_table(config, Stamp("r", datetime.now(UTC), "{}"))
