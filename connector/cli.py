@@ -245,6 +245,21 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="S3-compatible endpoint for s3:// output, e.g. OBS or MinIO (default: env AWS_ENDPOINT_URL).",
     )
+    where.add_argument(
+        "--format",
+        metavar="{parquet,iceberg}",
+        help="parquet: hive-partitioned Parquet under --out (default); iceberg: an Iceberg table, one commit per run (pip install 'hss-image-connector[iceberg]').",
+    )
+    where.add_argument(
+        "--catalog",
+        metavar="NAME",
+        help="With --format iceberg: a pyiceberg catalog by name, configured in .pyiceberg.yaml or PYICEBERG_CATALOG__NAME__* variables (default: an embedded SQLite catalog and warehouse under --out).",
+    )
+    where.add_argument(
+        "--table",
+        metavar="NS.NAME",
+        help="With --format iceberg: the table's identifier (default hss.image_local_info).",
+    )
 
     secrets = parser.add_argument_group(
         "credentials (from the environment or files, never flag values)"

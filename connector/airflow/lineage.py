@@ -10,6 +10,9 @@
     output   the lake, named as OpenLineage names files and objects (Airflow's Asset
              translation names the lake's ``file://`` or ``s3://`` URI the same way)
              namespace  file | s3://bucket         name  /absolute/path | prefix
+             an Iceberg table (``--format iceberg``): its location, named the same way,
+             and its catalog name in a ``symlinks`` identifier (type TABLE; namespace the
+             catalog's URI), with the ``catalog`` and ``storage`` (iceberg, parquet) facets
              facets     schema                     every field of schemas/image_local_info.json
                                                    with its type, partition columns included
                         outputStatistics           rows, bytes and Parquet files this run
@@ -52,6 +55,8 @@ __all__ = [
     "published_bytes",
     "published_parquet",
     "schema_fields",
+    "table_facets",
+    "table_namespace",
 ]
 
 API_PATH = "/v5/{project_id}/image/local-repositories"
@@ -341,7 +346,8 @@ def lake(
         schema_dataset,
     )
 
-    namespace, name = lake_dataset(out)
+    table = report.get("table") if report is not None else None
+    namespace, name = lake_dataset(table["location"] if table else out)
     schema = schema_dataset.SchemaDatasetFacet(
         fields=[
             schema_dataset.SchemaDatasetFacetFields(
@@ -360,6 +366,44 @@ def lake(
                 fileCount=len(files),
             )
         )
-    return OutputDataset(
-        namespace=namespace, name=name, facets={"schema": schema}, outputFacets=output_facets
-    )
+    facets: dict[str, Any] = {"schema": schema}
+    if table:
+        facets.update(table_facets(table))
+    return OutputDataset(namespace=namespace, name=name, facets=facets, outputFacets=output_facets)
+
+
+def table_namespace(table: Mapping[str, Any]) -> str:
+    """The namespace of an Iceberg table's catalog name (the ``symlinks`` facet): the
+    catalog's URI (no user info: the report's properties have none), else ``iceberg://`` and
+    the catalog's name."""
+    properties = table.get("catalog_properties") or {}
+    return str(properties.get("uri") or f"iceberg://{table['catalog']}")
+
+
+def table_facets(table: Mapping[str, Any]) -> dict[str, Any]:
+    """An Iceberg table's dataset facets: its catalog identifier (``symlinks``, type TABLE),
+    its catalog (``catalog``) and its storage layer (``storage``)."""
+    from openlineage.client.facet_v2 import catalog_dataset, storage_dataset, symlinks_dataset
+
+    properties = table.get("catalog_properties") or {}
+    return {
+        "symlinks": symlinks_dataset.SymlinksDatasetFacet(
+            identifiers=[
+                symlinks_dataset.Identifier(
+                    namespace=table_namespace(table), name=str(table["identifier"]), type="TABLE"
+                )
+            ]
+        ),
+        "catalog": _known_fields(
+            catalog_dataset.CatalogDatasetFacet,
+            framework="iceberg",
+            type=str(properties.get("type", "unknown")),
+            name=str(table["catalog"]),
+            metadataUri=properties.get("uri"),
+            warehouseUri=properties.get("warehouse"),
+            source="pyiceberg",
+        ),
+        "storage": storage_dataset.StorageDatasetFacet(
+            storageLayer="iceberg", fileFormat="parquet"
+        ),
+    }

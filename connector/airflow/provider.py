@@ -115,6 +115,23 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Sends credentials unencrypted",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
+    "format": {
+        "label": "Output format",
+        "description": "parquet: hive-partitioned Parquet under out (default); iceberg: an "
+        "Iceberg table, one commit per run",
+        "schema": {"type": ["string", "null"], "enum": ["parquet", "iceberg"]},
+    },
+    "catalog": {
+        "label": "Iceberg catalog",
+        "description": "With format iceberg: a pyiceberg catalog by name (.pyiceberg.yaml or "
+        "PYICEBERG_CATALOG__NAME__* on the worker); empty: a SQLite catalog under out",
+        "schema": _TEXT,
+    },
+    "table": {
+        "label": "Iceberg table",
+        "description": "With format iceberg: namespace.name (default hss.image_local_info)",
+        "schema": _TEXT,
+    },
 }
 """The connection's extras as form fields (their keys are the extras ``HssHook`` reads)."""
 

@@ -50,7 +50,7 @@ from connector.job.report import check_report_path
 from connector.lake.layout import Lake, canonical_query
 from connector.lake.writer import check_bucket, check_query, open_lake
 from connector.redaction import Redactor
-from connector.settings.config import Config, Target, iam_endpoint_for
+from connector.settings.config import DEFAULT_TABLE, Config, Target, iam_endpoint_for
 from connector.source.client import PageRequest
 from connector.source.readers import open_readers
 
@@ -215,7 +215,7 @@ class OutputResult:
     """What checking one place the run writes found; ``detail`` says what or why not."""
 
     what: str
-    """``output`` (the lake) or ``report``."""
+    """``output`` (the lake), ``table`` (``--format iceberg``) or ``report``."""
     location: str
     ok: bool
     detail: str
@@ -224,6 +224,8 @@ class OutputResult:
 def check_output(config: Config) -> list[OutputResult]:
     """Check the lake and the report's folder as a run would use them; blocking (a thread)."""
     results = [_check_lake(config)]
+    if config.format == "iceberg":
+        results.append(_check_table(config))
     if config.report_path:
         try:
             # creates and removes an empty probe file beside the report, never the report
@@ -251,6 +253,17 @@ def _check_lake(config: Config) -> OutputResult:
         return OutputResult("output", out, False, f"cannot use the output: {_reason(exc)}")
     held = "holds this query's inventory" if lake_query else "no lake there yet"
     return OutputResult("output", out, True, f"{detail}; {held}")
+
+
+def _check_table(config: Config) -> OutputResult:
+    """``--format iceberg``: the catalog answers, the table (if any) holds this query."""
+    from connector.lake.iceberg import check_table
+
+    where = config.table or DEFAULT_TABLE
+    try:
+        return OutputResult("table", where, True, check_table(config))
+    except ConnectorError as error:
+        return OutputResult("table", where, False, f"{type(error).__name__}: {error}")
 
 
 def _reason(exc: OSError) -> str:

@@ -31,11 +31,13 @@ from connector.errors import (
     QuarantineLimitError,
     worst_exit_code,
 )
+from connector.job import iceberg_step
 from connector.job.admission import Admission, Admitted, discovering_places
 from connector.job.logs import PROJECT, error_fields, run_context
 from connector.job.memory import Budget, Footprint, estimate, format_size, machine_budget
 from connector.job.progress import Counts, Progress
 from connector.job.report import ProjectReport, RunReport, check_report_path, write_report
+from connector.lake import iceberg
 from connector.lake.writer import ROW_GROUP_ROWS, Output, ProjectWriter, Staged
 from connector.redaction import RedactingFilter, Redactor
 from connector.settings.config import Config, Target, is_loopback
@@ -195,6 +197,8 @@ async def _run_projects(readers: Readers, report: RunReport) -> RunReport:
     _log_start(config, places.budget)
     try:
         await _sync_all(readers, output, stats, report, places)
+        if output.table is not None:
+            await _commit_table(output.table, report)
     finally:
         report.projects_reading_max = places.admission.peak_reading
         await asyncio.to_thread(output.close)
@@ -206,11 +210,29 @@ async def _run_projects(readers: Readers, report: RunReport) -> RunReport:
 
 async def _open_output(config: Config) -> Output:
     try:
-        return await asyncio.to_thread(
+        output = await asyncio.to_thread(
             Output, config.out, config.run_id, config.s3_endpoint, query=config.filters.params()
         )
+        if config.format == "iceberg":  # the Iceberg table is the publish target
+            output.table = await asyncio.to_thread(iceberg.open_table, config, output.stamp)
+        return output
     except OutputError as error:
         raise _at_start(error) from error
+
+
+async def _commit_table(table: iceberg.Table, report: RunReport) -> None:
+    """The run's one Iceberg commit, once every project ended; a failed commit fails the
+    projects it held (their previous data stays)."""
+    try:
+        await _uninterruptible(asyncio.to_thread(table.commit))
+    except ConnectorError as error:
+        iceberg_step.failed(table, report, error, str(error), error.exit_code)
+    except Exception as error:
+        iceberg_step.failed(table, report, error, _unexpected(error, "committing"), 1)
+    finally:  # also when the run was stopped during the commit, which was finished first
+        if table.committed is not None:
+            iceberg_step.committed(table, table.committed, report)
+        report.table = table.describe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,6 +555,11 @@ class _ProjectSync:
 
     async def _publish(self, writer: ProjectWriter, output: Output, staged: Staged) -> None:
         self.stage = "publishing"
+        if output.table is not None:  # the table's data files now; the run's commit at the end
+            await _uninterruptible(
+                asyncio.to_thread(iceberg_step.stage, output.table, writer, staged, self.result)
+            )
+            return
         published = await _uninterruptible(asyncio.to_thread(writer.publish))
         result = self.result
         result.files = [_as_uri(self.config.out, output.root, path) for path in published.files]

@@ -125,6 +125,9 @@ class RunReport:
     """With ``projects_discovered``: ``region``, ``iam_endpoint``, ``projects`` read
     (``id``, ``name``), ``skipped`` (``id``, ``name``, ``reason``: ``disabled`` or
     ``another region``) and IAM's ``request_id``."""
+    table: dict[str, Any] | None = None
+    """With ``--format iceberg``: ``format``, ``catalog`` and its properties (no secrets),
+    ``identifier``, ``location``, the ``snapshot_id`` the run committed (``None``: nothing)."""
     connector_version: str = __version__
     error: str | None = None
     """Why the run as a whole failed or stopped (start-up errors, interruption)."""

@@ -34,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -52,6 +52,9 @@ from connector.lake.layout import (
     output_errors,
 )
 from connector.settings.names import setting
+
+if TYPE_CHECKING:
+    from connector.lake.iceberg import Table
 
 __all__ = [
     "InPlace",
@@ -229,6 +232,8 @@ class Output:
         self.stamp = Stamp(run_id, datetime.now(UTC), canonical_query(query or []))
         self.lake = open_lake(out, s3_endpoint)
         self.fs, self.root, self.local = self.lake.fs, self.lake.root, self.lake.local
+        self.table: Table | None = None
+        """With ``--format iceberg``: the table the run publishes to (``iceberg.py``)."""
         try:
             if not self.local:
                 check_bucket(self.lake)
@@ -308,6 +313,9 @@ class Output:
         written. A partition is replaced by one rename, so what is read is a whole snapshot.
         """
         wanted = self.stamp.query if query is None else canonical_query(query)
+        if self.table is not None:  # --format iceberg: what the table's snapshots say
+            found = self.table.in_place(project_id, snapshot_date, wanted)
+            return None if found is None else InPlace(*found)
         partition = partition_path(project_id, snapshot_date)
         data = self.lake.data_file(partition)
         with output_errors(f"reading {data}"):
@@ -321,6 +329,8 @@ class Output:
 
     def close(self) -> None:
         """Remove this run's staging area (published files are already moved out of it)."""
+        if self.table is not None:
+            self.table.discard()
         shutil.rmtree(self.staging, ignore_errors=True)
         if self.local:
             with contextlib.suppress(OSError):
@@ -531,13 +541,23 @@ class ProjectWriter:
                 )
                 return Published(superseded_by=current.run_id)
             lake.put(self.staged_data, target)
-            files = [target]
-            quarantine = lake.quarantine_file(self.partition)
-            if self._quarantine_lines:
-                lake.put(self.staged_quarantine, quarantine)
-                files.append(quarantine)
-            else:
-                lake.remove(quarantine)  # the replaced snapshot's
+            files = [target, *self._put_quarantine()]
             legacy.remove_in_partition(lake, self.partition)
         log.debug("published %s", files)
         return Published(files)
+
+    def _put_quarantine(self) -> list[str]:
+        """The partition's quarantine file replaced by this run's (removed when empty)."""
+        lake = self.output.lake
+        quarantine = lake.quarantine_file(self.partition)
+        if self._quarantine_lines:
+            lake.put(self.staged_quarantine, quarantine)
+            return [quarantine]
+        lake.remove(quarantine)  # the replaced snapshot's
+        return []
+
+    def publish_quarantine(self) -> list[str]:
+        """Put the quarantine in place alone: the data went into an Iceberg table."""
+        lake = self.output.lake
+        with self._step(f"publishing {lake.quarantine_file(self.partition)}"):
+            return self._put_quarantine()

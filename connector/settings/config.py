@@ -22,6 +22,8 @@ from connector.settings.names import setting
 from connector.source.signing import AkSkCredentials
 
 __all__ = [
+    "DEFAULT_TABLE",
+    "FORMATS",
     "MAX_PAGE_SIZE",
     "MIN_PAGE_SIZE",
     "REGIONS",
@@ -38,6 +40,7 @@ __all__ = [
     "TotalTolerance",
     "check_credential",
     "check_snapshot_date",
+    "check_table_settings",
     "endpoint_for_region",
     "iam_endpoint_for",
     "new_run_id",
@@ -646,6 +649,45 @@ class ReadDate(date):
         return cls(today.year, today.month, today.day)
 
 
+FORMATS = ("parquet", "iceberg")
+DEFAULT_TABLE = "hss.image_local_info"
+_IDENTIFIER_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def check_table_settings(format: str, catalog: str | None, table: str | None, out: str) -> None:
+    """``format``, and ``catalog`` and ``table`` only with ``iceberg``: an identifier of
+    namespace and name; the embedded catalog (a SQLite file) only under a local ``out``."""
+    if format not in FORMATS:
+        raise ConfigError(f"expected one of {', '.join(FORMATS)}, got {format!r}", setting="format")
+    for key, value in (("catalog", catalog), ("table", table)):
+        if value is not None and format != "iceberg":
+            raise ConfigError(
+                f"names an Iceberg {key}, but the format is {format}: add "
+                f"{setting('format')} iceberg, or leave {key} out",
+                setting=key,
+            )
+    if catalog is not None and not _IDENTIFIER_PART.fullmatch(catalog.replace("-", "_")):
+        raise ConfigError(
+            f"expected a catalog name like lakehouse (letters, digits, '_', '-'), got {catalog!r}",
+            setting="catalog",
+        )
+    if table is not None:
+        parts = table.split(".")
+        if len(parts) < 2 or not all(_IDENTIFIER_PART.fullmatch(p) for p in parts):
+            raise ConfigError(
+                f"expected namespace.name like {DEFAULT_TABLE} (letters, digits, '_'), "
+                f"got {table!r}",
+                setting="table",
+            )
+    if format == "iceberg" and catalog is None and "://" in out:
+        raise ConfigError(
+            f"the embedded Iceberg catalog is a SQLite file under {setting('out')}, which must "
+            f"then be a local folder, not {out!r}: for a warehouse on object storage name a "
+            f"catalog with {setting('catalog')} (its warehouse an s3:// URL)",
+            setting="out",
+        )
+
+
 SnapshotOrigin = Literal["default", "given", "opt-in"]
 
 
@@ -723,6 +765,15 @@ class Config:
     skip_published: bool = False
     """Leave out every project whose partition for this ``snapshot_date`` a run of the same
     query already published (a retry that resumes): no request, its files untouched."""
+    format: Literal["parquet", "iceberg"] = "parquet"
+    """``parquet``: hive-partitioned Parquet under ``out``; ``iceberg``: an Iceberg table, one
+    commit per run (``connector.lake.iceberg``; the ``iceberg`` extra)."""
+    catalog: str | None = None
+    """With ``iceberg``: a pyiceberg catalog by name (``.pyiceberg.yaml``,
+    ``PYICEBERG_CATALOG__NAME__...``); ``None``: the embedded SQLite catalog under ``out``."""
+    table: str | None = None
+    """With ``iceberg``: the table's identifier, ``namespace.name`` (default
+    ``hss.image_local_info``)."""
     _snapshot_origin: SnapshotOrigin = field(
         init=False, repr=False, compare=False, default="default"
     )
@@ -787,6 +838,7 @@ class Config:
                         f"cannot tell the IAM endpoint for {endpoint}: give {setting('iam_endpoint')} "
                         "(or HSS_IAM_ENDPOINT)"
                     )
+        check_table_settings(self.format, self.catalog, self.table, self.out)
         if not re.fullmatch(r"[A-Za-z0-9T_-]{1,64}", self.run_id):
             raise ConfigError(f"run id {self.run_id!r} must be 1-64 letters, digits, '_' or '-'")
 

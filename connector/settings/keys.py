@@ -341,6 +341,9 @@ KEYS: dict[str, Callable[[Any, str], Any]] = {
     "s3_endpoint": _text,
     "progress": _choice("auto", "bar", "log", "off"),
     "run_id": _text,
+    "format": _choice("parquet", "iceberg"),
+    "catalog": _text,
+    "table": _text,
     **{key: _number if key in _NUMBERS else _int for key in TUNING_KEYS},
     "max_quarantined": _quarantine,
     "total_num_tolerance": _tolerance,
@@ -489,6 +492,9 @@ def _config(
             "s3_endpoint",
             "run_id",
             "skip_published",
+            "format",
+            "catalog",
+            "table",
         )
         if key in values
     }

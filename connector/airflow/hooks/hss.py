@@ -44,6 +44,9 @@ EXTRA_KEYS = (
     "iam_endpoint",
     "allow_insecure_http",
     "skip_published",
+    "format",
+    "catalog",
+    "table",
     *TUNING_KEYS,
     *FILTER_KEYS,
 )

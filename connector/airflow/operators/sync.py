@@ -79,6 +79,10 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         ``None``: off on the first try (unless the connection's ``skip_published`` extra is
         on), on from the second, so that a retry reads only what the failed try did not
         publish; ``False``: every try reads every project.
+    :param format: ``parquet`` (default) or ``iceberg``: an Iceberg table, one commit per run
+    :param catalog: with ``iceberg``, a pyiceberg catalog by name (default: the embedded
+        SQLite catalog under ``out``)
+    :param table: with ``iceberg``, the table's identifier (default ``hss.image_local_info``)
 
     Outlet: the lake's Asset, on which the task records one event when it succeeds, its
     ``extra`` saying what the day holds (``connector.airflow.events.day_extra``): the lake's
@@ -118,6 +122,9 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         concurrency: int | None = None,
         max_quarantined: int | str | None = None,
         skip_published: bool | None = None,
+        format: str | None = None,
+        catalog: str | None = None,
+        table: str | None = None,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs:
@@ -139,6 +146,9 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         self.concurrency = concurrency
         self.max_quarantined = max_quarantined
         self.skip_published = skip_published
+        self.format = format
+        self.catalog = catalog
+        self.table = table
 
     def _given_snapshot_date(self) -> date | None:
         """The ``snapshot_date`` argument, checked (``None``: the date of reading)."""
@@ -173,8 +183,13 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             rate=self.rate,
             concurrency=self.concurrency,
             max_quarantined=self.max_quarantined,
+            **{k: v for k, v in self._table_arguments().items() if v is not None},
             **dated,
         )
+
+    def _table_arguments(self) -> dict[str, str | None]:
+        """``format``, ``catalog`` and ``table``: given here, else the connection's."""
+        return {"format": self.format, "catalog": self.catalog, "table": self.table}
 
     def _skip_a_past_run(self, context: Context) -> None:
         """A run standing for a day before yesterday cannot read that day: skip it."""
