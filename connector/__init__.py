@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from connector.errors import ThrottledError as ThrottledError
     from connector.errors import TransportError as TransportError
     from connector.job.pipeline import run as run
+    from connector.lake.diff import Diff as Diff
+    from connector.lake.diff import diff as diff
     from connector.job.pipeline import run_async as run_async
     from connector.job.report import ProjectReport as ProjectReport
     from connector.job.report import RunReport as RunReport
@@ -52,6 +54,7 @@ _MODULE_OF = {
     "ConfigError": "errors",
     "ConnectorError": "errors",
     "DataLossError": "errors",
+    "Diff": "lake.diff",
     "DiscoveryError": "errors",
     "FetchSettings": "settings.config",
     "Filters": "settings.config",
@@ -67,6 +70,7 @@ _MODULE_OF = {
     "ServerError": "errors",
     "ThrottledError": "errors",
     "TransportError": "errors",
+    "diff": "lake.diff",
     "run": "job.pipeline",
     "run_async": "job.pipeline",
 }

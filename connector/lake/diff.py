@@ -28,10 +28,11 @@ are read, and ``Diff.write`` streams them into Parquet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -43,7 +44,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from connector.errors import ConfigError, DataLossError, OutputError
+from connector.errors import ConfigError, DataLossError
 from connector.lake.layout import DATA_NAME, Lake, describe_query, output_errors
 from connector.lake.writer import encode_segment, open_lake
 from connector.shape.schema import load_spec
@@ -171,7 +172,8 @@ class Diff:
 
     def table(self) -> pa.Table:
         """The rows as an Arrow table (collected with the streaming engine)."""
-        return self.changes.collect(engine="streaming").to_arrow()
+        with _computing(self.lake):
+            return self.changes.collect(engine="streaming").to_arrow()
 
     def write(self, path: str | os.PathLike[str]) -> int:
         """Stream the rows into one Parquet file at ``path``, put in place whole (a
@@ -184,7 +186,8 @@ class Diff:
                     f"the folder {target.parent} does not exist", where=f"--output {target}"
                 )
             try:
-                self.changes.sink_parquet(partial, compression="zstd", engine="streaming")
+                with _computing(self.lake):
+                    self.changes.sink_parquet(partial, compression="zstd", engine="streaming")
                 rows = pl.scan_parquet(partial).select(pl.len()).collect().item()
                 partial.replace(target)
             finally:
@@ -194,7 +197,8 @@ class Diff:
     def counts(self) -> dict[str, Any]:
         """:func:`change_counts` of the rows, with each project's dates and the projects
         that could not be compared: JSON-able (an Airflow asset event's ``extra``)."""
-        counted = change_counts(self.changes)
+        with _computing(self.lake):
+            counted = change_counts(self.changes)
         for pair in self.pairs:
             entry = counted["projects"].setdefault(pair.project_id, _zero())
             entry["from_date"] = pair.from_date.isoformat()
@@ -210,6 +214,84 @@ class Diff:
             f"{q.project_id}/{q.snapshot_date.isoformat()}": q.records for q in self.quarantine
         }
         return counted
+
+    def summary(self, top: int = 5) -> str:
+        """Per project: its dates, counts by change and the ``top`` largest rises in
+        vulnerabilities; the projects not compared and the quarantine. For a terminal or
+        an Airflow log."""
+        rise = (pl.col("vul_num_to") - pl.col("vul_num_from").fill_null(0)).alias("rise")
+        rises = (
+            self.changes.filter(pl.col("change") == "changed")
+            .select(
+                "project_id",
+                "image_name",
+                "image_version",
+                "host_id",
+                "vul_num_from",
+                "vul_num_to",
+                "severity_level_to",
+                rise,
+            )
+            .filter(pl.col("rise") > 0)
+            .sort(["project_id", "rise"], descending=[False, True], maintain_order=True)
+            .group_by("project_id", maintain_order=True)
+            .head(top)
+        )
+        counted = self.changes.group_by("project_id", "change").agg(pl.len().alias("n"))
+        with _computing(self.lake):
+            counts_frame, rises_frame = pl.collect_all([counted, rises], engine="streaming")
+        counts: dict[str, dict[str, int]] = defaultdict(_zero)
+        for project_id, change, n in counts_frame.iter_rows():
+            counts[project_id][change] = n
+        lines = [f"hss-images diff {self.lake}: {len(self.pairs)} project(s) compared"]
+        total = _zero()
+        for pair in self.pairs:
+            found = counts[pair.project_id]
+            for change in CHANGES:
+                total[change] += found[change]
+            lines.append(
+                f"project {pair.project_id}, {pair.from_date} -> {pair.to_date}: " + _said(found)
+            )
+            mine = rises_frame.filter(pl.col("project_id") == pair.project_id)
+            if mine.height:
+                lines.append("  largest rises in vulnerabilities:")
+            for row in mine.iter_rows(named=True):
+                severity = f", {row['severity_level_to']}" if row["severity_level_to"] else ""
+                lines.append(
+                    f"    +{row['rise']:<5} {row['image_name']}:{row['image_version']} on host "
+                    f"{row['host_id']}: {row['vul_num_from']} -> {row['vul_num_to']}{severity}"
+                )
+        for side in self.one_sided:
+            lines.append(f"project {side.project_id}: not compared, {side.describe()}")
+        for q in self.quarantine:
+            lines.append(
+                f"quarantine: {q.records} record(s) of project {q.project_id} on "
+                f"{q.snapshot_date} failed validation and are neither in nor out of this "
+                f"diff: {q.path}"
+            )
+        if len(self.pairs) > 1:
+            lines.append(f"total: {_said(total)}")
+        return "\n".join(lines)
+
+
+def _said(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[change]:,} {change}" for change in CHANGES)
+
+
+@contextlib.contextmanager
+def _computing(lake: str) -> Iterator[None]:
+    """polars' own errors of a diff, as the connector's: a natural key twice in one
+    snapshot (the join's 1:1 check), a file that cannot be read."""
+    try:
+        yield
+    except pl.exceptions.ComputeError as exc:
+        if "1:1" not in str(exc):
+            raise
+        raise DataLossError(
+            f"a snapshot in {lake} holds one natural key twice, so its records cannot be "
+            "matched one to one; the connector never publishes such a snapshot (it removes "
+            "duplicates), so this one was written by something else"
+        ) from exc
 
 
 def _zero() -> dict[str, Any]:
