@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from connector.errors import ThrottledError as ThrottledError
     from connector.errors import TransportError as TransportError
     from connector.job.pipeline import run as run
-    from connector.lake.diff import Diff as Diff
-    from connector.lake.diff import diff as diff
     from connector.job.pipeline import run_async as run_async
     from connector.job.report import ProjectReport as ProjectReport
     from connector.job.report import RunReport as RunReport
+    from connector.lake.diff import Diff as Diff
+    from connector.lake.diff import diff as diff
     from connector.settings.config import Auth as Auth
     from connector.settings.config import Config as Config
     from connector.settings.config import FetchSettings as FetchSettings

@@ -82,13 +82,13 @@ class _Served(NamedTuple):
 
 class _Project:
     __slots__ = (
+        "days",
         "drift",
         "encoded",
         "events",
         "faults",
         "generator",
         "initial_count",
-        "days",
         "next_key",
         "page_requests",
         "results",
