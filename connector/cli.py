@@ -6,7 +6,7 @@
     hss-images diff       LAKE [--from DATE] [--to DATE] [--project-id P ...] [--output FILE]:
                           what changed between two snapshots of each project
     hss-images simulate   serve the embedded HSS simulator
-    hss-images demo       simulator + sync + a summary of the Parquet written
+    hss-images demo       simulator + two days synced + a summary and what changed
 
 Exit codes: 0 success; 1 unexpected error or output failure; 2 configuration error;
 3 API or authentication error; 4 partial failure (some projects published, some not);
@@ -382,7 +382,8 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         "demo",
         allow_abbrev=False,
         help="Simulator + sync + summary, no account needed.",
-        description="Start the simulator, sync a few projects from it and summarise the Parquet written.",
+        description="Start the simulator, sync two days of a few projects from it (yesterday's "
+        "and today's snapshot), summarise the Parquet written and show what changed.",
     )
     demo.add_argument(
         "--out", default="demo-output", metavar="DIR", help="Output folder (default ./demo-output)."

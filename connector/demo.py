@@ -135,6 +135,8 @@ def run_demo(out: str = "demo-output", records: int | None = None) -> int:
             return report.exit_code
     print()
     print(summarise(out))
+    print("\nWhat changed since yesterday (hss-images diff " + shlex.quote(out) + "):")
+    print(diff(out, from_date=today - timedelta(days=1), to_date=today).summary())
     query = (
         f"import polars as pl; print(pl.scan_parquet({json.dumps(out)}, hive_partitioning=True, "
         'hive_schema={"project_id": pl.String, "snapshot_date": pl.Date})'
@@ -142,8 +144,6 @@ def run_demo(out: str = "demo-output", records: int | None = None) -> int:
     )
     print("\nQuery it yourself (polars, with the Python this demo ran on):")
     print(f"  {_python()} -c {shlex.quote(query)}")
-    print("\nWhat changed since yesterday (hss-images diff " + shlex.quote(out) + "):")
-    print(diff(out, from_date=today - timedelta(days=1), to_date=today).summary())
     return 0
 
 
