@@ -471,11 +471,12 @@ def _scan(lake: Lake, path: str, columns: list[str]) -> pl.LazyFrame:
 def _pair_changes(lake: Lake, pair: ProjectPair) -> pl.LazyFrame:
     """The rows of one project, in two passes over each snapshot.
 
-    1. Each side as two hashes per record (its natural key's, its whole record's), joined
-       on the key's hash: the keys on one side only, or whose records hash differently,
-       are flagged. Sixteen bytes a record, whatever the records hold.
-    2. The flagged records only, joined on the natural key itself (nulls equal): the rows,
-       exact. A collision of key hashes flags both records (their record hashes differ),
+    1. Now: each side as two hashes per record (its natural key's, its whole record's),
+       joined on the key's hash: the keys on one side only, or whose records hash
+       differently, are flagged. Sixteen bytes a record, whatever the records hold; run
+       to its end before pass 2 starts, so the two passes never hold memory at once.
+    2. Lazily (the rows' LazyFrame): the flagged records only, joined on the natural key
+       itself (nulls equal): the rows, exact. A collision of key hashes flags both records (their record hashes differ),
        so pass 2 tells them apart; only a changed record whose whole-record hash equals
        its earlier one's could pass unseen (one chance in 2**64 per record).
     """
@@ -490,19 +491,23 @@ def _pair_changes(lake: Lake, pair: ProjectPair) -> pl.LazyFrame:
         )
 
     before, after = f"{_ROW_HASH}_from", f"{_ROW_HASH}_to"
-    flagged = (
-        hashes(pair.from_file, "_from")
-        .join(hashes(pair.to_file, "_to"), on=_KEY_HASH, how="full", coalesce=True)
-        .filter(
-            pl.col(before).is_null() | pl.col(after).is_null() | (pl.col(before) != pl.col(after))
+    with _computing(lake.root):
+        flagged = (
+            hashes(pair.from_file, "_from")
+            .join(hashes(pair.to_file, "_to"), on=_KEY_HASH, how="full", coalesce=True)
+            .filter(
+                pl.col(before).is_null()
+                | pl.col(after).is_null()
+                | (pl.col(before) != pl.col(after))
+            )
+            .select(_KEY_HASH)
+            .collect(engine="streaming")
         )
-        .select(_KEY_HASH)
-        .unique()
-    )
+    wanted = flagged[_KEY_HASH].implode()
 
     def side(path: str, suffix: str, marker: str) -> pl.LazyFrame:
-        frame = _scan(lake, path, columns).with_columns(key_hash)
-        return frame.join(flagged, on=_KEY_HASH, how="semi").select(
+        frame = _scan(lake, path, columns).filter(key_hash.is_in(wanted))
+        return frame.select(
             *key,
             *(pl.col(c).alias(f"{c}{suffix}") for c in compared),
             pl.lit(True).alias(marker),
