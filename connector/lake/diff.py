@@ -183,7 +183,7 @@ class Diff:
         with output_errors(f"writing the diff to {target}"):
             if not target.parent.is_dir():
                 raise ConfigError(
-                    f"the folder {target.parent} does not exist", where=f"--output {target}"
+                    f"the folder {target.parent} does not exist", where=f"output {target}"
                 )
             try:
                 with _computing(self.lake):
@@ -361,9 +361,9 @@ def _pick(
 ) -> tuple[list[ProjectPair], list[OneSided]]:
     if from_date is not None and to_date is not None and from_date >= to_date:
         raise ConfigError(
-            f"--from {from_date} is not before --to {to_date}: the diff reads from an earlier "
-            "snapshot to a later one",
-            where="hss-images diff",
+            f"the date to compare from, {from_date}, is not before the date to compare to, "
+            f"{to_date}: a diff reads from an earlier snapshot to a later one",
+            where=f"lake {out}",
         )
     every_date = {d for dates in snapshots.values() for d in dates}
     if not snapshots:
@@ -371,12 +371,12 @@ def _pick(
             f"{out} holds no snapshot (no project_id=<id>/snapshot_date=<date>/{DATA_NAME})",
             where=f"lake {out}",
         )
-    for flag, wanted in (("--from", from_date), ("--to", to_date)):
+    for side, wanted in (("from", from_date), ("to", to_date)):
         if wanted is not None and wanted not in every_date:
             raise ConfigError(
-                f"no project has a snapshot on {wanted}; the lake's snapshot dates are "
-                f"{_dates(every_date)}",
-                where=f"{flag} {wanted}",
+                f"no project has a snapshot on {wanted} (the date to compare {side}); the "
+                f"lake's snapshot dates are {_dates(every_date)}",
+                where=f"lake {out}",
             )
     chosen = list(project_ids) if project_ids else sorted(snapshots)
     if project_ids:
@@ -384,9 +384,9 @@ def _pick(
         unknown = [p for p in chosen if p not in snapshots and encode_segment(p) not in by_segment]
         if unknown:
             raise ConfigError(
-                f"{out} has no snapshot of project {', '.join(unknown)}; its projects are "
+                f"no snapshot of project {', '.join(unknown)}; its projects are "
                 f"{', '.join(sorted(snapshots))}",
-                where="--project-id",
+                where=f"lake {out}",
             )
     pairs: list[ProjectPair] = []
     one_sided: list[OneSided] = []
@@ -403,9 +403,9 @@ def _pick(
         has_to = to in dates and (start is None or start < to)
         if project_ids and to_date is not None and to not in dates and not has_from:
             raise ConfigError(
-                f"project {project_id} has no snapshot on {to}; its snapshot dates are "
-                f"{_dates(dates)}",
-                where=f"--to {to}",
+                f"project {project_id} has no snapshot on {to} (the date to compare to) nor "
+                f"on the date to compare from; its snapshot dates are {_dates(dates)}",
+                where=f"lake {out}",
             )
         if has_from and has_to:
             assert start is not None
@@ -575,8 +575,8 @@ def diff(
     read lazily: ``Diff.changes`` (a polars LazyFrame), ``Diff.table()`` (Arrow),
     ``Diff.write(path)`` (Parquet), ``Diff.counts()`` (JSON-able counts).
     """
-    start = _as_date(from_date, "--from")
-    end = _as_date(to_date, "--to")
+    start = _as_date(from_date, "from")
+    end = _as_date(to_date, "to")
     opened = open_lake(lake, s3_endpoint)
     if opened.local and not Path(opened.root).is_dir():
         raise ConfigError(f"{opened.root} is not a folder", where=f"lake {lake}")
@@ -596,10 +596,12 @@ def diff(
     return Diff(lake, changes, tuple(pairs), tuple(one_sided), tuple(quarantine))
 
 
-def _as_date(value: date | str | None, flag: str) -> date | None:
+def _as_date(value: date | str | None, side: str) -> date | None:
     if value is None or isinstance(value, date):
         return value
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"{value!r} is not a date (YYYY-MM-DD)", where=flag) from None
+        raise ConfigError(
+            f"{value!r} is not a date (YYYY-MM-DD)", where=f"the date to compare {side}"
+        ) from None

@@ -187,18 +187,29 @@ def test_a_date_without_a_snapshot_lists_the_dates_there_are(tmp_path: Path, cli
     shown = cli("diff", str(tmp_path), "--from", str(D2))
     assert shown.returncode == 2
     assert (
-        f"ConfigError: --from {D2}: no project has a snapshot on {D2}; the lake's snapshot "
-        f"dates are {D1}, {D3}"
+        f"ConfigError: lake {tmp_path}: no project has a snapshot on {D2} (the date to compare "
+        f"from); the lake's snapshot dates are {D1}, {D3}"
     ) in shown.stderr
     shown = cli("diff", str(tmp_path), "--project-id", "p9")
     assert shown.returncode == 2
-    assert "has no snapshot of project p9; its projects are p1" in shown.stderr
+    assert f"lake {tmp_path}: no snapshot of project p9; its projects are p1" in shown.stderr
     shown = cli("diff", str(tmp_path), "--from", str(D3), "--to", str(D1))
     assert shown.returncode == 2
-    assert f"--from {D3} is not before --to {D1}" in shown.stderr
+    assert f"the date to compare from, {D3}, is not before the date to compare to, {D1}" in (
+        shown.stderr
+    )
     shown = cli("diff", str(tmp_path), "--to", "yesterday")
     assert shown.returncode == 2
-    assert "--to: 'yesterday' is not a date (YYYY-MM-DD)" in shown.stderr
+    assert "the date to compare to: 'yesterday' is not a date (YYYY-MM-DD)" in shown.stderr
+    d4 = D3 + timedelta(days=1)
+    write_snapshot(tmp_path, "p2", D2, [IMAGE])  # D2 and D4 are in the lake now, not in p1
+    write_snapshot(tmp_path, "p2", d4, [IMAGE])
+    shown = cli("diff", str(tmp_path), "--from", str(D2), "--to", str(d4), "--project-id", "p1")
+    assert shown.returncode == 2
+    assert f"project p1 has no snapshot on {d4} (the date to compare to) nor on the date to " in (
+        shown.stderr
+    )
+    assert f"its snapshot dates are {D1}, {D3}" in shown.stderr
     shown = cli("diff", str(tmp_path / "nothing"))
     assert shown.returncode == 2
     assert "is not a folder" in shown.stderr
