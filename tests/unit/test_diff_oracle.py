@@ -120,3 +120,29 @@ def test_the_diff_is_the_oracles(
         # the manual's DuckDB query gives the same rows
         same = duckdb.sql(manual_sql(str(lake), DAY_1, DAY_2)).pl()
         assert _rows(same.cast({c: got.schema[c] for c in got.columns})) == want
+
+
+def test_change_counts_of_any_frame_or_table_is_json_as_it_is() -> None:
+    import orjson
+    import pyarrow as pa
+
+    from connector.lake.diff import change_counts
+
+    rows = pa.table(
+        {
+            "project_id": ["p1", "p1", "p2", "p1"],
+            "change": ["appeared", "changed", "removed", "changed"],
+        }
+    )
+    counted = change_counts(rows)
+    assert counted == {
+        "total": {"appeared": 1, "removed": 1, "changed": 2},
+        "projects": {
+            "p1": {"appeared": 1, "removed": 0, "changed": 2},
+            "p2": {"appeared": 0, "removed": 1, "changed": 0},
+        },
+    }
+    assert orjson.loads(orjson.dumps(counted)) == counted
+    assert change_counts(pl.from_arrow(rows).lazy()) == counted  # type: ignore[union-attr]
+    empty = change_counts(rows.slice(0, 0))
+    assert empty == {"total": {"appeared": 0, "removed": 0, "changed": 0}, "projects": {}}
