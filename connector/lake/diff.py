@@ -560,7 +560,7 @@ def _empty() -> pl.LazyFrame:
 
 
 def diff(
-    lake: str,
+    lake: str | os.PathLike[str],
     *,
     from_date: date | str | None = None,
     to_date: date | str | None = None,
@@ -575,6 +575,7 @@ def diff(
     read lazily: ``Diff.changes`` (a polars LazyFrame), ``Diff.table()`` (Arrow),
     ``Diff.write(path)`` (Parquet), ``Diff.counts()`` (JSON-able counts).
     """
+    lake = os.fspath(lake)
     start = _as_date(from_date, "from")
     end = _as_date(to_date, "to")
     opened = open_lake(lake, s3_endpoint)
