@@ -22,8 +22,10 @@ are refused (``ConfigError``), since their difference would be the filter's; qua
 files of either snapshot are named in ``Diff.quarantine`` (those records are neither in nor
 out). A snapshot holding a natural key twice is not one this connector published: refused.
 
-The rows are a polars ``LazyFrame`` run by the streaming engine: only the joined columns
-are read, and ``Diff.write`` streams them into Parquet.
+It runs in two passes per project (``_pair_changes``): ``diff()`` reads each snapshot as
+two hashes a record and finds the records that differ; the rows are a polars ``LazyFrame``
+that reads only those in full, run by the streaming engine (``Diff.write`` streams them
+into Parquet).
 """
 
 from __future__ import annotations

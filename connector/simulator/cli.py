@@ -517,7 +517,9 @@ async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
                 f"auth by {', '.join(config.auth_methods)}" if config.auth_enabled else "auth off"
             )
             print(
-                f"HSS simulator: {config.records} images per project, {auth}; stop with Ctrl-C",
+                f"HSS simulator: {config.records} images per project"
+                + (f" on day {config.day}" if config.day else "")
+                + f", {auth}; stop with Ctrl-C",
                 file=sys.stderr,
                 flush=True,
             )
