@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from connector.errors import ConfigError, DataLossError
 from connector.lake.layout import DATA_NAME, Lake, describe_query, output_errors
 from connector.lake.writer import encode_segment, open_lake
+from connector.settings.names import setting
 from connector.shape.schema import load_spec
 
 __all__ = [
@@ -369,6 +370,12 @@ def _pick(
             where=f"lake {out}",
         )
     every_date = {d for dates in snapshots.values() for d in dates}
+    if not snapshots and lake.exists(f"{lake.root}/catalog.db"):
+        raise ConfigError(
+            f"{out} holds an Iceberg table ({setting('format')} iceberg), not the folder lake "
+            "the diff reads; compare two of the table's snapshots with pyiceberg or Spark",
+            where=f"lake {out}",
+        )
     if not snapshots:
         raise ConfigError(
             f"{out} holds no snapshot (no project_id=<id>/snapshot_date=<date>/{DATA_NAME})",

@@ -210,6 +210,12 @@ def test_a_date_without_a_snapshot_lists_the_dates_there_are(tmp_path: Path, cli
         shown.stderr
     )
     assert f"its snapshot dates are {D1}, {D3}" in shown.stderr
+    iceberg = tmp_path / "iceberg"
+    iceberg.mkdir()
+    (iceberg / "catalog.db").write_bytes(b"")
+    shown = cli("diff", str(iceberg))
+    assert shown.returncode == 2
+    assert "holds an Iceberg table (--format iceberg), not the folder lake" in shown.stderr
     shown = cli("diff", str(tmp_path / "nothing"))
     assert shown.returncode == 2
     assert "is not a folder" in shown.stderr
