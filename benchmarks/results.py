@@ -306,6 +306,21 @@ def figures(collected: Collected) -> list[Figure]:
         out.append(
             Figure("memory", f"wall at {s.large_records:,} records", _median(large, "wall_s"), "s")
         )
+    ours, duck = runs.get("connector/diff"), runs.get("duckdb/diff")
+    if ours and duck:
+        images = ours[0].records
+        out += [
+            Figure(
+                "diff",
+                f"hss-images diff, {images:,} images a side: wall",
+                _median(ours, "wall_s"),
+                "s",
+            ),
+            Figure("diff", "hss-images diff: peak RSS", _median(ours, "rss_mb"), "MB"),
+            Figure("diff", "DuckDB, the manual's SQL: wall", _median(duck, "wall_s"), "s"),
+            Figure("diff", "DuckDB, the manual's SQL: peak RSS", _median(duck, "rss_mb"), "MB"),
+            Figure("diff", "rows (appeared + removed + changed)", float(ours[0].rows), ""),
+        ]
     for series, label in (("naive/latency", "naive"), ("dlt/latency", "dlt")):
         peer = runs.get(series)
         if peer:

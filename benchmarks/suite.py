@@ -24,6 +24,9 @@
     concurrency
              the latency case again at other --concurrency values (Settings.sweep): where
              the latency-bound ratio and the speed-up over dlt each hold
+    diff     hss-images diff of two snapshots of Settings.large_records images each
+             (benchmarks/diff.py), beside DuckDB running the manual's SQL of the same
+             diff: wall and peak RSS of each, their rows checked equal
 
 With the latency and cpu cases, each round also runs a minimal aiohttp client (download and
 parse, nothing kept) at the connector's concurrency: a yardstick for what any aiohttp client
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import diff as diff_bench
 from . import programs
 from .procs import Measured, Simulator, child_env, measure, python_command
 
@@ -63,7 +67,17 @@ __all__ = [
     "throttle_series",
 ]
 
-CASES = ("rate", "account", "throttle", "latency", "cpu", "memory", "peers", "concurrency")
+CASES = (
+    "rate",
+    "account",
+    "throttle",
+    "latency",
+    "cpu",
+    "memory",
+    "peers",
+    "concurrency",
+    "diff",
+)
 WARMUP_PROJECT, WARMUP_RECORDS = "warmup", 400
 TARGET_ACCOUNT = (60, 3_000)
 
@@ -168,6 +182,8 @@ def run_suite(settings: Settings, cases: Iterable[str], log: Log = _log) -> Coll
             bench.throttle()
         if {"latency", "cpu", "memory", "peers"} & set(wanted):
             bench.latency_bound()
+        if "diff" in wanted:
+            bench.diff()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return bench.collected
@@ -192,6 +208,39 @@ class _Bench:
             modules += ", dlt, dlt.sources.rest_api"
         command = python_command("-c", f"import {modules}")
         measure(command, env=self.env, cwd=self.work, timeout_s=300).check("warm-up")
+
+    def diff(self) -> None:
+        """``connector.diff`` and the manual's DuckDB SQL over the same two snapshots, each
+        in a process of its own, interleaved round by round; their rows must agree."""
+        images = self.settings.large_records
+        lake = self.work / "diff-lake"
+        root = str(Path(__file__).resolve().parents[1])  # benchmarks.diff, tests.diff_sql
+        env = {**self.env, "PYTHONPATH": root}
+        self.log(f"diff: building two snapshots of {images:,} images")
+        build = python_command("-m", "benchmarks.diff", "build", str(lake), str(images))
+        measure(build, env=env, cwd=self.work, timeout_s=self.settings.timeout_s).check(
+            "building the diff lake"
+        )
+        dates = (diff_bench.FROM.isoformat(), diff_bench.TO.isoformat())
+        for round_ in range(self.settings.runs):
+            outputs = {}
+            for program in ("connector", "duckdb"):
+                self.log(f"diff, round {round_ + 1}/{self.settings.runs}: {program}")
+                out = self.work / f"diff-{program}.parquet"
+                out.unlink(missing_ok=True)
+                command = python_command(
+                    "-m", "benchmarks.diff", program, str(lake), *dates, str(out)
+                )
+                measured = measure(
+                    command, env=env, cwd=self.work, timeout_s=self.settings.timeout_s
+                )
+                measured.check(f"diff by {program}")
+                rows = int(measured.stdout.split()[-1])
+                self.collected.add(
+                    f"{program}/diff", programs.Run(program, images, rows, measured, 0.0)
+                )
+                outputs[program] = out
+            diff_bench.check_same_rows(outputs["connector"], outputs["duckdb"])
 
     def simulator(self, name: str, projects: dict[str, int], *extra: str) -> Simulator:
         args = ["--records", str(self.settings.records), "--token", programs.TOKEN, *extra]

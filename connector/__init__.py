@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from connector.job.pipeline import run_async as run_async
     from connector.job.report import ProjectReport as ProjectReport
     from connector.job.report import RunReport as RunReport
+    from connector.lake.diff import Diff as Diff
+    from connector.lake.diff import diff as diff
     from connector.settings.config import Auth as Auth
     from connector.settings.config import Config as Config
     from connector.settings.config import FetchSettings as FetchSettings
@@ -52,6 +54,7 @@ _MODULE_OF = {
     "ConfigError": "errors",
     "ConnectorError": "errors",
     "DataLossError": "errors",
+    "Diff": "lake.diff",
     "DiscoveryError": "errors",
     "FetchSettings": "settings.config",
     "Filters": "settings.config",
@@ -67,6 +70,7 @@ _MODULE_OF = {
     "ServerError": "errors",
     "ThrottledError": "errors",
     "TransportError": "errors",
+    "diff": "lake.diff",
     "run": "job.pipeline",
     "run_async": "job.pipeline",
 }

@@ -3,8 +3,10 @@
     hss-images sync       (--project-id P | --all-projects) --out DIR (--endpoint URL | --region R)
                           [filters]
     hss-images check      the same flags: reach every project once, check the output; write nothing
+    hss-images diff       LAKE [--from DATE] [--to DATE] [--project-id P ...] [--output FILE]:
+                          what changed between two snapshots of each project
     hss-images simulate   serve the embedded HSS simulator
-    hss-images demo       simulator + sync + a summary of the Parquet written
+    hss-images demo       simulator + two days synced + a summary and what changed
 
 Exit codes: 0 success; 1 unexpected error or output failure; 2 configuration error;
 3 API or authentication error; 4 partial failure (some projects published, some not);
@@ -365,6 +367,7 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_sync_arguments(checker)
+    _add_diff_parser(commands)
     simulate = commands.add_parser(
         "simulate",
         allow_abbrev=False,
@@ -379,7 +382,8 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         "demo",
         allow_abbrev=False,
         help="Simulator + sync + summary, no account needed.",
-        description="Start the simulator, sync a few projects from it and summarise the Parquet written.",
+        description="Start the simulator, sync two days of a few projects from it (yesterday's "
+        "and today's snapshot), summarise the Parquet written and show what changed.",
     )
     demo.add_argument(
         "--out", default="demo-output", metavar="DIR", help="Output folder (default ./demo-output)."
@@ -392,6 +396,95 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
         help="Records per project (default: a realistic mix of tens of thousands).",
     )
     return parser
+
+
+DIFF_DESCRIPTION = """\
+What changed between two snapshots of each project of LAKE (a folder, or s3://bucket/prefix):
+one row per image record that appeared, was removed or changed, matched by the natural key
+(image_id, image_digest, image_name, image_version, host_id, agent_id; nulls match). By
+default --to is each project's latest snapshot and --from the one before it. Without
+--output, prints a summary per project (counts by change, the largest rises in
+vulnerabilities); with it, writes the rows as Parquet and prints their counts.
+"""
+
+DIFF_EXIT_CODES = {
+    0: "the diff was computed (whatever it holds)",
+    1: "unexpected error, or reading the lake or writing --output failed",
+    2: "a date without a snapshot, a project not in the lake, snapshots of different "
+    "queries, or another bad flag",
+    5: "a snapshot holds one natural key twice (not one the connector published)",
+}
+
+
+def _add_diff_parser(commands: Any) -> None:
+    differ = commands.add_parser(
+        "diff",
+        allow_abbrev=False,
+        help="What changed between two snapshots of the lake.",
+        description=DIFF_DESCRIPTION,
+        epilog=exit_codes_help(DIFF_EXIT_CODES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    differ.add_argument("lake", metavar="LAKE", help="The lake: a folder, or s3://bucket/prefix.")
+    differ.add_argument(
+        "--from",
+        dest="from_date",
+        metavar="YYYY-MM-DD",
+        help="The earlier snapshot (default: the one before --to, per project).",
+    )
+    differ.add_argument(
+        "--to",
+        dest="to_date",
+        metavar="YYYY-MM-DD",
+        help="The later snapshot (default: each project's latest).",
+    )
+    differ.add_argument(
+        "--project-id",
+        action="append",
+        dest="project_ids",
+        metavar="ID",
+        help="Compare this project only; repeat for several (default: every project in LAKE).",
+    )
+    differ.add_argument(
+        "--output",
+        metavar="FILE.parquet",
+        help="Write the rows to this Parquet file (put in place whole) instead of the summary.",
+    )
+    differ.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint for an s3:// LAKE (default: env AWS_ENDPOINT_URL).",
+    )
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """``hss-images diff``: the summary, or the rows into --output and their counts."""
+    from connector.lake.diff import diff
+
+    project_ids = [p.strip() for value in args.project_ids or () for p in value.split(",")]
+    result = diff(
+        args.lake,
+        from_date=args.from_date,
+        to_date=args.to_date,
+        project_ids=[p for p in project_ids if p] or None,
+        s3_endpoint=args.s3_endpoint,
+    )
+    if args.output is None:
+        print(result.summary())
+        return 0
+    rows = result.write(args.output)
+    total = result.counts()["total"]
+    said = ", ".join(f"{total[change]:,} {change}" for change in ("appeared", "removed", "changed"))
+    print(f"{rows:,} rows written to {args.output} ({said})", file=sys.stderr)
+    for side in result.one_sided:
+        print(f"project {side.project_id}: not compared, {side.describe()}", file=sys.stderr)
+    for q in result.quarantine:
+        print(
+            f"quarantine: {q.records} record(s) of project {q.project_id} on {q.snapshot_date} "
+            f"are neither in nor out of this diff: {q.path}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 _FLAG_NAMES = {"project_ids": "--project-id"}
@@ -652,6 +745,8 @@ def _main(argv: Sequence[str] | None) -> int:
             from connector.simulator import cli as simulator_cli
 
             return simulator_cli.run(args)
+        if args.command == "diff":
+            return run_diff(args)
         if args.command == "demo":
             _setup_logging(False)
             from connector.demo import run_demo

@@ -1,23 +1,28 @@
 """``hss-images demo``: the whole product on a laptop, no account needed.
 
 Starts the embedded simulator with a realistic inventory over three projects, throttled
-like a real gateway, syncs it to ``--out`` through the same ``run`` as production, and
-summarises the Parquet written with polars.
+like a real gateway, and syncs two days of it to ``--out`` through the same ``run`` as
+production: the inventory of the simulator's day 0 as yesterday's snapshot, of its day 1
+(images added and removed, scans finished) as today's. Then summarises the Parquet written
+with polars, and ends with what changed between the two days (``connector.diff``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import shlex
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
 from connector.job.pipeline import run_async
-from connector.settings.config import Auth, Config, FetchSettings, Filters, Secret
+from connector.lake.diff import diff
+from connector.settings.config import Auth, Config, FetchSettings, Filters, ReadDate, Secret
 from connector.simulator import SimulatorConfig, simulator_in_thread
 
 __all__ = ["DEMO_PROJECTS", "run_demo", "summarise"]
@@ -35,6 +40,8 @@ HIVE_SCHEMA = {"project_id": pl.String, "snapshot_date": pl.Date}
 def summarise(out: str) -> str:
     """Images by scan status and severity, and the most vulnerable images."""
     images = pl.scan_parquet(out, hive_partitioning=True, hive_schema=HIVE_SCHEMA)
+    latest = images.select(pl.col("snapshot_date").max()).collect().item()
+    images = images.filter(pl.col("snapshot_date") == latest)
     lines: list[str] = []
     with pl.Config(
         tbl_rows=12,
@@ -74,7 +81,7 @@ def summarise(out: str) -> str:
         )
         total = images.select(pl.len()).collect().item()
         lines += [
-            f"{total} images in {out}",
+            f"{total} images in {out} on {latest}",
             "",
             "Images by scan status:",
             str(by_status),
@@ -104,22 +111,32 @@ def run_demo(out: str = "demo-output", records: int | None = None) -> int:
         "projects, throttled at 50 requests/s with 40 ms latency ...",
         file=sys.stderr,
     )
-    with simulator_in_thread(simulator) as sim:
-        config = Config(
-            projects=tuple(projects),
-            endpoint=sim.base_url,
-            out=out,
-            auth=Auth(token=Secret(DEMO_TOKEN)),
-            fetch=FetchSettings(rate=48, burst=1, concurrency=8),
-            filters=Filters(enterprise_project_id="all_granted_eps"),
-        )
-        print(f"Syncing from {sim.base_url} into {Path(out).resolve()} ...", file=sys.stderr)
-        report = asyncio.run(run_async(config))
-    print(report.summary(), file=sys.stderr)
-    if report.exit_code != 0:
-        return report.exit_code
+    now = ReadDate.now()  # a plain date from here: a given snapshot date, not the default
+    today = date(now.year, now.month, now.day)
+    for day, snapshot_date in ((0, today - timedelta(days=1)), (1, today)):
+        with simulator_in_thread(dataclasses.replace(simulator, day=day)) as sim:
+            config = Config(
+                projects=tuple(projects),
+                endpoint=sim.base_url,
+                out=out,
+                auth=Auth(token=Secret(DEMO_TOKEN)),
+                fetch=FetchSettings(rate=48, burst=1, concurrency=8),
+                filters=Filters(enterprise_project_id="all_granted_eps"),
+                snapshot_date=snapshot_date,
+            )
+            print(
+                f"Syncing day {day} of the simulator ({sim.base_url}) into "
+                f"{Path(out).resolve()} as snapshot {snapshot_date} ...",
+                file=sys.stderr,
+            )
+            report = asyncio.run(run_async(config))
+        print(report.summary(), file=sys.stderr)
+        if report.exit_code != 0:
+            return report.exit_code
     print()
     print(summarise(out))
+    print("\nWhat changed since yesterday (hss-images diff " + shlex.quote(out) + "):")
+    print(diff(out, from_date=today - timedelta(days=1), to_date=today).summary())
     query = (
         f"import polars as pl; print(pl.scan_parquet({json.dumps(out)}, hive_partitioning=True, "
         'hive_schema={"project_id": pl.String, "snapshot_date": pl.Date})'

@@ -125,6 +125,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--seed", type=int, default=0, help="seed of all generated data (0)")
     serve.add_argument(
+        "--day",
+        type=int,
+        default=0,
+        metavar="N",
+        help="serve the inventory as it is N days after day 0: each day removes, rescans and "
+        "adds records (--daily-*-rate), deterministic by --seed (0)",
+    )
+    for name, default, what in (
+        ("appear", 0.03, "new records appear"),
+        ("remove", 0.02, "records go away"),
+        ("rescan", 0.05, "records are scanned again (scan status, time, vulnerabilities change)"),
+    ):
+        serve.add_argument(
+            f"--daily-{name}-rate",
+            type=float,
+            default=default,
+            metavar="P",
+            help=f"with --day: the fraction of the day before's records by which {what} "
+            f"each day ({default:g})",
+        )
+    serve.add_argument(
         "--max-offset", type=int, default=2_000_000, help="largest accepted offset (2000000)"
     )
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency (0)")
@@ -470,6 +491,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Si
         drift=drift,
         gateway=gateway,
         shared_image_rate=args.shared_image_rate,
+        day=args.day,
+        daily_appear_rate=args.daily_appear_rate,
+        daily_remove_rate=args.daily_remove_rate,
+        daily_rescan_rate=args.daily_rescan_rate,
         no_update_time=args.no_update_time,
         duplicate_rows=args.duplicate_rows,
         conflicting_rows=args.conflicting_rows,
@@ -492,7 +517,9 @@ async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
                 f"auth by {', '.join(config.auth_methods)}" if config.auth_enabled else "auth off"
             )
             print(
-                f"HSS simulator: {config.records} images per project, {auth}; stop with Ctrl-C",
+                f"HSS simulator: {config.records} images per project"
+                + (f" on day {config.day}" if config.day else "")
+                + f", {auth}; stop with Ctrl-C",
                 file=sys.stderr,
                 flush=True,
             )

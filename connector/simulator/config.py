@@ -227,6 +227,9 @@ class DriftConfig:
         return self.enabled and (self.projects is None or project_id in self.projects)
 
 
+MAX_DAY = 10_000
+"""The last day the simulator serves (a rescan's seeded draw is keyed by key and day)."""
+
 _PAGE_RATES = ("short_page_rate", "empty_page_rate", "missing_data_list_rate", "swap_rate")
 
 
@@ -371,6 +374,11 @@ class SimulatorConfig:
     - ``conflicting_rows``: records each followed by another with the same natural-key
       fields but a different ``vul_num`` (one more); both are listed and counted. Duplicate
       and conflicting rows are drawn from distinct records.
+
+    ``day``: serve the inventory as it is on that day (``connector.simulator.days``): day 0
+    is the one above; each later day removes ``daily_remove_rate``, rescans
+    ``daily_rescan_rate`` and adds ``daily_appear_rate`` of the records present the day
+    before, deterministic by the seed.
     """
 
     seed: int = 0
@@ -400,10 +408,24 @@ class SimulatorConfig:
     no_update_time: int = 0
     duplicate_rows: int = 0
     conflicting_rows: int = 0
+    day: int = 0
+    daily_appear_rate: float = 0.03
+    daily_remove_rate: float = 0.02
+    daily_rescan_rate: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("no_update_time", "duplicate_rows", "conflicting_rows"):
             _check_count(name, getattr(self, name))
+        _check_count("day", self.day)
+        if self.day > MAX_DAY:
+            raise ValueError(f"day must be at most {MAX_DAY}, got {self.day}")
+        for name in ("daily_appear_rate", "daily_remove_rate", "daily_rescan_rate"):
+            _check_rate(name, getattr(self, name))
+        if self.daily_remove_rate + self.daily_rescan_rate > 1.0 + 1e-9:
+            raise ValueError(
+                "daily_remove_rate + daily_rescan_rate must be at most 1 (a record is removed "
+                "or rescanned on a day, not both)"
+            )
         if self.records < 0:
             raise ValueError(f"records must be >= 0, got {self.records}")
         overrides = dict(self.project_records)

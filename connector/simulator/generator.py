@@ -58,6 +58,7 @@ _P_HOST = b"hss-sim-host"
 _P_HIDDEN = b"hss-sim-hidden"
 _P_FAULTS = b"hss-sim-faults"
 _P_SHARE = b"hss-sim-share"
+_P_DAY = b"hss-sim-day"
 _SHARE_BLOCK = 64  # keys that may show one image (if the host pool is that large)
 
 UNSCAN, SUCCESS, SCANNING, FAILED, WAITING = range(len(SCAN_STATUSES))
@@ -144,7 +145,8 @@ class Hidden:
         return bool(self.container_ids)
 
 
-def _severity(vul_num: int, malicious: int) -> int:
+def severity_of(vul_num: int, malicious: int) -> int:
+    """The severity index of a scanned image with these counts."""
     if malicious or vul_num > 100:
         return 3
     if vul_num == 0:
@@ -176,7 +178,7 @@ class ProjectGenerator:
         # Hash states with the prefix already absorbed: copying one beats building one.
         self._hashers = {
             person: hashlib.blake2b(self._prefix, digest_size=64, person=person)
-            for person in (_P_CORE, _P_IDS, _P_HOST, _P_HIDDEN, _P_FAULTS, _P_SHARE)
+            for person in (_P_CORE, _P_IDS, _P_HOST, _P_HIDDEN, _P_FAULTS, _P_SHARE, _P_DAY)
         }
         block = self._share_block = min(_SHARE_BLOCK, self.host_count)
         sharing = shared_image_rate > 0 and block > 1
@@ -189,6 +191,14 @@ class ProjectGenerator:
         self._conflicts: Mapping[int, int] = conflicts or {}
         if no_update_time or self._conflicts:
             self.core = self._altered_core
+
+    def day_digest(self, key: int, day: int) -> bytes:
+        """32 seeded bytes of ``key``'s rescan on ``day`` (``days``)."""
+        return self._digest(key * 100_003 + day, _P_DAY)[:32]
+
+    def revise(self, core: Callable[[int], Core]) -> None:
+        """Serve ``core`` from now on (the inventory of a later day, ``days``)."""
+        self.core = core
 
     def source(self, key: int) -> int:
         """The key whose record ``key`` copies (a conflicting row's source), else ``key``."""
@@ -240,7 +250,7 @@ class ProjectGenerator:
             unsafe = (u5 >> 24) % 12
             malicious = 1 + (u5 >> 32) % 3 if (u5 >> 40) % 100 < 3 else 0
             components = 20 + u7 % 600
-            severity = _severity(vul, malicious)
+            severity = severity_of(vul, malicious)
         elif status == FAILED:
             failure = (u1 >> 16) % len(SCAN_FAILED_DESCS)
         host_num = 0 if (u6 >> 16) % 100 < 10 else 1 + (u6 >> 24) % 4

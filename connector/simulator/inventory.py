@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from connector.simulator.config import SimulatorConfig
+from connector.simulator.days import DayChanges, Days, rescanned_core
 from connector.simulator.drift import DriftEvent, DriftPlanner
 from connector.simulator.faults import DataFault, apply_data_faults
 from connector.simulator.filters import Filters, PageQuery, filters_from_values
@@ -81,6 +82,7 @@ class _Served(NamedTuple):
 
 class _Project:
     __slots__ = (
+        "days",
         "drift",
         "encoded",
         "events",
@@ -105,10 +107,18 @@ class _Project:
             no_update_time=rows.no_update_time,
             conflicts=rows.conflicts,
         )
-        self.table = Table(self.generator, rows.order)
         self.initial_count = count + len(rows.conflicts)
-        """Keys below this were there from the start (drift adds keys from it on)."""
+        """Keys below this were there on day 0 (later days and drift add keys from it on)."""
         self.next_key = self.initial_count
+        self.days: Days | None = None
+        order = rows.order
+        if config.day:
+            rates = (config.daily_appear_rate, config.daily_remove_rate, config.daily_rescan_rate)
+            days = Days(config.seed, project_id, order, self.next_key, config.day, rates)
+            generator = self.generator
+            generator.revise(rescanned_core(generator.core, days.revisions, generator.day_digest))
+            order, self.next_key, self.days = days.order, days.next_key, days
+        self.table = Table(self.generator, order)
         self.results: dict[Filters, Sequence[int]] = {}
         self.served: dict[int, Record] = {}
         """Generated records, with their JSON in ``encoded`` and their data faults (if any)
@@ -406,3 +416,16 @@ class Inventory:
             natural_key(self._served(project, key).record): generator.hidden(key)
             for key in self._select(project, None, filters)
         }
+
+    def day_changes(self, project_id: str) -> list[DayChanges]:
+        """What each day up to ``config.day`` changed in the project, by record key (the
+        simulator's own record; :meth:`key_record` turns a key into its record)."""
+        days = self._project(project_id).days
+        return list(days.history) if days is not None else []
+
+    def key_record(self, project_id: str, key: int) -> Record:
+        """The record of ``key`` as served on ``config.day`` (its natural key is the same
+        on every day: a rescan changes no field of it)."""
+        project = self._project(project_id)
+        generator = project.generator
+        return generator.record(generator.core(key))

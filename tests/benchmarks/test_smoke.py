@@ -73,6 +73,12 @@ def test_every_case_runs_and_writes_its_table_and_json(
         assert run["rows_written"] == run["records"] == 600
     if "dlt" not in results["skipped"]:
         assert series["dlt/latency"]["runs"][0]["rows_written"] == 600
+    # the diff case: 6,000 images a side, both programs' rows equal (checked by the suite)
+    (ours,) = series["connector/diff"]["runs"]
+    (theirs,) = series["duckdb/diff"]["runs"]
+    assert ours["records"] == theirs["records"] == 6000
+    assert ours["rows_written"] == theirs["rows_written"] > 0
+    assert ours["max_rss_bytes"] > 0 and theirs["max_rss_bytes"] > 0
     transform = results["transform"]
     assert {"orjson", "floor", "connector"} <= transform.keys()
     assert all(transform[k]["rows"] == 600 for k in ("orjson", "floor", "connector"))

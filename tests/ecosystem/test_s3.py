@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
+import connector
 from connector import Filters
 from connector.simulator import FaultConfig, SimulatorConfig, simulator_in_thread
 from tests.commands import Cli
@@ -431,3 +432,51 @@ def test_s3_a_run_with_another_query_is_refused_and_an_old_layout_is_moved(
     assert f"{prefix}.connector/quarantine/{untouched}/quarantine.jsonl" in state
     assert f"{prefix}.connector/quarantine/{partition}/quarantine.jsonl" not in state  # replaced
     assert _run_ids(fs, prefix)[0] == expected
+
+
+def test_diff_of_an_s3_lake_is_the_diff_of_the_same_lake_on_disk(
+    cli: Cli, s3_endpoint: str, tmp_path: Path
+) -> None:
+    """Two days of the simulator synced into S3 and onto disk: ``hss-images diff`` reads
+    the S3 lake through the writer's filesystem (``--s3-endpoint``) and finds what it finds
+    on disk; the quarantine of either day is named with its s3 path."""
+    out, local = f"s3://{BUCKET}/diff/images", tmp_path / "images"
+    env = {**S3_ENV, "HSS_AUTH_TOKEN": TOKEN}
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    for day, snapshot_date in ((0, yesterday), (1, TODAY)):
+        simulator = SimulatorConfig(
+            seed=52,
+            records=700,
+            shared_image_rate=0.3,
+            tokens=frozenset({TOKEN}),
+            faults=FaultConfig(fraction_rate=0.005),
+            day=day,
+        )
+        with simulator_in_thread(simulator) as sim:
+            for target in (out, str(local)):
+                args = ["sync", "--out", target, "--endpoint", sim.base_url]
+                args += ["--snapshot-date", snapshot_date, "--s3-endpoint", s3_endpoint]
+                for project in PROJECTS:
+                    args += ["--project-id", project]
+                done = cli(*args, env=env)
+                assert done.returncode == 0, done.stderr
+    shown = cli("diff", out, "--s3-endpoint", s3_endpoint, env=S3_ENV)
+    assert shown.returncode == 0, shown.stderr
+    assert f"project {PROJECTS[0]}, {yesterday} -> {TODAY}:" in shown.stdout
+    assert "quarantine: " in shown.stdout and f"{BUCKET}/diff/images.connector/quarantine/" in (
+        shown.stdout
+    )
+    written = cli(
+        "diff",
+        out,
+        "--s3-endpoint",
+        s3_endpoint,
+        "--output",
+        str(tmp_path / "s3.parquet"),
+        env=S3_ENV,
+    )
+    assert written.returncode == 0, written.stderr
+    from_s3 = pl.read_parquet(tmp_path / "s3.parquet")
+    on_disk = connector.diff(str(local)).table()
+    assert from_s3.height > 0
+    assert from_s3.equals(pl.from_arrow(on_disk))

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import polars as pl
 import pytest
 
 from connector.cli import ENVIRONMENT, EXIT_CODES, build_parser
@@ -35,6 +36,7 @@ PAGES = (
     "reference",
     "cli",
     "output",
+    "changes",
     "guarantees",
     "airflow",
     "simulator",
@@ -342,7 +344,10 @@ def test_the_demo_ends_with_a_query_that_runs(tmp_path: Path) -> None:
     )
     assert query.returncode == 0, query.stderr
     counts = [int(n) for n in re.findall(r"^│ \w+\s+┆ (\d+)\s+│$", query.stdout, re.MULTILINE)]
-    assert "scan_status" in query.stdout and sum(counts) == 900
+    written = pl.scan_parquet(tmp_path / "demo-output").select(pl.len()).collect().item()
+    assert "scan_status" in query.stdout and sum(counts) == written > 2 * 900 * 0.9  # two days
+    assert "What changed since yesterday" in demo.stdout
+    assert re.search(r"^total: \d+ appeared, \d+ removed, \d+ changed$", demo.stdout, re.MULTILINE)
 
 
 def test_every_report_key_is_documented() -> None:
