@@ -37,7 +37,9 @@ day that is over.
 The day's run records ONE event on the lake's Asset (``lake_asset()``, named
 ``hss_images_lake``), once every sync has finished for good (published or finally failed),
 with what the day holds in its ``extra``: the snapshot date, the projects published and
-failed, the rows and files, the run ids. A DAG with ``schedule=[lake_asset()]`` runs once a
+failed, the rows and files, the run ids, and what changed since each project's previous
+snapshot (``changes``: images appeared, removed and changed, as ``hss-images diff`` counts
+them; the diff's summary is in the task's log). A DAG with ``schedule=[lake_asset()]`` runs once a
 day, on the whole day. A sync that failed for good still fails the DAG run
 (``failed_syncs``), after the event has recorded what was published.
 
@@ -58,7 +60,7 @@ import pendulum
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from connector.airflow import HssImageSyncOperator, day_extra, lake_asset
+from connector.airflow import HssImageSyncOperator, day_changes, day_extra, lake_asset
 
 LAKE_PATH = "{{ var.value.get('hss_images_lake_path', '/data/lake/hss_images') }}"
 HSS_IMAGES_LAKE = lake_asset()
@@ -107,9 +109,10 @@ def hss_images() -> None:
     ).expand(hss_conn_id=connections())
 
     @task(trigger_rule="all_done", retries=0, outlets=[HSS_IMAGES_LAKE])
-    def record_day(**context: Any) -> dict[str, Any]:
+    def record_day(lake: str, **context: Any) -> dict[str, Any]:
         """One event on the lake's Asset for the whole day, once every sync has finished
-        for good; its ``extra`` says what the day holds (``day_extra``)."""
+        for good; its ``extra`` says what the day holds (``day_extra``) and what changed
+        since each project's previous snapshot (``day_changes``: ``hss-images diff``)."""
         ti = context["ti"]
         reports = [
             report
@@ -120,6 +123,7 @@ def hss_images() -> None:
         extra = day_extra(reports)
         if not extra["projects_published"]:
             raise AirflowSkipException(f"nothing was published: no event ({extra})")
+        extra["changes"] = day_changes(lake, extra)
         context["outlet_events"][HSS_IMAGES_LAKE].extra = extra
         print(f"hss_images day: {extra}")
         return extra
@@ -129,7 +133,7 @@ def hss_images() -> None:
         """A sync failed for good: fail the DAG run too (record_day still records the rest)."""
         raise AirflowFailException("a sync task failed: its log names the projects and errors")
 
-    syncs >> [record_day(), failed_syncs()]
+    syncs >> [record_day(LAKE_PATH), failed_syncs()]
 
 
 hss_images_dag = hss_images()

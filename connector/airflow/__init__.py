@@ -60,6 +60,7 @@ from connector._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from connector.airflow.events import LAKE_ASSET_NAME as LAKE_ASSET_NAME
+    from connector.airflow.events import day_changes as day_changes
     from connector.airflow.events import day_extra as day_extra
     from connector.airflow.hooks.hss import DEFAULT_CONN_ID as DEFAULT_CONN_ID
     from connector.airflow.hooks.hss import EXTRA_KEYS as EXTRA_KEYS
@@ -74,6 +75,7 @@ _MODULE_OF = {
     "HssImageSyncOperator": "operators.sync",
     "lake_asset": "operators.sync",
     "LAKE_ASSET_NAME": "events",
+    "day_changes": "events",
     "day_extra": "events",
 }
 

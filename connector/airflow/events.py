@@ -8,6 +8,10 @@ or one) into the event's ``extra``:
      "projects_published": [...], "projects_failed": [...],
      "rows": 1234, "files": 3, "run_ids": [...]}
 
+``day_changes`` adds what changed since each project's previous snapshot
+(``connector.diff``): ``{"appeared": n, "removed": n, "changed": n}`` in all and per
+project, the projects with no earlier snapshot, and the quarantine of either day.
+
 A project is published when this day's partition holds its snapshot: published by one of
 these runs, kept from a newer run (``superseded``), or left in place by a run that resumed
 (``skipped``, ``skip_published``: its rows are the snapshot's in place, its run among
@@ -16,10 +20,15 @@ these runs, kept from a newer run (``superseded``), or left in place by a run th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["LAKE_ASSET_NAME", "day_extra"]
+from connector.errors import ConnectorError
+
+__all__ = ["LAKE_ASSET_NAME", "day_changes", "day_extra"]
+
+log = logging.getLogger("connector")
 
 LAKE_ASSET_NAME = "hss_images_lake"
 """The name of the lake's Asset when its path is known only when the task runs (a
@@ -63,3 +72,27 @@ def day_extra(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "files": files,
         "run_ids": sorted(run_ids),
     }
+
+
+def day_changes(
+    lake: str, extra: Mapping[str, Any], *, s3_endpoint: str | None = None
+) -> dict[str, Any]:
+    """What changed in the day's published projects since each one's previous snapshot,
+    for the event's ``extra["changes"]``: ``connector.diff(...).counts()``, its summary
+    logged for a person. A diff that cannot be made (another query on the earlier day, a
+    lake that cannot be read) is ``{"error": "..."}``: the day's event is recorded anyway.
+    """
+    from connector.lake.diff import diff
+
+    day = extra.get("snapshot_date")
+    projects = list(extra.get("projects_published", ()))
+    if not projects or not isinstance(day, str):
+        return {"error": "no single snapshot date to compare"}
+    try:
+        changes = diff(lake, to_date=day, project_ids=projects, s3_endpoint=s3_endpoint)
+        counts = changes.counts()
+        log.info("what changed since the previous snapshots:\n%s", changes.summary())
+    except ConnectorError as error:
+        log.warning("no diff of the day: %s: %s", type(error).__name__, error)
+        return {"error": f"{type(error).__name__}: {error}"}
+    return counts

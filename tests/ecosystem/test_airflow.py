@@ -114,6 +114,14 @@ def test_example_dag_syncs_every_project_into_the_lake(
         "files": len(PROJECT_RECORDS),
         "run_ids": [report["run_id"]],
     }
+    # the lake's first day: no earlier snapshot to compare with
+    zero = {"appeared": 0, "removed": 0, "changed": 0}
+    day["changes"] = {
+        "total": zero,
+        "projects": {},
+        "one_sided": {p: {"from_date": None, "to_date": day["snapshot_date"]} for p in expected},
+        "quarantined": {},
+    }
     assert run.asset_events == [
         {"uri": "hss_images_lake", "name": "hss_images_lake", "task_id": "record_day", "extra": day}
     ]

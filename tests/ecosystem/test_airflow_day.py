@@ -13,12 +13,14 @@ import json
 import secrets
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import connector
+from connector import Auth, Config, Secret
 from connector.simulator import (
     FaultConfig,
     ProjectFailure,
@@ -58,13 +60,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
     return env
 
 
-def _simulator(faults: FaultConfig | None = None) -> Any:
+def _simulator(faults: FaultConfig | None = None, day: int = 0) -> Any:
     config = SimulatorConfig(
         records=10,
         project_records=PROJECTS,
         tokens=frozenset({TOKEN}),
         seed=5,
         faults=faults or FaultConfig(),
+        day=day,
     )
     return simulator_in_thread(config)
 
@@ -220,3 +223,46 @@ def test_the_example_dag_maps_one_task_per_connection_and_records_one_event(
     assert event["extra"]["projects_published"] == sorted(PROJECTS)
     assert event["extra"]["run_ids"] == sorted(r["run_id"] for r in reports)
     assert event["extra"]["files"] == len(PROJECTS)
+
+
+def test_the_days_event_counts_what_changed_since_the_day_before(
+    home: AirflowEnv, tmp_path: Path
+) -> None:
+    """Yesterday's snapshot in the lake (the simulator's day 0), today's read by the example
+    DAG (its day 1): the event's ``changes`` are the diff of the two, as ``hss-images diff``
+    counts them, and the simulator's own record of the day says the same."""
+    lake = tmp_path / "lake"
+    today = _today()
+    with _simulator() as yesterday_sim:
+        before = connector.run(
+            Config(
+                projects=tuple(PROJECTS),
+                endpoint=yesterday_sim.base_url,
+                out=str(lake),
+                auth=Auth(token=Secret(TOKEN)),
+                snapshot_date=today - timedelta(days=1),
+                progress="off",
+            )
+        )
+        assert before.status == "success", before.summary()
+    with _simulator(day=1) as today_sim:
+        run = home.run_dag(_connection(today_sim), lake, today)
+        record = {p: today_sim.inventory.day_changes(p) for p in PROJECTS}
+
+    assert run.state == "success", run.output[-5000:]
+    [event] = run.asset_events
+    changes = event["extra"]["changes"]
+    assert changes == json.loads(json.dumps(connector.diff(lake, to_date=today).counts()))
+    total = changes["total"]
+    assert total["appeared"] > 0 and total["removed"] > 0 and total["changed"] > 0
+    for project, days in record.items():
+        [change] = days  # day 1's
+        counted = changes["projects"][project]
+        assert counted["from_date"] == (today - timedelta(days=1)).isoformat()
+        assert counted["to_date"] == today.isoformat()
+        assert (counted["appeared"], counted["removed"], counted["changed"]) == (
+            len(change.appeared),
+            len(change.removed),
+            len(change.rescanned),
+        )
+    assert "what changed since the previous snapshots" in run.output
