@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="Base size (default 100,000; the memory case also runs 10x this, the throttle "
-        "case at most 20,000 per process).",
+        "and split cases at most 20,000 per project).",
     )
     parser.add_argument(
         "--concurrency", type=int, metavar="N", help="The connector's --concurrency (16)."

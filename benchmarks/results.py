@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .programs import PAGE_SIZE, Run
-from .suite import TARGET_ACCOUNT, Collected, account_series, throttle_series
+from .suite import TARGET_ACCOUNT, Collected, account_series, split_series, throttle_series
 
-__all__ = ["Figure", "figures", "machine", "render", "to_json"]
+__all__ = ["Figure", "Together", "figures", "machine", "render", "split_rounds", "to_json"]
 
 MB = 1_000_000
 
@@ -29,6 +29,43 @@ class Figure:
     target: str = ""
     met: bool | None = None
     """None: informational, no target."""
+
+
+@dataclass(frozen=True, slots=True)
+class Together:
+    """The processes of one round, started together: their wall is the last one's, their
+    sync the longest, their requests and 429s summed."""
+
+    wall_s: float
+    sync_s: float
+    requests: float
+    throttled: float
+
+    @classmethod
+    def of(cls, runs: tuple[Run, ...]) -> Together:
+        return cls(
+            wall_s=max(r.measured.wall_s for r in runs),
+            sync_s=max(r.duration_s for r in runs),
+            requests=sum(_metric(r, "requests") for r in runs),
+            throttled=sum(_metric(r, "throttled") for r in runs),
+        )
+
+    @property
+    def throttled_pct(self) -> float:
+        return self.throttled / self.requests * 100 if self.requests else math.nan
+
+
+def _processes(collected: Collected, series: str) -> list[list[Run]]:
+    """The runs of ``series/p0``, ``series/p1``, ... (one list per process)."""
+    names = itertools.takewhile(
+        collected.runs.__contains__, (f"{series}/p{i}" for i in itertools.count())
+    )
+    return [collected.runs[name] for name in names]
+
+
+def _together(processes: list[list[Run]]) -> list[Together]:
+    """Round by round, the processes of that round together."""
+    return [Together.of(runs) for runs in zip(*processes, strict=True)]
 
 
 def _median(runs: list[Run], metric: str) -> float:
@@ -116,6 +153,7 @@ def figures(collected: Collected) -> list[Figure]:
 
     out += _account(collected)
     out += _throttle(collected)
+    out += _split(collected)
 
     latency = runs.get("connector/latency")
     transform = collected.transform
@@ -378,26 +416,17 @@ def _throttle(collected: Collected) -> list[Figure]:
     cases = [(over, s.throttle_rate * over, s.throttle_rate, "1") for over in s.throttle_over]
     shared = (None, None, s.throttle_shared_rate, str(s.throttle_shared_bucket))
     for over, rate, gateway, bucket in [*cases, shared]:
-        series = throttle_series(over)
-        names = itertools.takewhile(
-            collected.runs.__contains__, (f"{series}/p{i}" for i in itertools.count())
-        )
-        processes = [collected.runs[name] for name in names]
+        processes = _processes(collected, throttle_series(over))
         if not processes:
             continue
-        rounds = list(zip(*processes, strict=True))
+        rounds = _together(processes)
         pages = len(processes) * math.ceil(s.throttle_records / PAGE_SIZE)
         limit = pages / gateway
         who = f"--rate {rate:g}" if rate else f"{len(processes)} processes, default --rate"
         label = f"{who} vs gateway {gateway:g}/s (bucket {bucket})"
-        wall = statistics.median(max(r.measured.wall_s for r in runs) for runs in rounds)
-        sync = statistics.median(max(r.duration_s for r in runs) for runs in rounds)
-        share = statistics.median(
-            sum(_metric(r, "throttled") for r in runs)
-            / sum(_metric(r, "requests") for r in runs)
-            * 100
-            for runs in rounds
-        )
+        wall = statistics.median(r.wall_s for r in rounds)
+        sync = statistics.median(r.sync_s for r in rounds)
+        share = statistics.median(r.throttled_pct for r in rounds)
         settled = [
             statistics.median(float(r.report.get("rate_settled", math.nan)) for r in runs)
             for runs in processes
@@ -425,7 +454,7 @@ def _throttle(collected: Collected) -> list[Figure]:
             Figure(
                 "throttle",
                 f"{label}: requests sent",
-                statistics.median(sum(_metric(r, "requests") for r in runs) for runs in rounds),
+                statistics.median(r.requests for r in rounds),
                 "",
             ),
             Figure("throttle", f"{label}: throttled / requests", share, "%", "<= 15%", share <= 15),
@@ -439,6 +468,69 @@ def _throttle(collected: Collected) -> list[Figure]:
             )
             for i, value in enumerate(settled)
         ]
+    return out
+
+
+def split_rounds(collected: Collected) -> dict[str, list[dict[str, float]]]:
+    """The split case round by round: each way's processes together (``Together``), and
+    their wall and sync over the limit, all pages / the gateway's rate."""
+    s = collected.settings
+    pages = s.throttle_processes * math.ceil(s.throttle_records / PAGE_SIZE)
+    limit = pages / s.throttle_shared_rate
+    out: dict[str, list[dict[str, float]]] = {}
+    for series in (split_series(s.throttle_processes), split_series(1)):
+        processes = _processes(collected, series)
+        if processes:
+            out[series] = [
+                {
+                    **asdict(r),
+                    "throttled_pct": r.throttled_pct,
+                    "limit_s": limit,
+                    "wall_ratio": r.wall_s / limit,
+                    "sync_ratio": r.sync_s / limit,
+                }
+                for r in _together(processes)
+            ]
+    return out
+
+
+def _split(collected: Collected) -> list[Figure]:
+    """One credential's budget split between processes against one process at all of it:
+    the throttle case's definitions (``Together``), medians over rounds, and the split's
+    sync over the one process's, paired by round. Informational: no target."""
+    s = collected.settings
+    n, gateway = s.throttle_processes, s.throttle_shared_rate
+    rounds = split_rounds(collected)
+    if not rounds:
+        return []
+    pages = n * math.ceil(s.throttle_records / PAGE_SIZE)
+    gate = f"gateway {gateway:g}/s (bucket {s.throttle_shared_bucket})"
+    out = [Figure("split", f"{gate}: limit pages/R = {pages}/{gateway:g}", pages / gateway, "s")]
+    labels = {
+        split_series(n): f"{n} processes, one project each, --rate {gateway / n:g}",
+        split_series(1): f"1 process, {n} projects, --rate {gateway:g}",
+    }
+    for series, label in labels.items():
+        each = rounds.get(series)
+        if not each:
+            continue
+        out += [
+            Figure("split", f"{label}: {name}", statistics.median(r[key] for r in each), unit)
+            for name, key, unit in (
+                ("wall, process", "wall_s", "s"),
+                ("sync duration (run report)", "sync_s", "s"),
+                ("wall / limit", "wall_ratio", "x"),
+                ("sync / limit", "sync_ratio", "x"),
+                ("requests sent", "requests", ""),
+                ("throttled / requests", "throttled_pct", "%"),
+            )
+        ]
+    split, one = rounds.get(split_series(n)), rounds.get(split_series(1))
+    if split and one:
+        ratio = statistics.median(
+            a["sync_s"] / b["sync_s"] for a, b in zip(split, one, strict=True)
+        )
+        out.append(Figure("split", "split sync / one process's sync (paired by round)", ratio, "x"))
     return out
 
 
@@ -635,6 +727,7 @@ def to_json(collected: Collected, figs: list[Figure], info: dict[str, Any]) -> d
         "series": series,
         "transform": collected.transform,
         "transform_rounds": collected.transform_rounds,
+        "split_rounds": split_rounds(collected),
         "cpu_pairs": [
             {
                 "round": pair.round,

@@ -21,6 +21,11 @@
              processes at once on one credential, at the default --rate, each reading its
              own project, against a gateway at throttle_shared_rate (bucket
              throttle_shared_bucket)
+    split    what splitting one credential's budget between processes costs, on the
+             throttle case's shared gateway: Settings.throttle_processes connector
+             processes started together, one project each at --rate gateway/N, against
+             one process reading all of those projects at --rate gateway; the order
+             turns every round
     concurrency
              the latency case again at other --concurrency values (Settings.sweep): where
              the latency-bound ratio and the speed-up over dlt each hold
@@ -64,6 +69,8 @@ __all__ = [
     "account_projects",
     "account_series",
     "run_suite",
+    "split_projects",
+    "split_series",
     "throttle_series",
 ]
 
@@ -71,6 +78,7 @@ CASES = (
     "rate",
     "account",
     "throttle",
+    "split",
     "latency",
     "cpu",
     "memory",
@@ -180,6 +188,8 @@ def run_suite(settings: Settings, cases: Iterable[str], log: Log = _log) -> Coll
             bench.account()
         if "throttle" in wanted:
             bench.throttle()
+        if "split" in wanted:
+            bench.split()
         if {"latency", "cpu", "memory", "peers"} & set(wanted):
             bench.latency_bound()
         if "diff" in wanted:
@@ -374,6 +384,58 @@ class _Bench:
                     f"{s.throttle_shared_rate:g}/s (bucket {s.throttle_shared_bucket})"
                 )
                 self.throttled_runs(sim, throttle_series(None), list(projects), None)
+
+    def split(self) -> None:
+        """One credential's budget divided exactly between processes (one project each,
+        all started together) against one process reading every project at the whole
+        budget; the throttle case's shared gateway. No warm-up of the records, as there."""
+        s = self.settings
+        n, gateway = s.throttle_processes, s.throttle_shared_rate
+        projects = split_projects(n)
+        shared = [
+            "--rate",
+            f"{gateway:g}",
+            "--burst",
+            str(s.throttle_shared_bucket),
+            "--latency-ms",
+            f"{s.rate_latency_ms:g}",
+            "--jitter-ms",
+            f"{s.rate_jitter_ms:g}",
+        ]
+        counts = dict.fromkeys(projects, s.throttle_records)
+        with self.simulator("sim-split", counts, *shared) as sim:
+            for round_ in range(s.runs):
+                where = f"split, round {round_ + 1}/{s.runs}"
+                for one in (False, True) if round_ % 2 == 0 else (True, False):
+                    if one:
+                        self.log(f"{where}: one process, {n} projects at --rate {gateway:g}")
+                        self.split_one(sim, projects, gateway)
+                    else:
+                        self.log(
+                            f"{where}: {n} processes, one project each at --rate {gateway / n:g}"
+                        )
+                        self.throttled_runs(sim, split_series(n), projects, gateway / n)
+
+    def split_one(self, sim: Simulator, projects: list[str], rate: float) -> None:
+        s = self.settings
+        series = split_series(1)
+        workdir = self.work / series.replace("/", "-")
+        before = sim.cpu_s()
+        measured, _, report = programs.connector(
+            sim.base_url,
+            projects,
+            workdir,
+            rate=rate,
+            concurrency=s.concurrency,
+            env=self.env,
+            timeout_s=s.timeout_s + len(projects) * s.throttle_records / 20,
+        )
+        sim_cpu = sim.cpu_s() - before
+        rows = programs.rows_by_project(workdir / "out")
+        total = self._check_projects(series, rows, projects, s.throttle_records)
+        self.collected.add(
+            f"{series}/p0", programs.Run("connector", total, total, measured, sim_cpu, report)
+        )
 
     def throttled_runs(
         self, sim: Simulator, series: str, projects: list[str], rate: float | None
@@ -608,6 +670,16 @@ def throttle_series(over: float | None) -> str:
     """The throttle case's series (one per process, ``/pN`` added): ``over`` times the
     gateway's rate, or None for the processes sharing a credential at the default rate."""
     return "connector/throttle-shared" if over is None else f"connector/throttle-{over:g}x"
+
+
+def split_series(processes: int) -> str:
+    """The split case's series (one per process, ``/pN`` added): ``processes`` 1 is the
+    one process reading every project."""
+    return "connector/split-one" if processes == 1 else f"connector/split-{processes}"
+
+
+def split_projects(count: int) -> list[str]:
+    return [f"split-{i}" for i in range(count)]
 
 
 def account_series(count: int, size: int, burst: float | None = None) -> str:

@@ -68,6 +68,16 @@ def test_every_case_runs_and_writes_its_table_and_json(
         assert run["rows_written"] == run["records"] == 600
         assert run["requests"] >= 3 and run["throttled"] >= 0
     assert "connector/throttle-shared/p4" not in series
+    for i in range(4):  # the split case: one project a process, then all four in one
+        (run,) = series[f"connector/split-4/p{i}"]["runs"]
+        assert run["rows_written"] == run["records"] == 600
+    (run,) = series["connector/split-one/p0"]["runs"]
+    assert run["rows_written"] == run["records"] == 2400
+    assert "connector/split-one/p1" not in series
+    for name in ("connector/split-4", "connector/split-one"):
+        (together,) = results["split_rounds"][name]  # the processes of the round together
+        assert together["sync_ratio"] == together["sync_s"] / 0.6
+        assert together["requests"] >= 12 and together["throttled"] >= 0
     for concurrency in (4, 8, 32):
         (run,) = series[f"connector/latency-c{concurrency}"]["runs"]
         assert run["rows_written"] == run["records"] == 600
@@ -100,6 +110,12 @@ def test_every_case_runs_and_writes_its_table_and_json(
     assert any(case == "memory" and f["target"] for (case, _), f in figures.items())
     shared = "4 processes, default --rate vs gateway 20/s (bucket 5)"
     assert figures[("throttle", f"{shared}: limit pages/R = 12/20")]["value"] == 0.6
+    assert figures[("split", "gateway 20/s (bucket 5): limit pages/R = 12/20")]["value"] == 0.6
+    split = figures[("split", "split sync / one process's sync (paired by round)")]
+    rounds = results["split_rounds"]
+    assert split["value"] == (
+        rounds["connector/split-4"][0]["sync_s"] / rounds["connector/split-one"][0]["sync_s"]
+    )
     for label in ("--rate 20 vs gateway 5/s (bucket 1)", "--rate 10 vs gateway 5/s (bucket 1)"):
         assert figures[("throttle", f"{label}: wall / limit")]["target"] == "<= 1.25"
         assert figures[("throttle", f"{label}: throttled / requests")]["target"] == "<= 15%"
