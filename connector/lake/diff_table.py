@@ -37,6 +37,7 @@ from connector.errors import ConfigError, OutputError
 from connector.lake import iceberg
 from connector.settings.config import check_table_settings
 from connector.settings.names import setting
+from connector.shape.schema import file_schema
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table as IcebergTable
@@ -96,9 +97,12 @@ class TableSide:
         tasks = list(scan.plan_files())
         arrow = ArrowScan(reader.table.metadata, reader.table.io, scan.projection(), where)
         deletes = _read_all_delete_files(reader.table.io, tasks)
+        types = {f.name: f.type for f in file_schema()}  # as the folder lake has them
         for task in tasks:  # one file at a time: pyiceberg's reader holds each file whole
             for batch in arrow._record_batches_from_scan_tasks_and_deletes([task], deletes):
-                yield batch.select(columns)
+                yield pa.RecordBatch.from_arrays(
+                    [batch.column(c).cast(types[c]) for c in columns], names=columns
+                )
 
     def chunks(self, columns: list[str]) -> Iterator[pl.LazyFrame]:
         for batch in self.batches(columns):
@@ -107,7 +111,7 @@ class TableSide:
             yield frame.lazy()
 
     def scan(self, columns: list[str]) -> pl.LazyFrame:
-        schema = _polars_schema(self.reader.table, columns)
+        schema = _polars_schema(columns)
 
         def source(
             with_columns: list[str] | None,
@@ -135,11 +139,8 @@ class TableSide:
         )
 
 
-def _polars_schema(table: IcebergTable, columns: list[str]) -> dict[str, pl.DataType]:
-    from pyiceberg.io.pyarrow import schema_to_pyarrow
-
-    arrow = schema_to_pyarrow(table.schema(), include_field_ids=False)
-    empty = pl.from_arrow(arrow.empty_table().select(columns))
+def _polars_schema(columns: list[str]) -> dict[str, pl.DataType]:
+    empty = pl.from_arrow(file_schema().empty_table().select(columns))
     assert isinstance(empty, pl.DataFrame)
     return dict(empty.schema)
 
