@@ -3,7 +3,9 @@
 It lives in ``lake`` because it reads nothing but the lake, through the same ``Lake`` and
 ``open_lake`` a run writes with (local folders, ``s3://`` with ``s3_endpoint``, any
 fsspec filesystem): the partitions ``project_id=<id>/snapshot_date=<date>/data.parquet``,
-the query stamped in each data file, and the quarantine beside OUT.
+the query stamped in each data file, and the quarantine beside OUT. Or the Iceberg table of
+``--format iceberg`` (``diff_table``): each snapshot is then a ``Side``, the one thing the
+two differ in; every rule and both passes are shared.
 
 For each project it compares two snapshots, ``from`` and ``to`` (by default the latest
 snapshot and the one before it), matched by the schema's natural key
