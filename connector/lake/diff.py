@@ -132,6 +132,8 @@ class ProjectPair:
     from_date: date
     to_date: date
     from_file: str
+    """Where the ``from`` snapshot is: its data file, or the Iceberg table's partition
+    (``hss.image_local_info (snapshot <id>) project_id=<id>/snapshot_date=<date>``)."""
     to_file: str
 
 
