@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 import connector
+from connector.airflow.events import day_changes
 from connector.errors import ConfigError
 from connector.shape.schema import file_schema
 from connector.simulator import SimulatorConfig, natural_key, simulator_in_thread
@@ -96,6 +97,9 @@ def test_the_tables_diff_is_the_folders_row_by_row_and_the_simulators_record(
         assert by_change["removed"] == record["removed"]
         assert by_change["changed"] == record["rescanned"]
     assert of_table.counts() == of_folder.counts()
+    # the day's Airflow event: the same counts from the table
+    extra = {"snapshot_date": TODAY.isoformat(), "projects_published": list(PROJECTS)}
+    assert day_changes(str(two_days["table"]), extra) == of_folder.counts()
 
 
 def test_the_cli_reads_the_table(two_days: dict[str, Any], cli: Cli, tmp_path: Path) -> None:
@@ -256,6 +260,8 @@ def test_a_named_catalog_and_table(
     result = connector.diff(str(out), catalog="lake", table="sec.images")
     assert [(p.from_date, p.to_date) for p in result.pairs] == [(YESTERDAY, TODAY)]
     assert result.table().num_rows > 0
+    extra = {"snapshot_date": TODAY.isoformat(), "projects_published": [PROJECTS[0]]}
+    assert day_changes(str(out), extra, catalog="lake", table="sec.images") == result.counts()
     shown = cli("diff", str(out), "--catalog", "lake", "--table", "sec.images")
     assert shown.returncode == 0, shown.stderr
     assert f"project {PROJECTS[0]}, {YESTERDAY} -> {TODAY}:" in shown.stdout
