@@ -3,7 +3,8 @@
     hss-images sync       (--project-id P | --all-projects) --out DIR (--endpoint URL | --region R)
                           [filters]
     hss-images check      the same flags: reach every project once, check the output; write nothing
-    hss-images diff       LAKE [--from DATE] [--to DATE] [--project-id P ...] [--output FILE]:
+    hss-images diff       LAKE [--from DATE] [--to DATE] [--project-id P ...] [--output FILE]
+                          [--catalog NAME] [--table IDENT]:
                           what changed between two snapshots of each project
     hss-images simulate   serve the embedded HSS simulator
     hss-images demo       simulator + two days synced + a summary and what changed
@@ -399,12 +400,13 @@ def build_parser(*, with_simulator: bool = True) -> argparse.ArgumentParser:
 
 
 DIFF_DESCRIPTION = """\
-What changed between two snapshots of each project of LAKE (a folder, or s3://bucket/prefix):
-one row per image record that appeared, was removed or changed, matched by the natural key
-(image_id, image_digest, image_name, image_version, host_id, agent_id; nulls match). By
-default --to is each project's latest snapshot and --from the one before it. Without
---output, prints a summary per project (counts by change, the largest rises in
-vulnerabilities); with it, writes the rows as Parquet and prints their counts.
+What changed between two snapshots of each project of LAKE (a folder, s3://bucket/prefix, or
+the Iceberg table of --format iceberg: LAKE/catalog.db, or --catalog/--table): one row per
+image record that appeared, was removed or changed, matched by the natural key (image_id,
+image_digest, image_name, image_version, host_id, agent_id; nulls match). By default --to is
+each project's latest snapshot and --from the one before it. Without --output, prints a
+summary per project (counts by change, the largest rises in vulnerabilities); with it,
+writes the rows as Parquet and prints their counts.
 """
 
 DIFF_EXIT_CODES = {
@@ -455,6 +457,18 @@ def _add_diff_parser(commands: Any) -> None:
         metavar="URL",
         help="S3-compatible endpoint for an s3:// LAKE (default: env AWS_ENDPOINT_URL).",
     )
+    differ.add_argument(
+        "--catalog",
+        metavar="NAME",
+        help="Read the Iceberg table of --format iceberg from this pyiceberg catalog "
+        "(.pyiceberg.yaml or PYICEBERG_CATALOG__NAME__...; default: the embedded catalog "
+        "LAKE/catalog.db, read when LAKE holds it). LAKE still holds the quarantine.",
+    )
+    differ.add_argument(
+        "--table",
+        metavar="NAMESPACE.NAME",
+        help="The Iceberg table's identifier (default: hss.image_local_info).",
+    )
 
 
 def run_diff(args: argparse.Namespace) -> int:
@@ -468,6 +482,8 @@ def run_diff(args: argparse.Namespace) -> int:
         to_date=args.to_date,
         project_ids=[p for p in project_ids if p] or None,
         s3_endpoint=args.s3_endpoint,
+        catalog=args.catalog,
+        table=args.table,
     )
     if args.output is None:
         print(result.summary())

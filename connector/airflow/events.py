@@ -75,12 +75,19 @@ def day_extra(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def day_changes(
-    lake: str, extra: Mapping[str, Any], *, s3_endpoint: str | None = None
+    lake: str,
+    extra: Mapping[str, Any],
+    *,
+    s3_endpoint: str | None = None,
+    catalog: str | None = None,
+    table: str | None = None,
 ) -> dict[str, Any]:
     """What changed in the day's published projects since each one's previous snapshot,
     for the event's ``extra["changes"]``: ``connector.diff(...).counts()``, its summary
     logged for a person. A diff that cannot be made (another query on the earlier day, a
     lake that cannot be read) is ``{"error": "..."}``: the day's event is recorded anyway.
+    An Iceberg table is read as ``connector.diff`` reads it: ``lake`` holding its embedded
+    catalog, or ``catalog``/``table`` as the sync was given them.
     """
     from connector.lake.diff import diff
 
@@ -89,7 +96,14 @@ def day_changes(
     if not projects or not isinstance(day, str):
         return {"error": "no single snapshot date to compare"}
     try:
-        changes = diff(lake, to_date=day, project_ids=projects, s3_endpoint=s3_endpoint)
+        changes = diff(
+            lake,
+            to_date=day,
+            project_ids=projects,
+            s3_endpoint=s3_endpoint,
+            catalog=catalog,
+            table=table,
+        )
         counts = changes.counts()
         log.info("what changed since the previous snapshots:\n%s", changes.summary())
     except ConnectorError as error:

@@ -3,7 +3,9 @@
 It lives in ``lake`` because it reads nothing but the lake, through the same ``Lake`` and
 ``open_lake`` a run writes with (local folders, ``s3://`` with ``s3_endpoint``, any
 fsspec filesystem): the partitions ``project_id=<id>/snapshot_date=<date>/data.parquet``,
-the query stamped in each data file, and the quarantine beside OUT.
+the query stamped in each data file, and the quarantine beside OUT. Or the Iceberg table of
+``--format iceberg`` (``diff_table``): each snapshot is then a ``Side``, the one thing the
+two differ in; every rule and both passes are shared.
 
 For each project it compares two snapshots, ``from`` and ``to`` (by default the latest
 snapshot and the one before it), matched by the schema's natural key
@@ -38,7 +40,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
 import polars as pl
@@ -48,9 +50,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from connector.errors import ConfigError, DataLossError
+from connector.lake.iceberg import CATALOG_FILE
 from connector.lake.layout import DATA_NAME, Lake, describe_query, output_errors
 from connector.lake.writer import encode_segment, open_lake
-from connector.settings.names import setting
 from connector.shape.schema import load_spec
 
 __all__ = [
@@ -58,9 +60,11 @@ __all__ = [
     "RUN_FIELDS",
     "WATCHED",
     "Diff",
+    "FileSide",
     "OneSided",
     "ProjectPair",
     "QuarantineFile",
+    "Side",
     "change_counts",
     "compared_fields",
     "diff",
@@ -128,6 +132,8 @@ class ProjectPair:
     from_date: date
     to_date: date
     from_file: str
+    """Where the ``from`` snapshot is: its data file, or the Iceberg table's partition
+    (``hss.image_local_info (snapshot <id>) project_id=<id>/snapshot_date=<date>``)."""
     to_file: str
 
 
@@ -326,15 +332,94 @@ def change_counts(changes: pl.LazyFrame | pl.DataFrame | pa.Table) -> dict[str, 
     return {"total": total, "projects": dict(sorted(projects.items()))}
 
 
+# -- the snapshots: a data file of the folder lake, a partition of the table ---------------
+
+
+class Side(Protocol):
+    """One project's snapshot of one date, as the diff reads it: the folder lake's data
+    file (``FileSide``) or a partition of an Iceberg table (``diff_table.TableSide``)."""
+
+    @property
+    def where(self) -> str:
+        """Where the snapshot is, for ``ProjectPair`` and messages."""
+        ...
+
+    def query(self) -> str | None:
+        """The query the snapshot is the inventory of; ``None``: not known."""
+        ...
+
+    def chunks(self, columns: list[str]) -> Iterator[pl.LazyFrame]:
+        """The snapshot's records one bounded chunk after the other (pass 1)."""
+        ...
+
+    def scan(self, columns: list[str]) -> pl.LazyFrame:
+        """The snapshot's records as one lazy, streaming frame (pass 2)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileSide:
+    """A snapshot of the folder lake: ``project_id=<id>/snapshot_date=<date>/data.parquet``."""
+
+    lake: Lake
+    path: str
+
+    @property
+    def where(self) -> str:
+        return self.path
+
+    def query(self) -> str | None:
+        stamp = self.lake.read_stamp(self.path)
+        return stamp.query if stamp else None
+
+    def scan(self, columns: list[str]) -> pl.LazyFrame:
+        if self.lake.local:
+            return pl.scan_parquet(self.path).select(columns)
+        dataset = ds.dataset(self.path, format="parquet", filesystem=self.lake.fs)
+        return pl.scan_pyarrow_dataset(dataset).select(columns)
+
+    def chunks(self, columns: list[str]) -> Iterator[pl.LazyFrame]:
+        """The file's row groups one after the other, each as a LazyFrame of ``columns``.
+
+        polars' streaming reader decodes several row groups ahead on every core (0.3 GB for
+        one snapshot of 1,000,000 images); one at a time, a pass over a snapshot holds one
+        row group (64,000 records as the connector writes them) besides what it keeps.
+        """
+        lake, path = self.lake, self.path
+        if lake.local:
+            sizes = [group.num_rows for group in _row_group_meta(pq.read_metadata(path))]
+            offset = 0
+            for size in sizes:
+                yield pl.scan_parquet(path).slice(offset, size).select(columns)
+                offset += size
+            return
+        with lake.fs.open_input_file(path) as file:
+            parquet = pq.ParquetFile(file)
+            for index in range(parquet.num_row_groups):
+                table = parquet.read_row_group(index, columns=columns)
+                frame = pl.from_arrow(table)
+                assert isinstance(frame, pl.DataFrame)
+                yield frame.lazy()
+
+
+def _row_group_meta(metadata: pq.FileMetaData) -> Iterator[pq.RowGroupMetaData]:
+    for index in range(metadata.num_row_groups):
+        yield metadata.row_group(index)
+
+
 # -- finding the snapshots -----------------------------------------------------------------
 
 
-def _snapshots(lake: Lake, out: str) -> dict[str, dict[date, str]]:
+Snapshots = dict[str, dict[date, Side]]
+"""project id -> snapshot date -> the snapshot."""
+
+
+def _snapshots(lake: Lake, out: str) -> Snapshots:
     """project id -> snapshot date -> data file, from one listing of the lake."""
     selector = pafs.FileSelector(lake.root, recursive=True, allow_not_found=True)
     with output_errors(f"listing the lake {out}"):
         infos = lake.fs.get_file_info(selector)
-    found: dict[str, dict[date, str]] = defaultdict(dict)
+    found: Snapshots = defaultdict(dict)
     prefix = lake.root.rstrip("/") + "/"
     for info in infos:
         if info.type != pafs.FileType.File or not info.path.startswith(prefix):
@@ -346,7 +431,7 @@ def _snapshots(lake: Lake, out: str) -> dict[str, dict[date, str]]:
             day = date.fromisoformat(match[2])
         except ValueError:
             continue
-        found[unquote(match[1])][day] = info.path
+        found[unquote(match[1])][day] = FileSide(lake, info.path)
     return dict(found)
 
 
@@ -355,14 +440,24 @@ def _dates(dates: Iterable[date]) -> str:
     return ", ".join(d.isoformat() for d in listed) if listed else "none"
 
 
+@dataclass(frozen=True, slots=True)
+class _Holder:
+    """What holds the snapshots, as the messages name it."""
+
+    out: str
+    dates: str = "the lake's snapshot dates"
+    empty: str = f"(no project_id=<id>/snapshot_date=<date>/{DATA_NAME})"
+    stamped: str = "stamped in their Parquet files, see lake.json"
+
+
 def _pick(
-    lake: Lake,
-    out: str,
-    snapshots: dict[str, dict[date, str]],
+    holder: _Holder,
+    snapshots: Snapshots,
     from_date: date | None,
     to_date: date | None,
     project_ids: Sequence[str] | None,
-) -> tuple[list[ProjectPair], list[OneSided]]:
+) -> tuple[list[tuple[ProjectPair, tuple[Side, Side]]], list[OneSided]]:
+    out = holder.out
     if from_date is not None and to_date is not None and from_date >= to_date:
         raise ConfigError(
             f"the date to compare from, {from_date}, is not before the date to compare to, "
@@ -370,22 +465,13 @@ def _pick(
             where=f"lake {out}",
         )
     every_date = {d for dates in snapshots.values() for d in dates}
-    if not snapshots and lake.exists(f"{lake.root}/catalog.db"):
-        raise ConfigError(
-            f"{out} holds an Iceberg table ({setting('format')} iceberg), not the folder lake "
-            "the diff reads; compare two of the table's snapshots with pyiceberg or Spark",
-            where=f"lake {out}",
-        )
     if not snapshots:
-        raise ConfigError(
-            f"{out} holds no snapshot (no project_id=<id>/snapshot_date=<date>/{DATA_NAME})",
-            where=f"lake {out}",
-        )
+        raise ConfigError(f"{out} holds no snapshot {holder.empty}", where=f"lake {out}")
     for side, wanted in (("from", from_date), ("to", to_date)):
         if wanted is not None and wanted not in every_date:
             raise ConfigError(
-                f"no project has a snapshot on {wanted} (the date to compare {side}); the "
-                f"lake's snapshot dates are {_dates(every_date)}",
+                f"no project has a snapshot on {wanted} (the date to compare {side}); "
+                f"{holder.dates} are {_dates(every_date)}",
                 where=f"lake {out}",
             )
     chosen = list(project_ids) if project_ids else sorted(snapshots)
@@ -398,7 +484,7 @@ def _pick(
                 f"{', '.join(sorted(snapshots))}",
                 where=f"lake {out}",
             )
-    pairs: list[ProjectPair] = []
+    pairs: list[tuple[ProjectPair, tuple[Side, Side]]] = []
     one_sided: list[OneSided] = []
     for project_id in dict.fromkeys(chosen):
         dates = snapshots.get(project_id) or snapshots[_decoded(project_id, snapshots)]
@@ -419,7 +505,9 @@ def _pick(
             )
         if has_from and has_to:
             assert start is not None
-            pairs.append(ProjectPair(project_id, start, to, dates[start], dates[to]))
+            sides = (dates[start], dates[to])
+            pair = ProjectPair(project_id, start, to, sides[0].where, sides[1].where)
+            pairs.append((pair, sides))
         else:
             one_sided.append(
                 OneSided(
@@ -432,27 +520,25 @@ def _pick(
     return pairs, one_sided
 
 
-def _decoded(project_id: str, snapshots: dict[str, dict[date, str]]) -> str:
+def _decoded(project_id: str, snapshots: Snapshots) -> str:
     for name in snapshots:
         if encode_segment(project_id) == encode_segment(name):
             return name
     raise KeyError(project_id)  # pragma: no cover: checked before
 
 
-def _check_queries(lake: Lake, pairs: Sequence[ProjectPair]) -> None:
-    for pair in pairs:
-        before, after = lake.read_stamp(pair.from_file), lake.read_stamp(pair.to_file)
-        queries = (before.query if before else None, after.query if after else None)
+def _check_queries(holder: _Holder, pairs: Sequence[tuple[ProjectPair, tuple[Side, Side]]]) -> None:
+    for pair, sides in pairs:
+        queries = (sides[0].query(), sides[1].query())
         if None in queries or queries[0] == queries[1]:
             continue
         assert queries[0] is not None and queries[1] is not None
         raise ConfigError(
             f"project {pair.project_id}: the snapshot of {pair.from_date} is the inventory of "
             f"{describe_query(queries[0])}, the one of {pair.to_date} of "
-            f"{describe_query(queries[1])} (stamped in their Parquet files, see lake.json); "
-            "their difference would be the query's, not the inventory's. Compare snapshots "
-            "of one query",
-            where=f"lake {lake.root}",
+            f"{describe_query(queries[1])} ({holder.stamped}); their difference would be "
+            "the query's, not the inventory's. Compare snapshots of one query",
+            where=f"lake {holder.out}",
         )
 
 
@@ -471,42 +557,7 @@ def _quarantine(lake: Lake, pairs: Sequence[ProjectPair]) -> list[QuarantineFile
 # -- the rows ------------------------------------------------------------------------------
 
 
-def _scan(lake: Lake, path: str, columns: list[str]) -> pl.LazyFrame:
-    if lake.local:
-        return pl.scan_parquet(path).select(columns)
-    dataset = ds.dataset(path, format="parquet", filesystem=lake.fs)
-    return pl.scan_pyarrow_dataset(dataset).select(columns)
-
-
-def _row_groups(lake: Lake, path: str, columns: list[str]) -> Iterator[pl.LazyFrame]:
-    """The file's row groups one after the other, each as a LazyFrame of ``columns``.
-
-    polars' streaming reader decodes several row groups ahead on every core (0.3 GB for
-    one snapshot of 1,000,000 images); one at a time, a pass over a snapshot holds one row
-    group (64,000 records as the connector writes them) besides what it keeps.
-    """
-    if lake.local:
-        sizes = [group.num_rows for group in _row_group_meta(pq.read_metadata(path))]
-        offset = 0
-        for size in sizes:
-            yield pl.scan_parquet(path).slice(offset, size).select(columns)
-            offset += size
-        return
-    with lake.fs.open_input_file(path) as file:
-        parquet = pq.ParquetFile(file)
-        for index in range(parquet.num_row_groups):
-            table = parquet.read_row_group(index, columns=columns)
-            frame = pl.from_arrow(table)
-            assert isinstance(frame, pl.DataFrame)
-            yield frame.lazy()
-
-
-def _row_group_meta(metadata: pq.FileMetaData) -> Iterator[pq.RowGroupMetaData]:
-    for index in range(metadata.num_row_groups):
-        yield metadata.row_group(index)
-
-
-def _pair_changes(lake: Lake, pair: ProjectPair) -> pl.LazyFrame:
+def _pair_changes(source: str, pair: ProjectPair, sides: tuple[Side, Side]) -> pl.LazyFrame:
     """The rows of one project, in two passes over each snapshot.
 
     1. Now, a row group at a time: each side as two hashes per record (its natural
@@ -524,11 +575,9 @@ def _pair_changes(lake: Lake, pair: ProjectPair) -> pl.LazyFrame:
     columns = key + list(compared)
     key_hash = pl.struct(key).hash().alias(_KEY_HASH)
 
-    def hashes(path: str, suffix: str) -> pl.LazyFrame:
+    def hashes(snapshot: Side, suffix: str) -> pl.LazyFrame:
         row_hash = pl.struct(columns).hash().alias(f"{_ROW_HASH}{suffix}")
-        parts = [
-            group.select(key_hash, row_hash).collect() for group in _row_groups(lake, path, columns)
-        ]
+        parts = [group.select(key_hash, row_hash).collect() for group in snapshot.chunks(columns)]
         return (
             pl.concat(parts).lazy()
             if parts
@@ -536,10 +585,10 @@ def _pair_changes(lake: Lake, pair: ProjectPair) -> pl.LazyFrame:
         )
 
     before, after = f"{_ROW_HASH}_from", f"{_ROW_HASH}_to"
-    with _computing(lake.root), output_errors(f"reading project {pair.project_id}'s snapshots"):
+    with _computing(source), output_errors(f"reading project {pair.project_id}'s snapshots"):
         flagged = (
-            hashes(pair.from_file, "_from")
-            .join(hashes(pair.to_file, "_to"), on=_KEY_HASH, how="full", coalesce=True)
+            hashes(sides[0], "_from")
+            .join(hashes(sides[1], "_to"), on=_KEY_HASH, how="full", coalesce=True)
             .filter(
                 pl.col(before).is_null()
                 | pl.col(after).is_null()
@@ -550,16 +599,16 @@ def _pair_changes(lake: Lake, pair: ProjectPair) -> pl.LazyFrame:
         )
     wanted = flagged[_KEY_HASH].implode()
 
-    def side(path: str, suffix: str, marker: str) -> pl.LazyFrame:
-        frame = _scan(lake, path, columns).filter(key_hash.is_in(wanted))
+    def side(snapshot: Side, suffix: str, marker: str) -> pl.LazyFrame:
+        frame = snapshot.scan(columns).filter(key_hash.is_in(wanted))
         return frame.select(
             *key,
             *(pl.col(c).alias(f"{c}{suffix}") for c in compared),
             pl.lit(True).alias(marker),
         )
 
-    joined = side(pair.from_file, "_from", _IN_FROM).join(
-        side(pair.to_file, "_to", _IN_TO),
+    joined = side(sides[0], "_from", _IN_FROM).join(
+        side(sides[1], "_to", _IN_TO),
         on=key,
         how="full",
         nulls_equal=True,
@@ -611,9 +660,16 @@ def diff(
     to_date: date | str | None = None,
     project_ids: Sequence[str] | None = None,
     s3_endpoint: str | None = None,
+    catalog: str | None = None,
+    table: str | None = None,
 ) -> Diff:
     """The changes between two snapshots of each project of ``lake`` (a folder, or
     ``s3://bucket/prefix`` with ``s3_endpoint`` or ``AWS_ENDPOINT_URL``).
+
+    ``lake`` may hold the Iceberg table of ``--format iceberg`` instead (its embedded
+    catalog, ``catalog.db``); ``catalog`` names any catalog pyiceberg knows and ``table``
+    the table's identifier (default ``hss.image_local_info``), as for the sync. A snapshot
+    is then a (project_id, snapshot_date) partition of the table's current snapshot.
 
     ``to_date``: default each project's latest snapshot; ``from_date``: default the one
     before ``to_date``. ``project_ids``: default every project in the lake. The rows are
@@ -624,13 +680,28 @@ def diff(
     start = _as_date(from_date, "from")
     end = _as_date(to_date, "to")
     opened = open_lake(lake, s3_endpoint)
-    if opened.local and not Path(opened.root).is_dir():
-        raise ConfigError(f"{opened.root} is not a folder", where=f"lake {lake}")
-    snapshots = _snapshots(opened, lake)
-    pairs, one_sided = _pick(opened, lake, snapshots, start, end, project_ids)
-    _check_queries(opened, pairs)
+    snapshots: Snapshots
+    if catalog is not None or table is not None or _holds_table(opened):
+        from connector.lake.diff_table import open_snapshots
+
+        name, found = open_snapshots(lake, catalog, table, s3_endpoint)
+        snapshots = {p: dict(dates) for p, dates in found.items()}
+        holder = _Holder(
+            lake,
+            dates=f"the Iceberg table {name}'s snapshot dates",
+            empty=f"(the Iceberg table {name} has no partition)",
+            stamped=f"as the commits that wrote them recorded them in the table {name}",
+        )
+    else:
+        if opened.local and not Path(opened.root).is_dir():
+            raise ConfigError(f"{opened.root} is not a folder", where=f"lake {lake}")
+        snapshots = _snapshots(opened, lake)
+        holder = _Holder(lake)
+    chosen, one_sided = _pick(holder, snapshots, start, end, project_ids)
+    _check_queries(holder, chosen)
+    pairs = [pair for pair, _ in chosen]
     quarantine = _quarantine(opened, pairs)
-    frames = [_pair_changes(opened, pair) for pair in pairs]
+    frames = [_pair_changes(lake, pair, sides) for pair, sides in chosen]
     key = list(load_spec().natural_key)
     changes = (
         pl.concat(frames, how="vertical").sort(
@@ -640,6 +711,11 @@ def diff(
         else _empty()
     )
     return Diff(lake, changes, tuple(pairs), tuple(one_sided), tuple(quarantine))
+
+
+def _holds_table(lake: Lake) -> bool:
+    """The lake folder holds the embedded Iceberg catalog of ``--format iceberg``."""
+    return lake.local and Path(lake.root, CATALOG_FILE).is_file()
 
 
 def _as_date(value: date | str | None, side: str) -> date | None:

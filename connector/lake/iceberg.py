@@ -62,8 +62,11 @@ __all__ = [
     "Table",
     "check_table",
     "iceberg_schema",
+    "load_named_catalog",
     "open_table",
     "public_properties",
+    "require_pyiceberg",
+    "table_identifier",
 ]
 
 log = logging.getLogger("connector")
@@ -93,7 +96,7 @@ TABLE_QUERY = "hss.query"
 _SECRET_WORDS = ("secret", "password", "token", "credential", "key", "signer")
 
 
-def _pyiceberg() -> None:
+def require_pyiceberg() -> None:
     """Fail with the install line when the optional dependency is missing."""
     try:
         import pyiceberg.catalog.sql  # noqa: F401
@@ -180,12 +183,12 @@ def public_properties(properties: Mapping[str, str]) -> dict[str, str]:
     return shown
 
 
-def _s3_properties(config: Config, given: Mapping[str, str]) -> dict[str, str]:
+def _s3_properties(s3_endpoint: str | None, given: Mapping[str, str]) -> dict[str, str]:
     """The folder lake's S3 settings for a warehouse on object storage, where the catalog's
     own configuration does not set them: the endpoint (``--s3-endpoint``, else
     AWS_ENDPOINT_URL) and the region (AWS_REGION); credentials stay with the environment."""
     extra: dict[str, str] = {}
-    endpoint = config.s3_endpoint or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = s3_endpoint or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint and "s3.endpoint" not in given:
         extra["s3.endpoint"] = endpoint
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -205,17 +208,24 @@ def embedded_properties(out: str) -> dict[str, str]:
 
 
 def _load_catalog(config: Config) -> tuple[str, Catalog]:
+    return load_named_catalog(config.out, config.catalog, config.s3_endpoint)
+
+
+def load_named_catalog(
+    out: str, name: str | None, s3_endpoint: str | None = None
+) -> tuple[str, Catalog]:
+    """The catalog a sync of ``out`` writes to: the embedded one under ``out`` when
+    ``name`` is ``None``, else pyiceberg's catalog ``name``; its name and the catalog."""
     from pyiceberg.catalog import load_catalog
     from pyiceberg.catalog.sql import SqlCatalog
 
-    if config.catalog is None:
-        properties = embedded_properties(config.out)
+    if name is None:
+        properties = embedded_properties(out)
         Path(properties["uri"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return EMBEDDED_CATALOG, SqlCatalog(EMBEDDED_CATALOG, **properties)
-    name = config.catalog
     try:
         catalog = load_catalog(name)
-        extra = _s3_properties(config, catalog.properties)
+        extra = _s3_properties(s3_endpoint, catalog.properties)
         if extra:
             catalog = load_catalog(name, **extra)
     except ValueError as exc:  # pyiceberg: no such catalog, no type, a bad property
@@ -228,7 +238,12 @@ def _load_catalog(config: Config) -> tuple[str, Catalog]:
 
 
 def _identifier(config: Config) -> tuple[str, ...]:
-    return tuple((config.table or DEFAULT_TABLE).split("."))
+    return table_identifier(config.table)
+
+
+def table_identifier(table: str | None) -> tuple[str, ...]:
+    """``--table`` (default ``hss.image_local_info``) as pyiceberg's identifier."""
+    return tuple((table or DEFAULT_TABLE).split("."))
 
 
 # -- the table ------------------------------------------------------------------------------------
@@ -264,7 +279,7 @@ class Committed:
 def open_table(config: Config, stamp: Stamp) -> Table:
     """The run's table, created when missing, its schema evolved to the connector's; before
     any request, so that a wrong catalog or table fails the run at start (exit 2)."""
-    _pyiceberg()
+    require_pyiceberg()
     from pyiceberg.exceptions import NoSuchTableError
 
     name, catalog = _load_catalog(config)
@@ -297,7 +312,7 @@ def open_table(config: Config, stamp: Stamp) -> Table:
 def check_table(config: Config) -> str:
     """What ``hss-images check`` says of the table: loads the catalog and the table, checks
     the table's query, writes nothing (an embedded catalog not created yet is not created)."""
-    _pyiceberg()
+    require_pyiceberg()
     from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
     if config.catalog is None:

@@ -215,7 +215,7 @@ def test_a_date_without_a_snapshot_lists_the_dates_there_are(tmp_path: Path, cli
     (iceberg / "catalog.db").write_bytes(b"")
     shown = cli("diff", str(iceberg))
     assert shown.returncode == 2
-    assert "holds an Iceberg table (--format iceberg), not the folder lake" in shown.stderr
+    assert "catalog 'hss' has no table hss.image_local_info" in shown.stderr  # an empty catalog
     shown = cli("diff", str(tmp_path / "nothing"))
     assert shown.returncode == 2
     assert "is not a folder" in shown.stderr
