@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 
 from connector.errors import ConfigError, OutputError
 from connector.lake.layout import Stamp, canonical_query, describe_query
+from connector.lake.writer import ROW_GROUP_ROWS
 from connector.settings.config import DEFAULT_TABLE, Config
 from connector.settings.names import setting
 from connector.shape.schema import FieldSpec, load_spec
@@ -346,7 +347,12 @@ def check_table(config: Config) -> str:
 def _create(catalog: Catalog, identifier: tuple[str, ...], stamp: Stamp) -> IcebergTable:
     schema = iceberg_schema()
     catalog.create_namespace_if_not_exists(identifier[:-1])
-    properties = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
+    properties = {
+        "format-version": "2",
+        "write.parquet.compression-codec": "zstd",
+        # row groups as the folder lake writes them: a reader (the diff) holds one at a time
+        "write.parquet.row-group-limit": str(ROW_GROUP_ROWS),
+    }
     if stamp.query is not None:
         properties[TABLE_QUERY] = stamp.query
     table = catalog.create_table_if_not_exists(
