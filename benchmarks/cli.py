@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="Base size (default 100,000; the memory case also runs 10x this, the throttle "
-        "and split cases at most 20,000 per project).",
+        "and split cases at most 20,000 per project, the split case's uneven projects scaled "
+        "alike).",
     )
     parser.add_argument(
         "--concurrency", type=int, metavar="N", help="The connector's --concurrency (16)."
@@ -127,6 +128,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         changes["records"] = args.records
         changes["large_records"] = 10 * args.records
         changes["throttle_records"] = min(args.records, settings.throttle_records)
+        changes["split_uneven_records"] = tuple(  # the same shares of the even total
+            max(1, n * changes["throttle_records"] // settings.throttle_records)
+            for n in settings.split_uneven_records
+        )
     if args.concurrency is not None:
         changes["concurrency"] = args.concurrency
     if args.account:

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from .programs import PAGE_SIZE, Run
-from .suite import TARGET_ACCOUNT, Collected, account_series, split_series, throttle_series
+from .suite import (
+    TARGET_ACCOUNT,
+    Collected,
+    account_series,
+    split_series,
+    split_variants,
+    throttle_series,
+)
 
 __all__ = ["Figure", "Together", "figures", "machine", "render", "split_rounds", "to_json"]
 
@@ -472,65 +479,76 @@ def _throttle(collected: Collected) -> list[Figure]:
 
 
 def split_rounds(collected: Collected) -> dict[str, list[dict[str, float]]]:
-    """The split case round by round: each way's processes together (``Together``), and
-    their wall and sync over the limit, all pages / the gateway's rate."""
+    """The split case round by round, for each variant: each way's processes together
+    (``Together``), and their wall and sync over the limit, all pages / the gateway's rate."""
     s = collected.settings
-    pages = s.throttle_processes * math.ceil(s.throttle_records / PAGE_SIZE)
-    limit = pages / s.throttle_shared_rate
     out: dict[str, list[dict[str, float]]] = {}
-    for series in (split_series(s.throttle_processes), split_series(1)):
-        processes = _processes(collected, series)
-        if processes:
-            out[series] = [
-                {
-                    **asdict(r),
-                    "throttled_pct": r.throttled_pct,
-                    "limit_s": limit,
-                    "wall_ratio": r.wall_s / limit,
-                    "sync_ratio": r.sync_s / limit,
-                }
-                for r in _together(processes)
-            ]
+    for variant, sizes in split_variants(s).items():
+        limit = _pages(sizes) / s.throttle_shared_rate
+        for series in (split_series(len(sizes), variant), split_series(1, variant)):
+            processes = _processes(collected, series)
+            if processes:
+                out[series] = [
+                    {
+                        **asdict(r),
+                        "throttled_pct": r.throttled_pct,
+                        "limit_s": limit,
+                        "wall_ratio": r.wall_s / limit,
+                        "sync_ratio": r.sync_s / limit,
+                    }
+                    for r in _together(processes)
+                ]
     return out
 
 
+def _pages(sizes: tuple[int, ...]) -> int:
+    return sum(math.ceil(records / PAGE_SIZE) for records in sizes)
+
+
 def _split(collected: Collected) -> list[Figure]:
-    """One credential's budget split between processes against one process at all of it:
-    the throttle case's definitions (``Together``), medians over rounds, and the split's
-    sync over the one process's, paired by round. Informational: no target."""
+    """One credential's budget split between processes against one process at all of it,
+    for each variant (the uneven one's figures named after its projects' sizes): the
+    throttle case's definitions (``Together``), medians over rounds, and the split's sync
+    over the one process's, paired by round. Informational: no target."""
     s = collected.settings
-    n, gateway = s.throttle_processes, s.throttle_shared_rate
+    gateway = s.throttle_shared_rate
     rounds = split_rounds(collected)
-    if not rounds:
-        return []
-    pages = n * math.ceil(s.throttle_records / PAGE_SIZE)
-    gate = f"gateway {gateway:g}/s (bucket {s.throttle_shared_bucket})"
-    out = [Figure("split", f"{gate}: limit pages/R = {pages}/{gateway:g}", pages / gateway, "s")]
-    labels = {
-        split_series(n): f"{n} processes, one project each, --rate {gateway / n:g}",
-        split_series(1): f"1 process, {n} projects, --rate {gateway:g}",
-    }
-    for series, label in labels.items():
-        each = rounds.get(series)
-        if not each:
+    out: list[Figure] = []
+    for variant, sizes in split_variants(s).items():
+        n = len(sizes)
+        split, one = rounds.get(split_series(n, variant)), rounds.get(split_series(1, variant))
+        if not (split or one):
             continue
-        out += [
-            Figure("split", f"{label}: {name}", statistics.median(r[key] for r in each), unit)
-            for name, key, unit in (
-                ("wall, process", "wall_s", "s"),
-                ("sync duration (run report)", "sync_s", "s"),
-                ("wall / limit", "wall_ratio", "x"),
-                ("sync / limit", "sync_ratio", "x"),
-                ("requests sent", "requests", ""),
-                ("throttled / requests", "throttled_pct", "%"),
-            )
-        ]
-    split, one = rounds.get(split_series(n)), rounds.get(split_series(1))
-    if split and one:
-        ratio = statistics.median(
-            a["sync_s"] / b["sync_s"] for a, b in zip(split, one, strict=True)
+        prefix = f"{variant} {'/'.join(f'{r:,}' for r in sizes)}: " if variant else ""
+        pages = _pages(sizes)
+        gate = f"{prefix}gateway {gateway:g}/s (bucket {s.throttle_shared_bucket})"
+        out.append(
+            Figure("split", f"{gate}: limit pages/R = {pages}/{gateway:g}", pages / gateway, "s")
         )
-        out.append(Figure("split", "split sync / one process's sync (paired by round)", ratio, "x"))
+        labels = {
+            f"{prefix}{n} processes, one project each, --rate {gateway / n:g}": split,
+            f"{prefix}1 process, {n} projects, --rate {gateway:g}": one,
+        }
+        for label, each in labels.items():
+            if not each:
+                continue
+            out += [
+                Figure("split", f"{label}: {name}", statistics.median(r[key] for r in each), unit)
+                for name, key, unit in (
+                    ("wall, process", "wall_s", "s"),
+                    ("sync duration (run report)", "sync_s", "s"),
+                    ("wall / limit", "wall_ratio", "x"),
+                    ("sync / limit", "sync_ratio", "x"),
+                    ("requests sent", "requests", ""),
+                    ("throttled / requests", "throttled_pct", "%"),
+                )
+            ]
+        if split and one:
+            ratio = statistics.median(
+                a["sync_s"] / b["sync_s"] for a, b in zip(split, one, strict=True)
+            )
+            name = f"{prefix}split sync / one process's sync (paired by round)"
+            out.append(Figure("split", name, ratio, "x"))
     return out
 
 

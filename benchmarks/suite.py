@@ -22,10 +22,12 @@
              own project, against a gateway at throttle_shared_rate (bucket
              throttle_shared_bucket)
     split    what splitting one credential's budget between processes costs, on the
-             throttle case's shared gateway: Settings.throttle_processes connector
-             processes started together, one project each at --rate gateway/N, against
-             one process reading all of those projects at --rate gateway; the order
-             turns every round
+             throttle case's shared gateway: N connector processes started together,
+             one project each at --rate gateway/N, against one process reading all of
+             those projects at --rate gateway; the order turns every round. Two
+             variants (split_variants): Settings.throttle_processes projects of
+             throttle_records each, and projects of Settings.split_uneven_records
+             (the same total), where a split's share idles once its project is read
     concurrency
              the latency case again at other --concurrency values (Settings.sweep): where
              the latency-bound ratio and the speed-up over dlt each hold
@@ -71,6 +73,7 @@ __all__ = [
     "run_suite",
     "split_projects",
     "split_series",
+    "split_variants",
     "throttle_series",
 ]
 
@@ -127,6 +130,9 @@ class Settings:
     throttle_shared_bucket: int = 5
     """The gateway of the processes sharing a credential: at bucket 1 uncoordinated
     senders collide on the one token however low they go (benchmarks/README.md)."""
+    split_uneven_records: tuple[int, ...] = (50_000, 20_000, 5_000, 5_000)
+    """Records per project of the split case's uneven variant, one process each: the
+    even variant's total (throttle_processes x throttle_records), unevenly."""
 
     @classmethod
     def quick(cls) -> Settings:
@@ -314,7 +320,7 @@ class _Bench:
         )
         sim_cpu = sim.cpu_s() - before
         rows = programs.rows_by_project(self.work / series.replace("/", "-") / "out")
-        total = self._check_projects(series, rows, projects, size)
+        total = self._check_projects(series, rows, dict.fromkeys(projects, size))
         self.collected.add(
             series, programs.Run("connector", total, total, measured, sim_cpu, report)
         )
@@ -341,15 +347,16 @@ class _Bench:
             rows = programs.rows_by_project(workdir / "out")
         else:
             rows = {projects[0]: programs.parquet_rows(workdir / "out")}
-        total = self._check_projects(series, rows, projects, size)
+        total = self._check_projects(series, rows, dict.fromkeys(projects, size))
         self.collected.add(series, programs.Run(name, total, total, measured, sim_cpu))
 
     @staticmethod
-    def _check_projects(series: str, rows: dict[str, int], projects: list[str], size: int) -> int:
-        for project in projects:
-            _check_rows(f"{series} {project}", rows.get(project, 0), size)
+    def _check_projects(series: str, rows: dict[str, int], counts: dict[str, int]) -> int:
+        """Every project's rows against its records (``counts``), and the total."""
+        for project, records in counts.items():
+            _check_rows(f"{series} {project}", rows.get(project, 0), records)
         total = sum(rows.values())
-        _check_rows(series, total, len(projects) * size)
+        _check_rows(series, total, sum(counts.values()))
         return total
 
     def throttle(self) -> None:
@@ -368,7 +375,9 @@ class _Bench:
                         f"throttle, round {round_ + 1}/{s.runs}: connector --rate {rate:g} "
                         f"against a gateway at {s.throttle_rate:g}/s (bucket 1)"
                     )
-                    self.throttled_runs(sim, throttle_series(over), ["throttle-0"], rate)
+                    self.throttled_runs(
+                        sim, throttle_series(over), {"throttle-0": s.throttle_records}, rate
+                    )
         shared = [
             "--rate",
             f"{s.throttle_shared_rate:g}",
@@ -383,15 +392,19 @@ class _Bench:
                     f"processes at the default --rate on one credential, against a gateway at "
                     f"{s.throttle_shared_rate:g}/s (bucket {s.throttle_shared_bucket})"
                 )
-                self.throttled_runs(sim, throttle_series(None), list(projects), None)
+                self.throttled_runs(sim, throttle_series(None), projects, None)
 
     def split(self) -> None:
         """One credential's budget divided exactly between processes (one project each,
         all started together) against one process reading every project at the whole
-        budget; the throttle case's shared gateway. No warm-up of the records, as there."""
+        budget, for each of ``split_variants``; the throttle case's shared gateway, one
+        simulator for both. No warm-up of the records, as there."""
         s = self.settings
-        n, gateway = s.throttle_processes, s.throttle_shared_rate
-        projects = split_projects(n)
+        gateway = s.throttle_shared_rate
+        variants = {
+            variant: dict(zip(split_projects(len(sizes), variant), sizes, strict=True))
+            for variant, sizes in split_variants(s).items()
+        }
         shared = [
             "--rate",
             f"{gateway:g}",
@@ -402,47 +415,51 @@ class _Bench:
             "--jitter-ms",
             f"{s.rate_jitter_ms:g}",
         ]
-        counts = dict.fromkeys(projects, s.throttle_records)
-        with self.simulator("sim-split", counts, *shared) as sim:
+        every = {project: n for counts in variants.values() for project, n in counts.items()}
+        with self.simulator("sim-split", every, *shared) as sim:
             for round_ in range(s.runs):
-                where = f"split, round {round_ + 1}/{s.runs}"
-                for one in (False, True) if round_ % 2 == 0 else (True, False):
-                    if one:
-                        self.log(f"{where}: one process, {n} projects at --rate {gateway:g}")
-                        self.split_one(sim, projects, gateway)
-                    else:
-                        self.log(
-                            f"{where}: {n} processes, one project each at --rate {gateway / n:g}"
-                        )
-                        self.throttled_runs(sim, split_series(n), projects, gateway / n)
+                for variant, counts in variants.items():
+                    n = len(counts)
+                    where = f"split{f' {variant}' if variant else ''}, round {round_ + 1}/{s.runs}"
+                    for one in (False, True) if round_ % 2 == 0 else (True, False):
+                        if one:
+                            self.log(f"{where}: one process, {n} projects at --rate {gateway:g}")
+                            self.split_one(sim, split_series(1, variant), counts, gateway)
+                        else:
+                            self.log(
+                                f"{where}: {n} processes, one project each at "
+                                f"--rate {gateway / n:g}"
+                            )
+                            self.throttled_runs(sim, split_series(n, variant), counts, gateway / n)
 
-    def split_one(self, sim: Simulator, projects: list[str], rate: float) -> None:
+    def split_one(self, sim: Simulator, series: str, counts: dict[str, int], rate: float) -> None:
         s = self.settings
-        series = split_series(1)
         workdir = self.work / series.replace("/", "-")
         before = sim.cpu_s()
         measured, _, report = programs.connector(
             sim.base_url,
-            projects,
+            list(counts),
             workdir,
             rate=rate,
             concurrency=s.concurrency,
             env=self.env,
-            timeout_s=s.timeout_s + len(projects) * s.throttle_records / 20,
+            timeout_s=s.timeout_s + sum(counts.values()) / 20,
         )
         sim_cpu = sim.cpu_s() - before
         rows = programs.rows_by_project(workdir / "out")
-        total = self._check_projects(series, rows, projects, s.throttle_records)
+        total = self._check_projects(series, rows, counts)
         self.collected.add(
             f"{series}/p0", programs.Run("connector", total, total, measured, sim_cpu, report)
         )
 
     def throttled_runs(
-        self, sim: Simulator, series: str, projects: list[str], rate: float | None
+        self, sim: Simulator, series: str, counts: dict[str, int], rate: float | None
     ) -> None:
-        """One connector process per project, all started together (``rate`` None: the
-        connector's default --rate); each run is added to ``series/pN``."""
+        """One connector process per project (``counts``: its records), all started
+        together (``rate`` None: the connector's default --rate); each run is added to
+        ``series/pN``."""
         s = self.settings
+        projects = list(counts)
         before = sim.cpu_s()
 
         def one(project: str) -> _Outcome:
@@ -453,17 +470,18 @@ class _Bench:
                 rate=rate,
                 concurrency=s.concurrency,
                 env=self.env,
-                timeout_s=s.timeout_s + s.throttle_records / 20,
+                timeout_s=s.timeout_s + counts[project] / 20,
             )
 
         with ThreadPoolExecutor(len(projects)) as pool:
             outcomes = list(pool.map(one, projects))
         sim_cpu = (sim.cpu_s() - before) / len(projects)
-        for i, (measured, rows, report) in enumerate(outcomes):
-            _check_rows(f"{series} {projects[i]}", rows, s.throttle_records)
+        for i, (project, outcome) in enumerate(zip(projects, outcomes, strict=True)):
+            measured, rows, report = outcome
+            _check_rows(f"{series} {project}", rows, counts[project])
             self.collected.add(
                 f"{series}/p{i}",
-                programs.Run("connector", s.throttle_records, rows, measured, sim_cpu, report),
+                programs.Run("connector", counts[project], rows, measured, sim_cpu, report),
             )
 
     def warm_records(self, sim: Simulator, projects: list[str], *, rate: float) -> None:
@@ -672,14 +690,21 @@ def throttle_series(over: float | None) -> str:
     return "connector/throttle-shared" if over is None else f"connector/throttle-{over:g}x"
 
 
-def split_series(processes: int) -> str:
+def split_variants(settings: Settings) -> dict[str, tuple[int, ...]]:
+    """The split case's variants, by name ("": the even one), and their projects' records."""
+    even = (settings.throttle_records,) * settings.throttle_processes
+    return {"": even, "uneven": settings.split_uneven_records}
+
+
+def split_series(processes: int, variant: str = "") -> str:
     """The split case's series (one per process, ``/pN`` added): ``processes`` 1 is the
-    one process reading every project."""
-    return "connector/split-one" if processes == 1 else f"connector/split-{processes}"
+    one process reading every project; ``variant`` as in ``split_variants``."""
+    way = "one" if processes == 1 else str(processes)
+    return f"connector/split-{variant}-{way}" if variant else f"connector/split-{way}"
 
 
-def split_projects(count: int) -> list[str]:
-    return [f"split-{i}" for i in range(count)]
+def split_projects(count: int, variant: str = "") -> list[str]:
+    return [f"split-{variant}-{i}" if variant else f"split-{i}" for i in range(count)]
 
 
 def account_series(count: int, size: int, burst: float | None = None) -> str:

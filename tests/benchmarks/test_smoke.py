@@ -74,9 +74,18 @@ def test_every_case_runs_and_writes_its_table_and_json(
     (run,) = series["connector/split-one/p0"]["runs"]
     assert run["rows_written"] == run["records"] == 2400
     assert "connector/split-one/p1" not in series
-    for name in ("connector/split-4", "connector/split-one"):
-        (together,) = results["split_rounds"][name]  # the processes of the round together
-        assert together["sync_ratio"] == together["sync_s"] / 0.6
+    uneven = (1500, 600, 150, 150)  # the default 50,000/20,000/5,000/5,000, scaled to 600
+    assert tuple(results["settings"]["split_uneven_records"]) == uneven
+    for i, records in enumerate(uneven):  # the uneven variant: each process its own size
+        (run,) = series[f"connector/split-uneven-4/p{i}"]["runs"]
+        assert run["rows_written"] == run["records"] == records
+    (run,) = series["connector/split-uneven-one/p0"]["runs"]
+    assert run["rows_written"] == run["records"] == 2400
+    assert "connector/split-uneven-one/p1" not in series
+    limits = {"split-4": 0.6, "split-one": 0.6, "split-uneven-4": 0.65, "split-uneven-one": 0.65}
+    for name, limit in limits.items():  # 12 and 8 + 3 + 1 + 1 pages, at 20/s
+        (together,) = results["split_rounds"][f"connector/{name}"]  # the round's processes
+        assert together["sync_ratio"] == together["sync_s"] / limit
         assert together["requests"] >= 12 and together["throttled"] >= 0
     for concurrency in (4, 8, 32):
         (run,) = series[f"connector/latency-c{concurrency}"]["runs"]
@@ -116,6 +125,15 @@ def test_every_case_runs_and_writes_its_table_and_json(
     assert split["value"] == (
         rounds["connector/split-4"][0]["sync_s"] / rounds["connector/split-one"][0]["sync_s"]
     )
+    sizes = "uneven 1,500/600/150/150"
+    limit = figures[("split", f"{sizes}: gateway 20/s (bucket 5): limit pages/R = 13/20")]
+    assert limit["value"] == 0.65
+    split = figures[("split", f"{sizes}: split sync / one process's sync (paired by round)")]
+    assert split["value"] == (
+        rounds["connector/split-uneven-4"][0]["sync_s"]
+        / rounds["connector/split-uneven-one"][0]["sync_s"]
+    )
+    assert ("split", f"{sizes}: 4 processes, one project each, --rate 5: sync / limit") in figures
     for label in ("--rate 20 vs gateway 5/s (bucket 1)", "--rate 10 vs gateway 5/s (bucket 1)"):
         assert figures[("throttle", f"{label}: wall / limit")]["target"] == "<= 1.25"
         assert figures[("throttle", f"{label}: throttled / requests")]["target"] == "<= 15%"
