@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 
 from connector.lake.layout import Stamp
 from connector.shape.schema import file_schema
+from connector.simulator import RunningSimulator, natural_key
 
-__all__ = ["write_snapshot"]
+__all__ = ["day_record", "write_snapshot"]
 
 
 def write_snapshot(
@@ -42,3 +43,21 @@ def write_snapshot(
     path = folder / "data.parquet"
     pq.write_table(pa.Table.from_pylist(full, schema=schema), path)
     return path
+
+
+def day_record(
+    sim: RunningSimulator, projects: tuple[str, ...] | list[str]
+) -> dict[str, dict[str, set[tuple[Any, ...]]]]:
+    """The simulator's own record of its last day, per project: the natural keys of the
+    records that appeared, were removed and were rescanned (it serves one day after 0)."""
+    record: dict[str, dict[str, set[tuple[Any, ...]]]] = {}
+    for project in projects:
+        (changes,) = sim.inventory.day_changes(project)
+        record[project] = {
+            name: {
+                natural_key(sim.inventory.key_record(project, key))
+                for key in getattr(changes, name)
+            }
+            for name in ("appeared", "removed", "rescanned")
+        }
+    return record

@@ -19,7 +19,7 @@ from connector.shape.schema import load_spec
 from connector.simulator import SimulatorConfig, natural_key, simulator_in_thread
 from tests.commands import Cli
 from tests.diff_sql import manual_sql
-from tests.snapshots import write_snapshot
+from tests.snapshots import day_record, write_snapshot
 
 from .helpers import EVERY_EP, TOKEN, config, sync
 
@@ -57,15 +57,7 @@ def two_days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 p: _by_key(sim.inventory.distinct_records(p, **EVERY_EP)) for p in PROJECTS
             }
             if day == 1:
-                for project in PROJECTS:
-                    (changes,) = sim.inventory.day_changes(project)
-                    record[project] = {
-                        name: {
-                            natural_key(sim.inventory.key_record(project, key))
-                            for key in getattr(changes, name)
-                        }
-                        for name in ("appeared", "removed", "rescanned")
-                    }
+                record.update(day_record(sim, PROJECTS))
     return {"out": out, "served": served, "record": record}
 
 

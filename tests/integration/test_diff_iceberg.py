@@ -19,8 +19,9 @@ import connector
 from connector.airflow.events import day_changes
 from connector.errors import ConfigError
 from connector.shape.schema import file_schema
-from connector.simulator import SimulatorConfig, natural_key, simulator_in_thread
+from connector.simulator import SimulatorConfig, simulator_in_thread
 from tests.commands import Cli
+from tests.snapshots import day_record
 
 from .helpers import EVERY_EP, config, sync
 from .test_diff import KEY, PROJECTS, SIMULATOR, TODAY, YESTERDAY, _fields
@@ -47,16 +48,8 @@ def two_days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 report = sync(cfg)
                 assert report.status == "success", report.summary()
             if day == 1:
-                for project in PROJECTS:
-                    (changes,) = sim.inventory.day_changes(project)
-                    record[project] = {
-                        name: {
-                            natural_key(sim.inventory.key_record(project, key))
-                            for key in getattr(changes, name)
-                        }
-                        for name in ("appeared", "removed", "rescanned")
-                    }
-                    assert sim.inventory.distinct_records(project, **EVERY_EP)
+                record.update(day_record(sim, PROJECTS))
+                assert all(sim.inventory.distinct_records(p, **EVERY_EP) for p in PROJECTS)
     return {"folder": folder, "table": table, "record": record}
 
 
