@@ -316,8 +316,14 @@ def test_demo_syncs_the_simulator_and_summarises_the_parquet(tmp_path: Path) -> 
     for heading in ("Images by scan status:", "Scanned images by severity:", "most vulnerable"):
         assert heading in result.stdout
     rows = read_rows(tmp_path / "demo")
-    assert len(rows) == 1_200 and len({r["project_id"] for r in rows}) == 3
-    assert f"{len(rows)} images in" in result.stdout
+    days: dict[Any, int] = {}
+    for row in rows:
+        days[row["snapshot_date"]] = days.get(row["snapshot_date"], 0) + 1
+    # two days of the simulator: yesterday's inventory, then today's (images came and went)
+    yesterday, today = sorted(days)
+    assert days[yesterday] == 1_200 and len({r["project_id"] for r in rows}) == 3
+    assert f"{days[today]} images in" in result.stdout and f"on {today}" in result.stdout
+    assert "What changed since yesterday" in result.stdout
 
 
 @pytest.mark.slow
