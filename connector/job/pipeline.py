@@ -345,9 +345,12 @@ async def _in_place(
         found = await asyncio.to_thread(
             output.in_place, project_id, config.snapshot_date, query=params
         )
-    except OutputError as error:  # one more request rather than one more assumption
+    except Exception as error:  # one more request rather than one more assumption
         log.warning(
-            "project %s: cannot tell whether it is published (%s): reading it", project_id, error
+            "project %s: cannot tell whether it is published (%s: %s): reading it",
+            project_id,
+            type(error).__name__,
+            error,
         )
         return False
     if found is None:

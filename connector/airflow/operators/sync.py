@@ -162,10 +162,10 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
         return given
 
     def _config(self, try_number: int) -> Config:
-        dated: dict[str, Any] = {}
+        overrides: dict[str, Any] = {}
         given = self._given_snapshot_date()
         if given is not None:
-            dated = {"snapshot_date": given, "allow_any_snapshot_date": True}
+            overrides = {"snapshot_date": given, "allow_any_snapshot_date": True}
         skip = self.skip_published
         if skip is None and try_number > 1:
             skip = True
@@ -175,7 +175,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
                 try_number,
             )
         if skip is not None:
-            dated["skip_published"] = skip
+            overrides["skip_published"] = skip
         return HssHook(self.hss_conn_id).get_config(
             out=self.out,
             projects=self.project_ids or None,
@@ -184,7 +184,7 @@ class HssImageSyncOperator(BaseOperator):  # type: ignore[misc]
             concurrency=self.concurrency,
             max_quarantined=self.max_quarantined,
             **{k: v for k, v in self._table_arguments().items() if v is not None},
-            **dated,
+            **overrides,
         )
 
     def _table_arguments(self) -> dict[str, str | None]:
