@@ -270,43 +270,11 @@ def test_every_cli_flag_is_documented() -> None:
     assert all(a.help for a in flags), [a.dest for a in flags if not a.help]
 
 
-@pytest.mark.process
-def test_cli_serves_until_sigterm() -> None:
+def _serves_until_sigterm(command: list[str], token: str, env: dict[str, str]) -> str:
+    """Start ``command``, read the URL it prints, check ``token`` is accepted and no token
+    refused, stop it with SIGTERM (exit 0); what it wrote to stderr."""
     root = Path(connector.__file__).parent.parent
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-    }
-    env["HSS_SIM_TOKEN"] = "env-token"
-    command = [sys.executable, "-m", "connector.simulator", "--port", "0", "--records", "30"]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            base_url = proc.stdout.readline().strip()
-            assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base_url), base_url
-            url = f"{base_url}/v5/p/image/local-repositories"
-            assert get(url, headers={"X-Auth-Token": "env-token"}).status == 200
-            assert get(url).status == 401
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-
-
-@pytest.mark.process
-def test_hss_images_simulate_serves_until_sigterm() -> None:
-    """The ``simulate`` command's smoke test: ``hss-images simulate``, the real entry point,
-    in a process of its own."""
-    root = Path(connector.__file__).parent.parent
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HSS_")},
-        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [sys.executable, "-m", "connector.cli", "simulate", "--port", "0"]
-    command += ["--records", "30", "--token", "flag-token"]
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
     ) as proc:
@@ -315,14 +283,30 @@ def test_hss_images_simulate_serves_until_sigterm() -> None:
             base_url = proc.stdout.readline().strip()
             assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base_url), base_url
             url = f"{base_url}/v5/p/image/local-repositories"
-            assert get(url, headers={"X-Auth-Token": "flag-token"}).status == 200
+            assert get(url, headers={"X-Auth-Token": token}).status == 200
             assert get(url).status == 401
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
-            assert "flag-token" not in proc.stderr.read()
+            return proc.stderr.read()
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+@pytest.mark.process
+def test_cli_serves_until_sigterm() -> None:
+    command = [sys.executable, "-m", "connector.simulator", "--port", "0", "--records", "30"]
+    _serves_until_sigterm(command, "env-token", {**os.environ, "HSS_SIM_TOKEN": "env-token"})
+
+
+@pytest.mark.process
+def test_hss_images_simulate_serves_until_sigterm() -> None:
+    """The ``simulate`` command's smoke test: ``hss-images simulate``, the real entry point,
+    in a process of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HSS_")}
+    command = [sys.executable, "-m", "connector.cli", "simulate", "--port", "0"]
+    command += ["--records", "30", "--token", "flag-token"]
+    assert "flag-token" not in _serves_until_sigterm(command, "flag-token", env)
 
 
 @pytest.mark.process
